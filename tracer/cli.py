@@ -7,8 +7,14 @@ Exit codes: 0 ok, 1 findings (a denied pod, a refused syscall, a profile that gr
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
+
+try:  # typer >= 0.22 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
 
 from tracer import __version__
 from tracer.errors import InputError
@@ -45,8 +51,178 @@ def root(
     """seccomp-tracer."""
 
 
+# ---------------------------------------------------------------- record / show / generate
+
+FORMAT_OPTION = typer.Option("text", "--format", "-f", help="Output format: text for people, json for programs.")
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in ("text", "json"):
+        raise InputError(None, f"unknown format {fmt!r} (text or json)")
+    return fmt
+
+
+def _print_json(obj, stream=None) -> None:
+    from tracer.errors import to_json
+
+    (stream or sys.stdout).write(to_json(obj).decode())
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def record(
+    out: Path = typer.Option(..., "--out", "-o", help="Trace file to write (checkpointed atomically every interval)."),
+    command: list[str] = typer.Argument(None, metavar="[-- COMMAND ARGS...]",
+                                        help="Run COMMAND in a new cgroup and record it; its output and exit status pass through."),
+    runc: str = typer.Option(None, "--runc", metavar="ID", help="A runc container made with `runc create` and not yet started: attach, start it, stop when its init exits."),
+    runc_bundle: str = typer.Option(None, "--runc-bundle", metavar="BUNDLE", help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime)."),
+    runc_id: str = typer.Option(None, "--runc-id", metavar="ID", help="Container id for --runc-bundle (default tracer-PID)."),
+    runc_root: str = typer.Option(None, "--runc-root", metavar="DIR", help="runc's state directory (runc --root)."),
+    containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A running containerd task."),
+    namespace: str = typer.Option("default", "--namespace", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
+    cgroup: str = typer.Option(None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."),
+    pid: int = typer.Option(None, "--pid", help="The cgroup of this process (every process in it counts)."),
+    kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod's container on this node, found through the CRI socket."),
+    container: str = typer.Option(None, "--container", help="Container name within --kubernetes-pod."),
+    duration: float = typer.Option(None, "--duration", min=0.1, help="Stop after this many seconds."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between checkpoints of the trace file."),
+    ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand)."),
+    capability_source: str = typer.Option("auto", "--capability-source", help="auto, tracepoint (capability:cap_capable) or kprobe (cap_capable, drops no-audit checks)."),
+    fmt: str = FORMAT_OPTION,
+) -> None:
+    """Record every syscall and capability check of one container (or cgroup) with eBPF.
+
+    Counts are aggregated in the kernel per phase (runtime set-up, startup, load) and
+    written to TRACE every --interval seconds; Ctrl-C or SIGTERM stops cleanly with
+    everything recorded so far. Counters the kernel could not record are reported.
+    Needs root. Exit status: the command's own with -- COMMAND; otherwise 0, or 1 when
+    counters were lost.
+    """
+    from tracer.recording import RecordOptions
+    from tracer.recording import record as run_recording
+
+    _check_format(fmt)
+    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container)
+    result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=fmt == "text",
+                                                 capability_source=capability_source))
+    trace = result.trace
+    lost = {k: v for k, v in trace.lost.items() if v}
+    calls = int(trace.calls_by_nr().sum())
+    distinct = int((trace.calls_by_nr() > 0).sum())
+    if fmt == "json":
+        # A recorded command owns stdout; the summary then goes to stderr.
+        _print_json({"out": str(out), "stopped_by": result.stopped_by, "exit_status": result.exit_status,
+                     "calls": calls, "syscalls": distinct, "lost": trace.lost, "phase_changes": result.phase_changes},
+                    stream=sys.stderr if target.kind == "command" else sys.stdout)
+    else:
+        typer.echo(f"recorded {calls:,} calls of {distinct} syscalls from {target.kind} {target.name} "
+                   f"({result.stopped_by}) -> {out}", err=True)
+        typer.echo("lost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"), err=True)
+    if target.details.get("warning"):
+        typer.echo(f"warning: {target.details['warning']}", err=True)
+    if result.exit_status is not None and target.kind == "command":
+        raise typer.Exit(result.exit_status)
+    raise typer.Exit(EXIT_FINDINGS if lost else EXIT_OK)
+
+
+def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container):
+    from tracer import targets
+
+    chosen = [name for name, value in (("-- COMMAND", command), ("--runc", runc), ("--runc-bundle", runc_bundle), ("--containerd", containerd),
+                                       ("--cgroup", cgroup), ("--pid", pid), ("--kubernetes-pod", kubernetes_pod)) if value]
+    if len(chosen) != 1:
+        raise InputError(None, "choose exactly one target: --runc, --runc-bundle, --containerd, --cgroup, --pid, --kubernetes-pod or -- COMMAND"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    if command:
+        return targets.CommandTarget.create(command)
+    if runc:
+        return targets.RuncTarget.create(runc, runc_root)
+    if runc_bundle:
+        return targets.RuncBundleTarget.create(runc_bundle, runc_id, runc_root)
+    if containerd:
+        return targets.containerd_target(containerd, namespace)
+    if cgroup:
+        return targets.cgroup_target(cgroup)
+    if pid:
+        return targets.PidTarget.create(pid)
+    return targets.kubernetes_pod_target(kubernetes_pod, container)
+
+
+@app.command()
+def show(
+    trace_file: Path = typer.Argument(..., metavar="TRACE", help="A trace written by tracer record or tracer merge."),
+    fmt: str = FORMAT_OPTION,
+    top: int = typer.Option(None, "--top", help="Show only the N most frequent syscalls per phase (text)."),
+) -> None:
+    """Summarise a trace: calls per phase and syscall with their EPERM/EACCES/ENOSYS
+    results, capability checks with the evidence for each, and lost counters.
+
+    JSON has {"syscalls": {name: calls in the workload's phases}, "phases", "capabilities",
+    "lost", "metadata"}. Works offline, unprivileged. Exit status 0, or 2 for a bad trace.
+    """
+    from tracer.report import format_summary_text, trace_summary
+    from tracer.trace import load_trace
+
+    _check_format(fmt)
+    summary = trace_summary(load_trace(trace_file))
+    if fmt == "json":
+        _print_json(summary)
+    else:
+        typer.echo(format_summary_text(summary, top))
+
+
+@app.command()
+def generate(
+    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="One or more traces (several are combined)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Profile directory to write."),
+    default_action: str = typer.Option("errno", "--default-action", help="What the profile does with any other syscall: errno (EPERM), kill, or log (allow and log: complain mode)."),
+    fmt: str = FORMAT_OPTION,
+) -> None:
+    """Write a least-privilege profile directory from traces.
+
+    DIR/seccomp.json is an OCI runtime-spec LinuxSeccomp object (runc accepts it): one
+    allow rule with the sorted names of every syscall the workload made in phases startup
+    and load; the container runtime's own set-up is left out. Syscalls that only ever
+    returned ENOSYS, and clone3 when only clone was used, answer ENOSYS so libraries fall
+    back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}; DIR/recording.json
+    what the recording says about the process. Exit status 0, or 2 for bad input.
+    """
+    from tracer.generate import generate as write_profile
+    from tracer.trace import load_trace
+
+    _check_format(fmt)
+    loaded = [load_trace(path) for path in traces]
+    result = write_profile(loaded, out, default_action)
+    caps = result["capabilities"]["add"]
+    if fmt == "json":
+        _print_json({"out": str(out), "allowed": result["syscalls"].allowed, "enosys": result["syscalls"].enosys_only,
+                     "capabilities": caps})
+    else:
+        typer.echo(f"{out}/seccomp.json: {len(result['syscalls'].allowed)} syscalls allowed, default {result['seccomp']['defaultAction']}")
+        typer.echo(f"{out}/capabilities.json: add {', '.join(caps) if caps else 'nothing'}, drop ALL")
+
+
+@app.command()
+def apply(
+    profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by tracer generate."),
+    bundle: Path = typer.Option(..., "--bundle", help="OCI bundle whose config.json gets the profile."),
+) -> None:
+    """Write a profile into an OCI bundle's config.json: linux.seccomp, the capability set
+    (bounding, effective, permitted = the profile's add list) and noNewPrivileges true,
+    keeping everything else. Exit status 0, or 2 for bad input.
+    """
+    from tracer.verify import apply_profile
+
+    config = apply_profile(profile, bundle)
+    caps = config["process"]["capabilities"]["effective"]
+    typer.echo(f"{bundle}/config.json: seccomp {config['linux']['seccomp']['defaultAction']}, "
+               f"capabilities {', '.join(caps) or 'none'}, noNewPrivileges")
+
+
 # --- command groups: each module registers its own commands on `app` ---
 # (keep one import per line; modules import `app` from here)
+from tracer.kube import pss_cli  # noqa: E402,F401
+from tracer.kube import k8s_cli  # noqa: E402,F401
+from tracer.kube import audit_cli  # noqa: E402,F401
 # --- end command groups ---
 
 
@@ -62,13 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return 130
-    except Exception as err:  # click usage errors come here in non-standalone mode
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            return EXIT_INPUT
-        raise
+    except ClickException as err:  # usage errors surface here in non-standalone mode
+        err.show()
+        return EXIT_INPUT
     return result if isinstance(result, int) else EXIT_OK
 
 

@@ -1,0 +1,118 @@
+"""Record a real runc container, generate its profile, and run it again under that profile."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+from conftest import tracer_cli
+
+from tracer import runc
+from tracer.bundle import make_bundle
+from tracer.seccomp import allowed_names
+from tracer.trace import load_trace
+
+# Runs as root with a few capabilities: it needs CHOWN and never uses NET_RAW or KILL.
+WORKLOAD = """
+import os
+with open('/tmp/f', 'w') as f:
+    f.write('x')
+os.chown('/tmp/f', 1234, 1234)
+print('owner', os.stat('/tmp/f').st_uid, flush=True)
+if os.environ.get('PROBE'):
+    try:
+        os.getpriority(os.PRIO_PROCESS, 0)
+        print('probe allowed')
+    except OSError as err:
+        print('probe errno', err.errno)
+"""
+RECORDING_CAPS = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL"]
+RUNC_SETUP = {"mount", "umount2", "pivot_root", "sethostname", "keyctl"}
+
+
+def chown_bundle(directory, **kwargs):
+    return make_bundle(directory, ["/usr/bin/python3", "-c", WORKLOAD], uid=0, gid=0,
+                       capabilities=RECORDING_CAPS, **kwargs)
+
+
+def run_container(bundle, env=None) -> tuple[int, str]:
+    if env:
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"]["env"] += [f"{k}={v}" for k, v in env.items()]
+        (bundle / "config.json").write_text(json.dumps(config))
+    out = bundle.parent / f"out-{uuid.uuid4().hex[:6]}"
+    with open(out, "w") as stdout:
+        status = runc.run_to_completion(bundle, f"t-{uuid.uuid4().hex[:8]}", stdout=stdout, stderr=subprocess.STDOUT, timeout=60)
+    return status, out.read_text()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, request):
+    request.getfixturevalue("live")
+    workdir = tmp_path_factory.mktemp("runc")
+    bundle = chown_bundle(workdir / "bundle")
+    trace_path = workdir / "chown.trace.json"
+    done = tracer_cli("record", "--runc-bundle", str(bundle), "--out", str(trace_path))
+    assert done.returncode == 0, done.stderr
+    profile = workdir / "profile"
+    tracer_cli("generate", str(trace_path), "--out", str(profile))
+    return workdir, bundle, load_trace(trace_path), profile
+
+
+def test_runtime_setup_is_recorded_apart_and_left_out_of_the_profile(recorded):
+    _, _, trace, profile = recorded
+    runtime = set(trace_names(trace, "runtime"))
+    assert {"mount", "pivot_root", "sethostname", "capset"} <= runtime, runtime
+    allowed = allowed_names(json.loads((profile / "seccomp.json").read_text()))
+    assert not allowed & RUNC_SETUP
+    # runc's hand-over after the filter is installed runs under the profile: it must be in it.
+    assert {"execve", "write", "getpid"} <= allowed
+    assert trace.metadata["workload_started"] is True
+
+
+def test_capability_needed_is_added_and_unused_ones_are_not(recorded):
+    _, _, _, profile = recorded
+    caps = json.loads((profile / "capabilities.json").read_text())
+    assert "CAP_CHOWN" in caps["add"]
+    assert caps["drop"] == ["ALL"]
+    assert {e["syscall"] for e in caps["evidence"]["CAP_CHOWN"]} & {"chown", "fchownat"}
+    assert "CAP_NET_RAW" not in caps["add"] and "CAP_KILL" not in caps["add"]
+
+
+def test_workload_runs_under_its_profile_and_anything_else_gets_eperm(recorded, tmp_path):
+    _, _, _, profile = recorded
+    bundle = chown_bundle(tmp_path / "enforced")
+    tracer_cli("apply", str(profile), "--bundle", str(bundle))
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert config["process"]["capabilities"]["effective"] == ["CAP_CHOWN"]
+    status, output = run_container(bundle, env={"PROBE": "1"})
+    assert status == 0, output
+    assert "owner 1234" in output
+    assert "probe errno 1" in output  # getpriority was never recorded: EPERM
+
+
+def test_created_container_is_recorded_from_start(live, tmp_path):
+    bundle = chown_bundle(tmp_path / "bundle")
+    container = f"t-{uuid.uuid4().hex[:8]}"
+    runc.become_subreaper()
+    runc.create(bundle, container)
+    try:
+        trace_path = tmp_path / "created.trace.json"
+        done = tracer_cli("record", "--runc", container, "--out", str(trace_path))
+        assert done.returncode == 0, done.stderr
+    finally:
+        runc.delete(container, force=True)
+    trace = load_trace(trace_path)
+    names = set(trace_names(trace, "startup"))
+    assert {"execve", "chown", "openat"} <= names or {"execve", "fchownat", "openat"} <= names
+    assert not names & RUNC_SETUP
+    assert trace.metadata["target"]["kind"] == "runc"
+
+
+def trace_names(trace, phase):
+    from tracer.report import trace_summary
+
+    return trace_summary(trace)["phases"][phase]

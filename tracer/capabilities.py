@@ -1,0 +1,108 @@
+"""Capability inference: which capabilities the recorded workload provably needs.
+
+The recorder attributes every capability check to the syscall in flight on that thread and
+to that syscall's result (see recorder.bpf.c). From those rows:
+
+- denied, and the syscall then failed with EPERM/EACCES  -> required: the denial decided it;
+- granted                                                 -> used: evidence of use, counted,
+  except advisory checks (below), whose outcome the kernel does not act on;
+- denied, and the syscall succeeded or failed otherwise   -> not required: the check did not
+  decide anything (e.g. CAP_SYS_ADMIN in mmap for a non-root process).
+
+Only the workload's phases count: checks made by the container runtime's own set-up (phase
+"runtime", e.g. runc's init using CAP_DAC_OVERRIDE to reopen its exec fifo) are not the
+workload's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tracer.syscalls import syscall_name
+from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
+
+CAPABILITY_NAMES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+
+# The capability:cap_capable tracepoint does not carry the check's options, so it cannot
+# drop the checks the kernel makes with CAP_OPT_NOAUDIT. The one that matters in practice is
+# memory overcommit accounting (__vm_enough_memory -> CAP_SYS_ADMIN), reached from every
+# syscall that maps, grows or copies accountable memory. A grant there is not evidence of
+# need. (The kprobe source drops all no-audit checks in the kernel instead.)
+ADVISORY_CHECKS = {
+    "CAP_SYS_ADMIN": frozenset({
+        "mmap", "mremap", "brk", "mprotect", "munmap", "shmget", "shmat", "execve", "execveat",
+        "clone", "clone3", "fork", "vfork", "write", "pwrite64", "writev", "pwritev",
+        "pwritev2", "fallocate", "memfd_create",
+    }),
+}
+
+
+def capability_name(cap: int) -> str:
+    return CAPABILITY_NAMES[cap] if cap < len(CAPABILITY_NAMES) else f"CAP_{cap}"
+
+
+@dataclass(frozen=True)
+class CapabilityEvidence:
+    capability: str
+    syscall: str
+    phase: str
+    outcome: str
+    count: int
+
+    @property
+    def verdict(self) -> str:
+        if self.phase == "runtime":
+            return "container runtime's own"
+        if self.outcome == "denied_failed":
+            return "required"
+        if self.outcome == "granted":
+            return "advisory" if self.syscall in ADVISORY_CHECKS.get(self.capability, ()) else "used"
+        return "not required"
+
+    def explain(self) -> str:
+        what = {
+            "granted": f"granted in {self.syscall}",
+            "denied_failed": f"denied in {self.syscall}, and {self.syscall} then failed with EPERM/EACCES",
+            "denied_other_error": f"denied in {self.syscall}, which failed with another error",
+            "denied_no_effect": f"denied in {self.syscall}, which succeeded",
+        }[self.outcome]
+        return f"{self.capability} {what} ({self.count}x, {self.phase}): {self.verdict}"
+
+    def to_json(self) -> dict:
+        return {"syscall": self.syscall, "phase": self.phase, "outcome": self.outcome,
+                "count": self.count, "verdict": self.verdict}
+
+
+def capability_evidence(trace: Trace, phases=WORKLOAD_PHASES) -> list[CapabilityEvidence]:
+    wanted = {PHASES.index(p) for p in phases}
+    rows = []
+    for (phase, cap, nr, outcome), count in sorted(trace.final.capabilities.items()):
+        if phase in wanted and count:
+            syscall = syscall_name(trace.arch, nr) or f"syscall_{nr}"
+            rows.append(CapabilityEvidence(capability_name(cap), syscall, PHASES[phase], CAP_OUTCOMES[outcome], count))
+    return rows
+
+
+def infer_capabilities(evidence: list[CapabilityEvidence]) -> dict:
+    """The capabilities.json document: add = required or used, with evidence for each."""
+    by_cap: dict[str, list[CapabilityEvidence]] = defaultdict(list)
+    for row in evidence:
+        by_cap[row.capability].append(row)
+    needed = sorted(cap for cap, rows in by_cap.items() if any(r.verdict in ("required", "used") for r in rows))
+    return {
+        "add": needed,
+        "drop": ["ALL"],
+        "evidence": {cap: [r.to_json() for r in by_cap[cap]] for cap in needed},
+        "not_required": {cap: [r.to_json() for r in rows] for cap, rows in sorted(by_cap.items()) if cap not in needed},
+    }

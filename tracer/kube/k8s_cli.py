@@ -1,0 +1,184 @@
+"""`tracer k8s`: write Kubernetes manifests and configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tracer.errors import atomic_write_text
+from tracer.kube import admission
+
+k8s_app = typer.Typer(
+    help=(
+        "Kubernetes manifests: generate the objects and configuration that put the "
+        "recorded least-privilege policy into force.\n\n"
+        "Exit status: 0 ok, 2 usage or input error."
+    ),
+    no_args_is_help=True,
+)
+
+OUT = typer.Option(None, "--out", metavar="FILE",
+                   help="Write the YAML to FILE (atomically) instead of stdout.")
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+
+
+@k8s_app.command("namespace")
+def namespace(
+    name: str = typer.Argument(..., metavar="NAME", help="Namespace name (an RFC 1123 label)."),
+    enforce: str = typer.Option(None, "--enforce", metavar="LEVEL",
+                                help="Level the API server enforces: pods that violate it are rejected."),
+    audit: str = typer.Option(None, "--audit", metavar="LEVEL",
+                              help="Level recorded as an audit annotation on violating requests."),
+    warn: str = typer.Option(None, "--warn", metavar="LEVEL",
+                             help="Level returned to the client as a warning on violating requests."),
+    version: str = typer.Option("latest", "--version", metavar="VERSION",
+                                help='Policy version pinned for every mode set: "latest" or "v1.N".'),
+    out: Path = OUT,
+) -> None:
+    """Print a Namespace labelled for Pod Security admission.
+
+    Sets pod-security.kubernetes.io/<mode> and <mode>-version for each mode given
+    (LEVEL is privileged, baseline or restricted). Values are validated as the API server
+    validates the labels; at least one mode is required.
+
+    Exit status: 0 ok, 2 invalid name, level or version.
+    """
+    manifest = admission.namespace_manifest(name, enforce=enforce, audit=audit, warn=warn, version=version)
+    _emit(admission.to_yaml(manifest), out)
+
+
+@k8s_app.command("admission-config")
+def admission_config(
+    enforce: str = typer.Option("baseline", "--enforce", metavar="LEVEL",
+                                help="Default enforce level for namespaces without labels."),
+    enforce_version: str = typer.Option("latest", "--enforce-version", metavar="VERSION"),
+    audit: str = typer.Option("restricted", "--audit", metavar="LEVEL", help="Default audit level."),
+    audit_version: str = typer.Option("latest", "--audit-version", metavar="VERSION"),
+    warn: str = typer.Option("restricted", "--warn", metavar="LEVEL", help="Default warn level."),
+    warn_version: str = typer.Option("latest", "--warn-version", metavar="VERSION"),
+    exempt_namespaces: list[str] = typer.Option([], "--exempt-namespace", metavar="NAMESPACE",
+                                                help="Namespace never checked (repeatable)."),
+    exempt_runtime_classes: list[str] = typer.Option([], "--exempt-runtime-class", metavar="CLASS",
+                                                     help="RuntimeClass whose pods are never checked (repeatable)."),
+    exempt_users: list[str] = typer.Option([], "--exempt-user", metavar="USER",
+                                           help="Authenticated user whose requests are never checked (repeatable)."),
+    out: Path = OUT,
+) -> None:
+    """Print an AdmissionConfiguration for the API server's PodSecurity plugin.
+
+    The apiserver.config.k8s.io/v1 AdmissionConfiguration embeds a
+    pod-security.admission.config.k8s.io/v1 PodSecurityConfiguration with cluster-wide
+    defaults (used where a namespace has no pod-security labels) and exemptions; pass it
+    to kube-apiserver with --admission-control-config-file. The defaults follow the
+    Kubernetes documentation example: enforce baseline, audit and warn restricted.
+
+    It is validated as upstream's ValidatePodSecurityConfiguration does: valid levels and
+    versions, exempt namespaces RFC 1123 labels, runtime classes RFC 1123 subdomains,
+    no empty user names, no duplicates.
+
+    Exit status: 0 ok, 2 invalid configuration.
+    """
+    pod_security = admission.pod_security_configuration(
+        enforce=enforce, enforce_version=enforce_version, audit=audit, audit_version=audit_version,
+        warn=warn, warn_version=warn_version, exempt_usernames=exempt_users,
+        exempt_runtime_classes=exempt_runtime_classes, exempt_namespaces=exempt_namespaces)
+    _emit(admission.to_yaml(admission.admission_configuration(pod_security)), out)
+
+
+@k8s_app.command("harden")
+def harden(
+    manifest: Path = typer.Argument(..., metavar="MANIFEST",
+                                    help="YAML file: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, "
+                                         "ReplicationController, Job, CronJob or a List of them; "
+                                         "several documents allowed."),
+    profile: Path = typer.Option(..., "--profile", metavar="DIR",
+                                 help="Profile directory written by `tracer generate`."),
+    container: str = typer.Option(None, "--container", metavar="NAME",
+                                  help="Harden only this container (app or init); default: every app "
+                                       "container of every pod template."),
+    localhost_path: str = typer.Option(None, "--localhost-path", metavar="P",
+                                       help="localhostProfile value, relative to the kubelet seccomp root "
+                                            "/var/lib/kubelet/seccomp; default seccomp-tracer/<DIR name>.json."),
+    pss_version: str = typer.Option("latest", "--pss-version", metavar="VERSION",
+                                    help='Pod Security Standards version for the report: "latest" or "v1.N".'),
+    out: Path = typer.Option(..., "--out", metavar="FILE",
+                             help="Write the hardened manifest to FILE (atomically)."),
+) -> None:
+    """Apply a recorded profile to the containers of a Kubernetes manifest.
+
+    On each chosen container, sets securityContext.seccompProfile (type Localhost),
+    capabilities (drop ALL, add the recorded set without the CAP_ prefix),
+    allowPrivilegeEscalation false, runAsNonRoot true, runAsUser from the recording when
+    the manifest sets none and the recording ran as non-root, and readOnlyRootFilesystem
+    true only when DIR/recording.json shows no write outside the volumes (or a read-only
+    root). Every other field, comment and the key order are kept.
+
+    Prints, per object, the Pod Security level before and after, and what still keeps it
+    from "restricted"; notes about fields left alone go to stderr.
+
+    Exit status: 0 every hardened object meets "restricted", 1 some do not (FILE is
+    still written), 2 bad MANIFEST or DIR, unknown container (nothing written).
+    """
+    from tracer.kube import harden as hardening
+    from tracer.kube.profile_dir import load_profile_dir
+
+    result = hardening.harden_file(manifest, load_profile_dir(profile), out, container=container,
+                                   localhost_profile=localhost_path, pss_version=pss_version)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for report in result.reports:
+        typer.echo(f"{report.title}: containers {', '.join(report.containers)}: "
+                   f"Pod Security {report.level_before} -> {report.level_after}")
+        for check, detail in report.remaining:
+            typer.echo(f"  restricted: {check}: {detail}")
+    typer.echo(f"wrote {out}")
+    if not result.all_restricted:
+        raise typer.Exit(1)
+
+
+@k8s_app.command("seccompprofile")
+def seccompprofile(
+    profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by `tracer generate`."),
+    name: str = typer.Option(..., "--name", metavar="NAME",
+                             help="SeccompProfile object name and profile file name (DNS-1123 subdomain)."),
+    namespace: str = typer.Option("default", "--namespace", metavar="NS",
+                                  help="Namespace of the SeccompProfile object."),
+    out_dir: Path = typer.Option(None, "--out-dir", metavar="D", help="Output directory; default DIR/k8s."),
+) -> None:
+    """Write DIR's seccomp profile in the two forms Kubernetes nodes load.
+
+    D/NAME.seccompprofile.yaml: a Security Profiles Operator SeccompProfile
+    (security-profiles-operator.x-k8s.io/v1beta1); the operator installs it on every node
+    and pods use localhostProfile operator/NS/NAME.json.
+
+    D/NAME.json: the plain OCI profile (defaultAction, defaultErrnoRet, architectures,
+    syscalls) to copy to /var/lib/kubelet/seccomp/seccomp-tracer/NAME.json on every node;
+    pods use localhostProfile seccomp-tracer/NAME.json.
+
+    Prints both localhostProfile values.
+
+    Exit status: 0 ok, 2 bad DIR, NAME or NS (nothing written).
+    """
+    from tracer.kube.profile_dir import load_profile_dir
+    from tracer.kube.seccompprofile import write_install_files
+
+    loaded = load_profile_dir(profile)
+    files = write_install_files(loaded, name, namespace, out_dir or loaded.path / "k8s")
+    for warning in files.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {files.seccomp_profile_object}  (kubectl apply -f; needs the Security Profiles Operator)")
+    typer.echo(f"  localhostProfile: {files.spo_localhost_profile}")
+    typer.echo(f"wrote {files.plain_profile}  (copy to {files.plain_install_path} on every node)")
+    typer.echo(f"  localhostProfile: {files.plain_localhost_profile}")
+
+
+from tracer.cli import app  # noqa: E402  (registered last: tracer.cli imports this module)
+
+app.add_typer(k8s_app, name="k8s")

@@ -1,0 +1,138 @@
+"""`tracer pss`: check manifests against the Pod Security Standards, as the API server would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tracer.errors import InputError, to_json
+from tracer.kube import pss
+from tracer.kube.manifests import LoadedObject, LoadResult, load_manifests
+
+EXIT_OK, EXIT_DENIED = 0, 1
+
+pss_app = typer.Typer(
+    help=(
+        "Evaluate pods and pod templates against the Kubernetes Pod Security Standards "
+        "(privileged, baseline, restricted) exactly as the PodSecurity admission plugin "
+        "does, for any policy version from v1.0 to the newest.\n\n"
+        "PATH is a manifest file or a folder searched recursively for *.yaml, *.yml and "
+        "*.json. Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, "
+        "ReplicationControllers and PodTemplates are evaluated; other kinds are skipped "
+        "with a note on stderr."
+    ),
+    no_args_is_help=True,
+)
+
+PATHS = typer.Argument(..., metavar="PATH", help="Manifest files or folders.", show_default=False)
+VERSION = typer.Option("latest", "--version", metavar="VERSION",
+                       help=f'Policy version: "latest" (the newest known, v1.{pss.NEWEST_MINOR}) or "v1.N".')
+FORMAT = typer.Option("text", "--format", metavar="text|json",
+                      help="text: one line per object; json: {\"results\": [...]} on stdout.")
+
+
+@pss_app.command("check")
+def check(
+    paths: list[Path] = PATHS,
+    level: str = typer.Option("restricted", "--level", metavar="LEVEL",
+                              help="Level to enforce: privileged, baseline or restricted."),
+    version: str = VERSION,
+    output_format: str = FORMAT,
+) -> None:
+    """Say whether each object would be admitted at LEVEL and VERSION.
+
+    A denied object shows the admission error upstream returns, e.g.
+    violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (...), ...
+
+    Exit status: 0 every object allowed, 1 at least one denied, 2 usage or input error
+    (unreadable file, malformed YAML or JSON, bad level or version).
+    """
+    pss.parse_level(level)
+    pss.parse_version(version)
+    fmt = _parse_format(output_format)
+    loaded = _load(paths)
+    results = [(obj, pss.evaluate(obj.pod_metadata, obj.pod_spec, level, version)) for obj in loaded.objects]
+    if fmt == "json":
+        _print_json([_check_record(obj, evaluation) for obj, evaluation in results])
+    else:
+        for obj, evaluation in results:
+            typer.echo(f"{_label(obj)}: {'allowed' if evaluation.allowed else evaluation.message}")
+    raise typer.Exit(EXIT_OK if all(e.allowed for _, e in results) else EXIT_DENIED)
+
+
+@pss_app.command("level")
+def level(
+    paths: list[Path] = PATHS,
+    version: str = VERSION,
+    output_format: str = FORMAT,
+) -> None:
+    """Show the strictest level each object meets, and what keeps it from the next one.
+
+    Text lines read `SOURCE: Kind/namespace/name: baseline (restricted: violates ...)`.
+    JSON records carry "level" and "blocked_by" (the failed evaluation of the next
+    stricter level, or null when the object meets restricted).
+
+    Exit status: 0 on success, 2 usage or input error.
+    """
+    pss.parse_version(version)
+    fmt = _parse_format(output_format)
+    loaded = _load(paths)
+    results = [(obj, *pss.strictest_level(obj.pod_metadata, obj.pod_spec, version)) for obj in loaded.objects]
+    if fmt == "json":
+        _print_json([_level_record(obj, met, blocked, version) for obj, met, blocked in results])
+    else:
+        for obj, met, blocked in results:
+            why = f" ({blocked.level}: {blocked.message})" if blocked else ""
+            typer.echo(f"{_label(obj)}: {met}{why}")
+    raise typer.Exit(EXIT_OK)
+
+
+def _parse_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise InputError(None, f"invalid --format {value!r}: must be text or json")
+    return value
+
+
+def _load(paths: list[Path]) -> LoadResult:
+    loaded = load_manifests(paths)
+    for skipped in loaded.skipped:
+        typer.echo(f"skipped: {skipped.source}: {skipped.kind}/{skipped.name} (runs no pod)", err=True)
+    return loaded
+
+
+def _label(obj: LoadedObject) -> str:
+    where = f"{obj.namespace}/" if obj.namespace else ""
+    return f"{obj.source}: {obj.kind}/{where}{obj.name}"
+
+
+def _identity(obj: LoadedObject) -> dict:
+    return {"source": obj.source, "kind": obj.kind, "namespace": obj.namespace, "name": obj.name}
+
+
+def _evaluation_record(evaluation: pss.Evaluation) -> dict:
+    return {
+        "level": evaluation.level,
+        "version": evaluation.version,
+        "allowed": evaluation.allowed,
+        "message": evaluation.message,
+        "violations": [{"check": v.check, "reason": v.reason, "detail": v.detail} for v in evaluation.violations],
+    }
+
+
+def _check_record(obj: LoadedObject, evaluation: pss.Evaluation) -> dict:
+    return {**_identity(obj), **_evaluation_record(evaluation)}
+
+
+def _level_record(obj: LoadedObject, met: str, blocked: pss.Evaluation | None, version: str) -> dict:
+    return {**_identity(obj), "level": met, "version": str(pss.parse_version(version)),
+            "blocked_by": _evaluation_record(blocked) if blocked else None}
+
+
+def _print_json(results: list[dict]) -> None:
+    typer.echo(to_json({"results": results}).decode(), nl=False)
+
+
+from tracer.cli import app  # noqa: E402  (registered last: tracer.cli imports this module)
+
+app.add_typer(pss_app, name="pss")

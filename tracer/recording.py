@@ -1,0 +1,287 @@
+"""Recording: load the BPF program for one cgroup, read its counters every interval into a
+trace, switch phases, checkpoint, stop cleanly.
+
+The loader is deliberately thin (bcc's syscount.py and capable.py are the model): the kernel
+side aggregates everything; here we only read per-CPU maps into numpy arrays.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from tracer import __version__
+from tracer.bccimport import import_bcc
+from tracer.syscalls import MAX_SYSCALL_NR, native_oci_arch
+from tracer.targets import Target
+from tracer.trace import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot, Trace, write_trace
+
+BPF_SOURCE = Path(__file__).with_name("bpf") / "recorder.bpf.c"
+TRACEFS = Path("/sys/kernel/tracing")
+CONTROL_PHASE, CONTROL_ARMED = 0, 1
+
+
+def capability_tracepoint_available() -> bool:
+    for root in (TRACEFS, Path("/sys/kernel/debug/tracing")):
+        if (root / "events/capability/cap_capable").is_dir():
+            return True
+    return False
+
+
+class KernelRecorder:
+    """The BPF program attached for one cgroup id, and readers for its maps."""
+
+    def __init__(self, cgroup_id: int, *, gated: bool, capability_source: str = "auto", cap_map_entries: int = 16384):
+        if capability_source == "auto":
+            capability_source = "tracepoint" if capability_tracepoint_available() else "kprobe"
+        self.capability_source = capability_source
+        self.gated = gated
+        bcc = import_bcc()
+        cflags = [
+            f"-DTARGET_CGROUP_ID={cgroup_id}ULL",
+            f"-DGATE_RUNC={int(gated)}",
+            f"-DCAP_KPROBE={int(capability_source == 'kprobe')}",
+            f"-DMAX_NR={MAX_SYSCALL_NR}",
+            f"-DN_PHASES={len(PHASES)}",
+            f"-DN_RESULTS={len(RESULTS)}",
+            f"-DN_LOST={len(KERNEL_LOST_REASONS)}",
+            f"-DCAP_MAP_ENTRIES={cap_map_entries}",
+        ]
+        self.bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)  # attaches tracepoints
+        if capability_source == "kprobe":
+            self.bpf.attach_kprobe(event=b"cap_capable", fn_name=b"cap_capable_entry")
+            self.bpf.attach_kretprobe(event=b"cap_capable", fn_name=b"cap_capable_return")
+        self._lib = bcc.libbcc.lib
+        self._ncpus = len(bcc.utils.get_possible_cpus())
+        self._control = self.bpf[b"control"]
+        self._set_control(CONTROL_ARMED, 0 if gated else 1)
+        self.set_phase("startup")
+
+    def _set_control(self, slot: int, value: int) -> None:
+        self._control[ctypes.c_int(slot)] = ctypes.c_uint64(value)
+
+    def set_phase(self, phase: str) -> None:
+        self._set_control(CONTROL_PHASE, PHASES.index(phase))
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._control[ctypes.c_int(CONTROL_ARMED)].value)
+
+    def _read_percpu_array(self, name: bytes, entries: int) -> np.ndarray:
+        """Sum a per-CPU u64 array over CPUs with one batch lookup syscall."""
+        table = self.bpf[name]
+        keys = np.zeros(entries, np.uint32)
+        values = np.zeros((entries, self._ncpus), np.uint64)
+        count = ctypes.c_uint32(entries)
+        out_batch = ctypes.c_uint32(0)
+        ret = self._lib.bpf_lookup_batch(
+            table.map_fd, None, ctypes.byref(out_batch),
+            keys.ctypes.data_as(ctypes.c_void_p), values.ctypes.data_as(ctypes.c_void_p), ctypes.byref(count),
+        )
+        if ret != 0 and ctypes.get_errno() not in (0, 2) and count.value != entries:
+            return self._read_percpu_array_slowly(table, entries)
+        total = np.zeros(entries, np.uint64)
+        total[keys[: count.value]] = values[: count.value].sum(axis=1)
+        return total
+
+    def _read_percpu_array_slowly(self, table, entries: int) -> np.ndarray:
+        return np.array([sum(table[ctypes.c_int(i)]) for i in range(entries)], np.uint64)
+
+    def read(self, t: float) -> tuple[Snapshot, dict[str, int]]:
+        flat = self._read_percpu_array(b"syscall_counts", len(PHASES) * MAX_SYSCALL_NR * len(RESULTS))
+        capabilities = {
+            (k.phase, k.cap, k.nr, k.outcome): int(v.value)
+            for k, v in self.bpf[b"cap_checks"].items()
+        }
+        lost_counts = self._read_percpu_array(b"lost", len(KERNEL_LOST_REASONS))
+        lost = {reason: int(n) for reason, n in zip(KERNEL_LOST_REASONS, lost_counts)}
+        snapshot = Snapshot(t, flat.reshape(len(PHASES), MAX_SYSCALL_NR, len(RESULTS)), capabilities)
+        return snapshot, lost
+
+    def unattributed_capability_checks(self) -> int:
+        """Threads whose checks never reached a sys_exit (they exited inside a syscall)."""
+        return len(self.bpf[b"pending"])
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
+# ---------------------------------------------------------------- the session
+
+
+@dataclass
+class RecordOptions:
+    out: Path
+    interval: float = 1.0
+    duration: float | None = None
+    ready_url: str | None = None
+    progress: bool = True
+    capability_source: str = "auto"
+    # Rows the kernel keeps for capability checks; far more than any workload needs. Tests
+    # shrink it to prove that a full map is counted and reported, never silent.
+    cap_map_entries: int = int(os.environ.get("TRACER_CAP_MAP_ENTRIES", "16384"))
+
+
+@dataclass
+class RecordResult:
+    trace: Trace
+    stopped_by: str
+    exit_status: int | None
+    phase_changes: list[dict] = field(default_factory=list)
+
+
+class PhaseSwitch:
+    """Moves the recording from startup to load: on the ready URL's first 2xx, or SIGUSR1."""
+
+    def __init__(self, recorder: KernelRecorder, started: float):
+        self.recorder, self.started, self.changes = recorder, started, []
+        self.phase = "startup"
+        self._lock = threading.Lock()
+
+    def to_load(self, reason: str) -> None:
+        with self._lock:
+            if self.phase == "load":
+                return
+            self.recorder.set_phase("load")
+            self.phase = "load"
+            self.changes.append({"phase": "load", "t": round(time.monotonic() - self.started, 3), "reason": reason})
+
+    def watch_url(self, url: str, stop: threading.Event) -> threading.Thread:
+        def poll() -> None:
+            while not stop.is_set() and self.phase != "load":
+                if url_ready(url):
+                    self.to_load(f"{url} answered 2xx")
+                    return
+                stop.wait(0.1)
+
+        thread = threading.Thread(target=poll, name="ready-url", daemon=True)
+        thread.start()
+        return thread
+
+
+def url_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Progress:
+    """One live line on a terminal: elapsed, calls, distinct syscalls, new distinct lately."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.last_distinct = 0
+
+    def update(self, t: float, snapshot: Snapshot, phase: str) -> None:
+        if not self.enabled:
+            return
+        calls = snapshot.syscalls[1:, :, 0]
+        distinct = int(np.count_nonzero(calls.sum(axis=0)))
+        new = distinct - self.last_distinct
+        self.last_distinct = distinct
+        sys.stderr.write(f"\r\x1b[K{t:7.1f}s  {phase:<7}  calls {int(calls.sum()):>12,}  syscalls {distinct:>3}  new {new:+d}")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def record(target: Target, options: RecordOptions) -> RecordResult:
+    """Attach, start the target, checkpoint every interval, stop on the first of: target
+    finished, duration elapsed, SIGINT/SIGTERM. Returns with the final trace written."""
+    recorder = KernelRecorder(target.cgroup_id, gated=target.gated, capability_source=options.capability_source,
+                              cap_map_entries=options.cap_map_entries)
+    started_at, started = _now(), time.monotonic()
+    switch = PhaseSwitch(recorder, started)
+    stop, stopped_by = threading.Event(), ["target finished"]
+    metadata = _metadata(target, recorder, options, started_at)
+    trace = Trace(metadata, [], {})
+
+    def on_signal(signum, _frame) -> None:
+        if signum == signal.SIGUSR1:
+            switch.to_load("SIGUSR1")
+        else:
+            stopped_by[0] = signal.Signals(signum).name
+            stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    progress = Progress(options.progress)
+    try:
+        target.start()
+        if options.ready_url:
+            switch.watch_url(options.ready_url, stop)
+        next_checkpoint = started + options.interval
+        while not stop.is_set():
+            if target.finished():
+                break
+            if options.duration is not None and time.monotonic() - started >= options.duration:
+                stopped_by[0] = "duration"
+                break
+            if time.monotonic() >= next_checkpoint:
+                _checkpoint(recorder, trace, switch, started, options.out, progress)
+                next_checkpoint += options.interval
+            stop.wait(min(0.05, max(0.0, next_checkpoint - time.monotonic())))
+        if stopped_by[0] != "target finished":
+            target.stop()
+        _checkpoint(recorder, trace, switch, started, options.out, progress, final=True)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        progress.done()
+        recorder.close()
+        target.close()
+    trace.metadata.update(complete=True, stopped_by=stopped_by[0], exit_status=target.exit_status)
+    write_trace(trace, options.out)
+    return RecordResult(trace, stopped_by[0], target.exit_status, switch.changes)
+
+
+def _checkpoint(recorder, trace, switch, started, out, progress, final=False) -> None:
+    t = time.monotonic() - started
+    snapshot, lost = recorder.read(t)
+    trace.snapshots.append(snapshot)
+    trace.lost = lost
+    if final:
+        trace.lost["unattributed_capability_checks"] = recorder.unattributed_capability_checks()
+    trace.metadata.update(ended_at=_now(), phase_changes=switch.changes, workload_started=recorder.armed)
+    write_trace(trace, out)
+    progress.update(t, snapshot, switch.phase)
+
+
+def _metadata(target: Target, recorder: KernelRecorder, options: RecordOptions, started_at: str) -> dict:
+    uname = os.uname()
+    return {
+        "tool": "seccomp-tracer",
+        "tool_version": __version__,
+        "kernel": uname.release,
+        "machine": uname.machine,
+        "arch": native_oci_arch(),
+        "hostname": uname.nodename,
+        "python": platform.python_version(),
+        "target": target.metadata(),
+        "capability_source": recorder.capability_source,
+        "gate": "runtime hand-over (seccomp filter install or first exec)" if target.gated else "none (attached to a running target)",
+        "interval_s": options.interval,
+        "ready_url": options.ready_url,
+        "started_at": started_at,
+        "ended_at": started_at,
+        "complete": False,
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

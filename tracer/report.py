@@ -1,0 +1,63 @@
+"""Human and machine summaries of a trace (`tracer show`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracer.capabilities import capability_evidence
+from tracer.syscalls import syscall_name
+from tracer.trace import PHASES, RESULTS, WORKLOAD_PHASES, Trace
+
+
+def _name(trace: Trace, nr: int) -> str:
+    return syscall_name(trace.arch, nr) or f"syscall_{nr}"
+
+
+def trace_summary(trace: Trace) -> dict:
+    final = trace.final.syscalls
+    phases = {}
+    for p, phase in enumerate(PHASES):
+        rows = {}
+        for nr in np.flatnonzero(final[p, :, 0]):
+            rows[_name(trace, int(nr))] = {r: int(final[p, nr, i]) for i, r in enumerate(RESULTS)}
+        phases[phase] = dict(sorted(rows.items(), key=lambda kv: -kv[1]["calls"]))
+    totals = trace.calls_by_nr(WORKLOAD_PHASES)
+    syscalls = {_name(trace, int(nr)): int(totals[nr]) for nr in np.flatnonzero(totals)}
+    return {
+        "source": trace.source,
+        "metadata": trace.metadata,
+        "syscalls": dict(sorted(syscalls.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "phases": phases,
+        "capabilities": [
+            {"capability": e.capability, **e.to_json(), "explanation": e.explain()} for e in capability_evidence(trace, PHASES)
+        ],
+        "lost": trace.lost,
+        "lost_total": trace.lost_total(),
+        "runs": trace.runs,
+    }
+
+
+def format_summary_text(summary: dict, top: int | None = None) -> str:
+    meta = summary["metadata"]
+    target = meta.get("target") or {}
+    lines = [
+        f"trace {summary['source']}",
+        f"  target   {target.get('kind', 'merged')} {target.get('name', '')}".rstrip(),
+        f"  kernel   {meta.get('kernel')} ({meta.get('arch')}), capabilities from {meta.get('capability_source', '?')}",
+        f"  recorded {meta.get('started_at', '?')} .. {meta.get('ended_at', '?')}",
+        f"  workload syscalls {len(summary['syscalls'])}, calls {sum(summary['syscalls'].values()):,}",
+    ]
+    for phase, rows in summary["phases"].items():
+        if not rows:
+            continue
+        note = "  (container runtime set-up, not in the profile)" if phase == "runtime" else ""
+        lines.append(f"\nphase {phase}: {len(rows)} syscalls, {sum(r['calls'] for r in rows.values()):,} calls{note}")
+        lines.append(f"  {'syscall':<24}{'calls':>12}{'EPERM':>8}{'EACCES':>8}{'ENOSYS':>8}")
+        for name, r in list(rows.items())[:top]:
+            lines.append(f"  {name:<24}{r['calls']:>12,}{r['EPERM']:>8}{r['EACCES']:>8}{r['ENOSYS']:>8}")
+    if summary["capabilities"]:
+        lines.append("\ncapability checks")
+        lines.extend(f"  {row['explanation']}" for row in summary["capabilities"])
+    lost = {k: v for k, v in summary["lost"].items() if v}
+    lines.append("\nlost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"))
+    return "\n".join(lines)

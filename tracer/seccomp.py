@@ -1,0 +1,70 @@
+"""Writing OCI seccomp profiles (runtime-spec `LinuxSeccomp`) from recorded syscalls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracer.errors import InputError
+from tracer.syscalls import syscall_name, syscall_number
+from tracer.trace import PHASES, RESULTS, WORKLOAD_PHASES, Trace
+
+DEFAULT_ACTIONS = {
+    "errno": "SCMP_ACT_ERRNO",
+    "kill": "SCMP_ACT_KILL_PROCESS",
+    "log": "SCMP_ACT_LOG",
+}
+EPERM, ENOSYS = 1, 38
+
+
+@dataclass
+class RecordedSyscalls:
+    """What the workload called, by name: allowed, and those that only ever got ENOSYS."""
+
+    allowed: list[str]
+    enosys_only: list[str]
+
+
+def recorded_syscalls(trace: Trace, phases=WORKLOAD_PHASES) -> RecordedSyscalls:
+    idx = [PHASES.index(p) for p in phases]
+    counts = trace.final.syscalls[idx].sum(axis=0)  # [nr, result]
+    calls, enosys = counts[:, 0], counts[:, RESULTS.index("ENOSYS")]
+    allowed, enosys_only = [], []
+    for nr in np.flatnonzero(calls):
+        name = syscall_name(trace.arch, int(nr))
+        if name is None:
+            raise InputError(trace.source, f"syscall number {nr} has no name on {trace.arch} in libseccomp's tables; the profile cannot allow it")
+        # A syscall the kernel never implemented here is probed by libraries that fall back
+        # on ENOSYS; answering ENOSYS keeps that behaviour without allowing the call.
+        (enosys_only if enosys[nr] == calls[nr] else allowed).append(name)
+    return RecordedSyscalls(sorted(allowed), sorted(enosys_only))
+
+
+def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "errno") -> dict:
+    """An OCI LinuxSeccomp object that runc accepts: allow-list, everything else refused."""
+    if default_action not in DEFAULT_ACTIONS:
+        raise InputError(None, f"unknown default action {default_action!r} (choose {', '.join(DEFAULT_ACTIONS)})")
+    profile = {
+        "defaultAction": DEFAULT_ACTIONS[default_action],
+        "architectures": [arch],
+        "syscalls": [{"names": syscalls.allowed, "action": "SCMP_ACT_ALLOW"}],
+    }
+    if default_action == "errno":
+        profile["defaultErrnoRet"] = EPERM
+        enosys = sorted(set(syscalls.enosys_only) | _clone3_fallback(arch, syscalls.allowed))
+        if enosys:
+            profile["syscalls"].append({"names": enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+    return profile
+
+
+def _clone3_fallback(arch: str, allowed: list[str]) -> set[str]:
+    # glibc creates threads with clone3 and falls back to clone only on ENOSYS; EPERM from
+    # the default action would break thread creation (Docker's profile does the same).
+    if "clone3" not in allowed and "clone" in allowed and syscall_number(arch, "clone3") is not None:
+        return {"clone3"}
+    return set()
+
+
+def allowed_names(profile: dict) -> set[str]:
+    return {name for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW" for name in rule.get("names", [])}

@@ -1,0 +1,92 @@
+"""Syscall tables: numbers <-> names for an architecture, from libseccomp itself.
+
+runc builds its filter with libseccomp, so a name that libseccomp resolves is a name runc
+accepts; taking the table from the same library (through ctypes, no binding package)
+keeps the profile and the runtime in agreement. A number with no name is reported by the
+caller, never written as a placeholder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import platform
+
+# OCI runtime-spec architecture names, by `uname -m`, with libseccomp's own arch names.
+OCI_ARCH_BY_MACHINE = {
+    "x86_64": "SCMP_ARCH_X86_64",
+    "aarch64": "SCMP_ARCH_AARCH64",
+    "ppc64le": "SCMP_ARCH_PPC64LE",
+    "s390x": "SCMP_ARCH_S390X",
+    "riscv64": "SCMP_ARCH_RISCV64",
+}
+_LIBSECCOMP_ARCH = {
+    "SCMP_ARCH_X86_64": b"x86_64",
+    "SCMP_ARCH_AARCH64": b"aarch64",
+    "SCMP_ARCH_PPC64LE": b"ppc64le",
+    "SCMP_ARCH_S390X": b"s390x",
+    "SCMP_ARCH_RISCV64": b"riscv64",
+}
+
+# The BPF program counts syscall numbers below this bound; every Linux arch fits today
+# (x86_64 tops out in the 460s). Anything at or above it is counted as "out of range".
+MAX_SYSCALL_NR = 512
+
+
+class UnknownArchitecture(ValueError):
+    pass
+
+
+@functools.cache
+def _libseccomp() -> ctypes.CDLL:
+    path = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    lib = ctypes.CDLL(path)
+    lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+    lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
+    lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p
+    lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+    lib.seccomp_syscall_resolve_name_arch.restype = ctypes.c_int
+    return lib
+
+
+def native_oci_arch() -> str:
+    machine = platform.machine()
+    try:
+        return OCI_ARCH_BY_MACHINE[machine]
+    except KeyError:
+        raise UnknownArchitecture(f"unsupported machine {machine!r}") from None
+
+
+def _arch_token(oci_arch: str) -> int:
+    name = _LIBSECCOMP_ARCH.get(oci_arch)
+    token = _libseccomp().seccomp_arch_resolve_name(name) if name else 0
+    if not token:
+        raise UnknownArchitecture(f"unknown architecture {oci_arch!r}")
+    return token
+
+
+@functools.cache
+def syscall_table(oci_arch: str) -> dict[int, str]:
+    """{number: name} for every syscall libseccomp knows on `oci_arch`."""
+    lib, token = _libseccomp(), _arch_token(oci_arch)
+    libc = ctypes.CDLL(None)
+    libc.free.argtypes = [ctypes.c_void_p]
+    table = {}
+    for nr in range(MAX_SYSCALL_NR):
+        ptr = lib.seccomp_syscall_resolve_num_arch(token, nr)
+        if ptr:
+            table[nr] = ctypes.string_at(ptr).decode()
+            libc.free(ptr)
+    return table
+
+
+def syscall_name(oci_arch: str, nr: int) -> str | None:
+    return syscall_table(oci_arch).get(nr)
+
+
+def syscall_number(oci_arch: str, name: str) -> int | None:
+    """The number of `name`, or None. Negative libseccomp pseudo-numbers mean "not on this arch"."""
+    nr = _libseccomp().seccomp_syscall_resolve_name_arch(_arch_token(oci_arch), name.encode())
+    return nr if nr >= 0 else None
