@@ -8,11 +8,12 @@ runc and the kubelet place every container in the v2 hierarchy too.
 
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 import time
 from pathlib import Path
+
+from tracer.errors import InputError
 
 TRACER_PARENT = "seccomp-tracer"
 
@@ -21,32 +22,55 @@ class CgroupError(RuntimeError):
     pass
 
 
-@functools.cache
-def cgroup_v2_root() -> Path:
-    with open("/proc/self/mountinfo") as mounts:
-        for line in mounts:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] == "cgroup2":
-                return Path(left.split()[4])
-    raise CgroupError("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+def cgroup_v2_root(mountinfo: str | Path = "/proc/self/mountinfo") -> Path:
+    """Where cgroup2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts."""
+    mount = _cgroup2_mount(mountinfo)
+    if mount is None:
+        raise InputError(mountinfo, "no cgroup2 file system is mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+    return mount[0]
 
 
-def cgroup_id(path: str | os.PathLike) -> int:
+def _cgroup2_mount(mountinfo: str | Path) -> tuple[Path, str] | None:
+    """(mount point, root of the hierarchy it shows) of the first cgroup2 mount."""
+    for line in Path(mountinfo).read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        if after.split(" ", 1)[0] == "cgroup2":
+            fields = before.split()
+            return Path(_unescape(fields[4])), _unescape(fields[3])
+    return None
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for escaped, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(escaped, char)
+    return field
+
+
+def cgroup_id(path: str | Path) -> int:
+    """The cgroup v2 id of a cgroup directory: its inode number in cgroupfs."""
     return os.stat(path).st_ino
 
 
-def cgroup_of_pid(pid: int) -> Path:
-    """The absolute path of `pid`'s cgroup in the v2 hierarchy."""
+def cgroup_of_pid(pid: int, mountinfo: str | Path = "/proc/self/mountinfo") -> Path | None:
+    """The cgroup v2 directory of PID from its `0::` line, or None when it cannot be placed.
+
+    /proc/<pid>/cgroup is relative to the reader's cgroup namespace, and so is the root
+    of the hierarchy a mount shows; a path outside that root (in a container, "/../...")
+    cannot be mapped onto the mount and is left to the other methods.
+    """
     try:
-        with open(f"/proc/{pid}/cgroup") as lines:
-            for line in lines:
-                hierarchy, _, rest = line.rstrip("\n").partition(":")
-                controllers, _, relative = rest.partition(":")
-                if hierarchy == "0" and controllers == "":
-                    return cgroup_v2_root() / relative.lstrip("/")
-    except FileNotFoundError:
-        raise CgroupError(f"no process {pid}") from None
-    raise CgroupError(f"process {pid} is in no cgroup v2")
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    unified = next((line[3:] for line in lines if line.startswith("0::")), None)
+    mount = _cgroup2_mount(mountinfo)
+    if unified is None or mount is None or "/.." in unified:
+        return None
+    mount_point, shown_root = mount[0], mount[1].rstrip("/")
+    if not (unified + "/").startswith(shown_root + "/"):
+        return None
+    return mount_point / unified[len(shown_root):].lstrip("/")
 
 
 def resolve_cgroup_path(path: str) -> Path:

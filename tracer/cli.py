@@ -94,8 +94,8 @@ def record(
     Counts are aggregated in the kernel per phase (runtime set-up, startup, load) and
     written to TRACE every --interval seconds; Ctrl-C or SIGTERM stops cleanly with
     everything recorded so far. Counters the kernel could not record are reported.
-    Needs root. Exit status: the command's own with -- COMMAND; otherwise 0, or 1 when
-    counters were lost.
+    Needs root. Exit status: with -- COMMAND, the command's own when it ended by itself;
+    otherwise 0, or 1 when counters were lost.
     """
     from tracer.recording import RecordOptions
     from tracer.recording import record as run_recording
@@ -119,7 +119,7 @@ def record(
         typer.echo("lost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"), err=True)
     if target.details.get("warning"):
         typer.echo(f"warning: {target.details['warning']}", err=True)
-    if result.exit_status is not None and target.kind == "command":
+    if target.kind == "command" and result.stopped_by == "target finished":
         raise typer.Exit(result.exit_status)
     raise typer.Exit(EXIT_FINDINGS if lost else EXIT_OK)
 

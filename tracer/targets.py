@@ -123,10 +123,9 @@ class PidTarget(Target):
 
     @classmethod
     def create(cls, pid: int) -> "PidTarget":
-        try:
-            path = cgroups.cgroup_of_pid(pid)
-        except cgroups.CgroupError as err:
-            raise InputError(f"pid {pid}", str(err)) from None
+        path = cgroups.cgroup_of_pid(pid)
+        if path is None:
+            raise InputError(f"pid {pid}", "no such process, or it is in no cgroup v2 this host can see")
         return cls("pid", str(pid), path, pid=pid, details={"pid": pid})
 
     def finished(self) -> bool:
@@ -181,8 +180,9 @@ class RuncTarget(PidTarget):
         if not details.get("no_new_privileges", True):
             details["warning"] = ("noNewPrivileges is false: runc installed the filter before dropping privileges, during "
                                   "`runc create`; those syscalls were not seen. Record with --runc-bundle instead.")
-        return cls("runc", container_id, cgroups.cgroup_of_pid(pid), details=details, pid=pid, runc_root=runc_root,
-                   started=status == "running")
+        target = cls("runc", container_id, PidTarget.create(pid).cgroup_path, details=details, pid=pid,
+                     runc_root=runc_root, started=status == "running")
+        return target
 
     def start(self) -> None:
         if not self.started:
@@ -308,3 +308,18 @@ def containerd_target(task_id: str, namespace: str = "default", state_dir: str =
     target.kind, target.name = "containerd", f"{namespace}/{task_id}"
     target.details.update(runtime=runtime_version("containerd"), **bundle_facts(str(task_dir)))
     return target
+
+
+# ---------------------------------------------------------------- --kubernetes-pod
+
+
+def kubernetes_pod_target(pod: str, container: str | None = None, cri_endpoint: str | None = None) -> Target:
+    """A pod's container on this node, found through the CRI socket (no API server)."""
+    from tracer.kube.cri import resolve_pod_container  # noqa: PLC0415 (grpc only when asked for)
+
+    namespace, slash, name = pod.partition("/")
+    if not slash or not namespace or not name:
+        raise InputError(pod, "expected NAMESPACE/POD")
+    found = resolve_pod_container(namespace, name, container, cri_endpoint=cri_endpoint)
+    return Target("kubernetes-pod", pod, found.cgroup_path,
+                  details={"container_id": found.container_id, "pod_uid": found.pod_uid, "container": container})

@@ -1,0 +1,109 @@
+"""deploy/: the fleet recorder's manifests validate and carry what the recorder needs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from ruamel.yaml import YAML
+
+from tracer.kube import cri
+from tracer.kube.harden import plain
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+K8S_VERSION = kubernetes_validate.latest_version()
+
+
+def documents(name: str) -> list[dict]:
+    return [plain(doc) for doc in YAML(typ="rt").load_all((DEPLOY / name).read_text()) if doc]
+
+
+@pytest.fixture(scope="module")
+def daemonset() -> dict:
+    (daemonset,) = documents("daemonset.yaml")
+    return daemonset
+
+
+def recorder(daemonset: dict) -> dict:
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize("name", ["namespace.yaml", "rbac.yaml", "daemonset.yaml"])
+def test_manifest_validates_against_the_kubernetes_schema(name):
+    for doc in documents(name):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_namespace_lets_only_the_recorder_namespace_run_privileged():
+    (namespace,) = documents("namespace.yaml")
+    assert namespace["metadata"]["name"] == "seccomp-tracer"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def test_rbac_is_a_service_account_without_api_access(daemonset):
+    objects = documents("rbac.yaml")
+    assert [o["kind"] for o in objects] == ["ServiceAccount"]  # no Role, no binding
+    (account,) = objects
+    assert account["automountServiceAccountToken"] is False
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert account["metadata"]["namespace"] == daemonset["metadata"]["namespace"] == "seccomp-tracer"
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_daemonset_runs_on_gpu_nodes_with_the_privileges_the_recorder_needs(daemonset):
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["hostPID"] is True
+    assert recorder(daemonset)["securityContext"]["privileged"] is True
+
+
+def test_daemonset_mounts_the_host_paths_the_recorder_reads(daemonset):
+    pod = daemonset["spec"]["template"]["spec"]
+    host_paths = {v["name"]: v["hostPath"] for v in pod["volumes"] if "hostPath" in v}
+    mounts = {m["name"]: m["mountPath"] for m in recorder(daemonset)["volumeMounts"]}
+    mounted = {host_paths[name]["path"]: path for name, path in mounts.items() if name in host_paths}
+
+    for path in ("/sys/kernel/tracing", "/sys/fs/cgroup", "/lib/modules", "/usr/src",
+                 "/var/lib/seccomp-tracer/traces"):
+        assert mounted[path] == path
+    socket_path = cri.DEFAULT_CRI_ENDPOINTS[0].removeprefix("unix://")
+    assert mounted[socket_path] == socket_path
+    assert {"path": socket_path, "type": "Socket"} in host_paths.values()
+
+
+def test_recorder_records_the_target_into_a_per_node_trace(daemonset):
+    container = recorder(daemonset)
+    env = {e["name"]: e for e in container["env"]}
+    script = container["args"][0]
+
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert re.match(r"^[a-z0-9-]+/(\*|[a-z0-9-]+)$", env["TARGET"]["value"])
+    assert env["CONTAINER_RUNTIME_ENDPOINT"]["value"] == cri.DEFAULT_CRI_ENDPOINTS[0]
+    assert 'tracer record --kubernetes-pod "$TARGET"' in script
+    assert 'out="/var/lib/seccomp-tracer/traces/${NODE_NAME}-' in script and '--out "$out"' in script
+
+
+def test_containerfile_installs_what_the_recorder_imports():
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    for package in ("python3-bpfcc", "bpfcc-tools", "libseccomp2"):
+        assert package in containerfile
+    for copied in re.findall(r"^COPY (.+) \S+$", containerfile, re.MULTILINE):
+        for source in copied.split():
+            assert (DEPLOY.parent / source).exists(), f"Containerfile copies missing {source}"
+
+
+def test_tracer_k8s_namespace_output_validates_and_matches_deploy(tmp_path):
+    from tracer.cli import main
+
+    out = tmp_path / "namespace.yaml"
+    assert main(["k8s", "namespace", "seccomp-tracer", "--enforce", "privileged", "--out", str(out)]) == 0
+    (generated,) = [plain(doc) for doc in YAML(typ="rt").load_all(out.read_text()) if doc]
+    kubernetes_validate.validate(generated, K8S_VERSION, strict=True)
+    (shipped,) = documents("namespace.yaml")
+    assert generated["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
+        shipped["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]

@@ -1,0 +1,1 @@
+"""Kubernetes: Pod Security evaluation, hardening patches, profile installation, audit forensics, fleet recording."""

@@ -1,0 +1,122 @@
+"""Install a recorded seccomp profile on Kubernetes, two ways.
+
+1. A Security Profiles Operator `SeccompProfile` object
+   (security-profiles-operator.x-k8s.io/v1beta1). The operator writes it to every node
+   as /var/lib/kubelet/seccomp/operator/<namespace>/<name>.json, so pods refer to it as
+   localhostProfile "operator/<namespace>/<name>.json".
+2. The plain OCI profile, copied by the operator of the cluster to
+   /var/lib/kubelet/seccomp/seccomp-tracer/<name>.json on every node; pods refer to it
+   as localhostProfile "seccomp-tracer/<name>.json".
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracer.errors import InputError, atomic_write_json, atomic_write_text
+from tracer.kube.harden import KUBELET_SECCOMP_ROOT, round_trip_yaml
+from tracer.kube.profile_dir import ProfileDir
+
+SPO_API_VERSION = "security-profiles-operator.x-k8s.io/v1beta1"
+SPO_PROFILES_DIR = "operator"  # under the kubelet seccomp root
+PLAIN_PROFILES_DIR = "seccomp-tracer"
+EPERM = 1
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class InstallFiles:
+    seccomp_profile_object: Path   # the SPO SeccompProfile manifest
+    plain_profile: Path            # the OCI profile for /var/lib/kubelet/seccomp/seccomp-tracer/
+    spo_localhost_profile: str
+    plain_localhost_profile: str
+    warnings: tuple[str, ...]
+
+    @property
+    def plain_install_path(self) -> str:
+        return f"{KUBELET_SECCOMP_ROOT}/{self.plain_localhost_profile}"
+
+
+def check_names(name: str, namespace: str) -> None:
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise InputError(None, f"--name {name!r} is not a valid object name "
+                               "(lower-case letters, digits, '-' and '.')")
+    if len(namespace) > 63 or not _DNS1123_LABEL.match(namespace):
+        raise InputError(None, f"--namespace {namespace!r} is not a valid namespace name "
+                               "(lower-case letters, digits and '-', at most 63)")
+
+
+def spo_localhost_profile(name: str, namespace: str) -> str:
+    return f"{SPO_PROFILES_DIR}/{namespace}/{name}.json"
+
+
+def plain_localhost_profile(name: str) -> str:
+    return f"{PLAIN_PROFILES_DIR}/{name}.json"
+
+
+def plain_profile(profile: ProfileDir) -> dict:
+    """The OCI LinuxSeccomp object as kubelet hands it to containerd/CRI-O."""
+    seccomp = profile.seccomp
+    return {
+        "defaultAction": seccomp["defaultAction"],
+        "defaultErrnoRet": seccomp.get("defaultErrnoRet", EPERM),
+        "architectures": list(seccomp.get("architectures", [])),
+        "syscalls": [_rule(rule) for rule in seccomp["syscalls"]],
+    }
+
+
+def seccomp_profile_object(profile: ProfileDir, name: str, namespace: str) -> dict:
+    """The SPO SeccompProfile. Its spec has no defaultErrnoRet: the runtime uses EPERM."""
+    seccomp = profile.seccomp
+    spec = {"defaultAction": seccomp["defaultAction"]}
+    if seccomp.get("architectures"):
+        spec["architectures"] = list(seccomp["architectures"])
+    spec["syscalls"] = [_rule(rule) for rule in seccomp["syscalls"]]
+    return {
+        "apiVersion": SPO_API_VERSION,
+        "kind": "SeccompProfile",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "seccomp-tracer"},
+        },
+        "spec": spec,
+    }
+
+
+def _rule(rule: dict) -> dict:
+    # errnoRet stays an integer: SPO fixed it from string to uint (kubernetes-sigs/
+    # security-profiles-operator#1769) because runtimes reject a string there.
+    out = {"names": list(rule["names"]), "action": rule["action"]}
+    if "errnoRet" in rule:
+        out["errnoRet"] = rule["errnoRet"]
+    return out
+
+
+def write_install_files(profile: ProfileDir, name: str, namespace: str,
+                        out_dir: str | Path) -> InstallFiles:
+    check_names(name, namespace)
+    warnings = []
+    default_errno = profile.seccomp.get("defaultErrnoRet", EPERM)
+    if default_errno != EPERM:
+        warnings.append(f"defaultErrnoRet {default_errno} cannot be expressed in a SeccompProfile: "
+                        "under the operator denied syscalls fail with EPERM")
+    directory = Path(out_dir)
+    object_file = directory / f"{name}.seccompprofile.yaml"
+    plain_file = directory / f"{name}.json"
+    atomic_write_text(object_file, dump_yaml(seccomp_profile_object(profile, name, namespace)))
+    atomic_write_json(plain_file, plain_profile(profile))
+    return InstallFiles(object_file, plain_file, spo_localhost_profile(name, namespace),
+                        plain_localhost_profile(name), tuple(warnings))
+
+
+def dump_yaml(obj: dict) -> str:
+    out = io.StringIO()
+    yaml = round_trip_yaml()
+    yaml.dump(obj, out)
+    return out.getvalue()
