@@ -1,17 +1,22 @@
-"""Capability inference: which capabilities the recorded workload provably needs.
+"""Capability inference: which capabilities the recorded workload provably uses.
 
 The recorder attributes every capability check to the syscall in flight on that thread and
-to that syscall's result (see recorder.bpf.c). From those rows:
+to that syscall's result (see recorder.bpf.c). From those rows, per capability:
 
-- denied, and the syscall then failed with EPERM/EACCES  -> required: the denial decided it;
-- granted                                                 -> used: evidence of use, counted,
-  except advisory checks (below), whose outcome the kernel does not act on;
-- denied, and the syscall succeeded or failed otherwise   -> not required: the check did not
-  decide anything (e.g. CAP_SYS_ADMIN in mmap for a non-root process).
+- granted                                  -> used: evidence of use, so it is added; except
+  advisory checks (below), whose outcome the kernel itself does not act on;
+- denied, and the call then failed with EPERM/EACCES -> required by that call. It is
+  reported, not added: the recorded run went on without it, so the workload provably did
+  without it (a non-root process probing PATH entries it cannot read makes many of these
+  for CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH). `generate --add-capability` adds one by
+  hand when that call must succeed;
+- denied, and the call succeeded or failed otherwise -> not required: the check decided
+  nothing (e.g. CAP_SYS_ADMIN in mmap's overcommit accounting for a non-root process).
 
 Only the workload's phases count: checks made by the container runtime's own set-up (phase
 "runtime", e.g. runc's init using CAP_DAC_OVERRIDE to reopen its exec fifo) are not the
-workload's.
+workload's. Record with the capabilities the workload runs with today; the result is the
+subset it used.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from tracer.errors import InputError
 from tracer.syscalls import syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
 
@@ -65,7 +71,7 @@ class CapabilityEvidence:
         if self.phase == "runtime":
             return "container runtime's own"
         if self.outcome == "denied_failed":
-            return "required"
+            return "required by the call"
         if self.outcome == "granted":
             return "advisory" if self.syscall in ADVISORY_CHECKS.get(self.capability, ()) else "used"
         return "not required"
@@ -78,6 +84,7 @@ class CapabilityEvidence:
             "denied_no_effect": f"denied in {self.syscall}, which succeeded",
         }[self.outcome]
         return f"{self.capability} {what} ({self.count}x, {self.phase}): {self.verdict}"
+
 
     def to_json(self) -> dict:
         return {"syscall": self.syscall, "phase": self.phase, "outcome": self.outcome,
@@ -94,15 +101,23 @@ def capability_evidence(trace: Trace, phases=WORKLOAD_PHASES) -> list[Capability
     return rows
 
 
-def infer_capabilities(evidence: list[CapabilityEvidence]) -> dict:
-    """The capabilities.json document: add = required or used, with evidence for each."""
+def infer_capabilities(evidence: list[CapabilityEvidence], add_by_hand: list[str] = ()) -> dict:
+    """The capabilities.json document: add = used (plus any added by hand), with evidence."""
     by_cap: dict[str, list[CapabilityEvidence]] = defaultdict(list)
     for row in evidence:
         by_cap[row.capability].append(row)
-    needed = sorted(cap for cap, rows in by_cap.items() if any(r.verdict in ("required", "used") for r in rows))
+    for cap in add_by_hand:
+        if cap not in CAPABILITY_NAMES:
+            raise InputError(None, f"unknown capability {cap!r} (e.g. CAP_CHOWN)")
+    used = {cap for cap, rows in by_cap.items() if any(r.verdict == "used" for r in rows)}
+    needed = sorted(used | set(add_by_hand))
+    failed_without = {cap: [r.to_json() for r in rows if r.verdict == "required by the call"]
+                      for cap, rows in sorted(by_cap.items()) if cap not in needed}
     return {
         "add": needed,
         "drop": ["ALL"],
-        "evidence": {cap: [r.to_json() for r in by_cap[cap]] for cap in needed},
-        "not_required": {cap: [r.to_json() for r in rows] for cap, rows in sorted(by_cap.items()) if cap not in needed},
+        "evidence": {cap: [r.to_json() for r in by_cap[cap]] or [{"added_by_hand": True}] for cap in needed},
+        "failed_without": {cap: rows for cap, rows in failed_without.items() if rows},
+        "not_required": {cap: [r.to_json() for r in rows] for cap, rows in sorted(by_cap.items())
+                         if cap not in needed and not failed_without.get(cap)},
     }

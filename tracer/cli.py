@@ -175,6 +175,7 @@ def generate(
     traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="One or more traces (several are combined)."),
     out: Path = typer.Option(..., "--out", "-o", help="Profile directory to write."),
     default_action: str = typer.Option("errno", "--default-action", help="What the profile does with any other syscall: errno (EPERM), kill, or log (allow and log: complain mode)."),
+    add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand (e.g. one a call failed without during the recording)."),
     fmt: str = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
@@ -183,7 +184,9 @@ def generate(
     allow rule with the sorted names of every syscall the workload made in phases startup
     and load; the container runtime's own set-up is left out. Syscalls that only ever
     returned ENOSYS, and clone3 when only clone was used, answer ENOSYS so libraries fall
-    back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}; DIR/recording.json
+    back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}: a capability is
+    added when a check for it was granted in the workload's phases (advisory no-audit checks
+    aside); one that calls failed without is reported, not added. DIR/recording.json says
     what the recording says about the process. Exit status 0, or 2 for bad input.
     """
     from tracer.generate import generate as write_profile
@@ -191,14 +194,19 @@ def generate(
 
     _check_format(fmt)
     loaded = [load_trace(path) for path in traces]
-    result = write_profile(loaded, out, default_action)
+    result = write_profile(loaded, out, default_action, add_capabilities=add_capability)
     caps = result["capabilities"]["add"]
+    failed_without = result["capabilities"]["failed_without"]
     if fmt == "json":
         _print_json({"out": str(out), "allowed": result["syscalls"].allowed, "enosys": result["syscalls"].enosys_only,
-                     "capabilities": caps})
+                     "capabilities": caps, "failed_without": failed_without})
     else:
         typer.echo(f"{out}/seccomp.json: {len(result['syscalls'].allowed)} syscalls allowed, default {result['seccomp']['defaultAction']}")
         typer.echo(f"{out}/capabilities.json: add {', '.join(caps) if caps else 'nothing'}, drop ALL")
+        for cap, rows in failed_without.items():
+            calls = ", ".join(f"{r['syscall']} {r['count']}x" for r in rows)
+            typer.echo(f"note: calls failed without {cap} ({calls}); the run went on without it. "
+                       f"--add-capability {cap} if they must succeed.")
 
 
 @app.command()
@@ -223,6 +231,7 @@ def apply(
 from tracer.kube import pss_cli  # noqa: E402,F401
 from tracer.kube import k8s_cli  # noqa: E402,F401
 from tracer.kube import audit_cli  # noqa: E402,F401
+from tracer import loadtest_cli  # noqa: E402,F401
 # --- end command groups ---
 
 

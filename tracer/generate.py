@@ -39,14 +39,15 @@ def recording_facts(traces: list[Trace]) -> dict:
     }
 
 
-def generate(traces: list[Trace], out: Path, default_action: str = "errno", extra_syscalls: list[str] = ()) -> dict:
+def generate(traces: list[Trace], out: Path, default_action: str = "errno", extra_syscalls: list[str] = (),
+             add_capabilities: list[str] = ()) -> dict:
     trace = combined(traces)
     syscalls = recorded_syscalls(trace)
     if extra_syscalls:
         syscalls.allowed = sorted(set(syscalls.allowed) | set(extra_syscalls))
         syscalls.enosys_only = sorted(set(syscalls.enosys_only) - set(extra_syscalls))
     profile = build_profile(trace.arch, syscalls, default_action)
-    capabilities = infer_capabilities(capability_evidence(trace))
+    capabilities = infer_capabilities(capability_evidence(trace), add_capabilities)
     facts = recording_facts(traces)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")

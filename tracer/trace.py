@@ -144,12 +144,12 @@ def load_trace(path: str | os.PathLike) -> Trace:
 
 def _read_json(path: Path):
     source = str(path)
-    if path.is_dir():
-        raise InputError(source, "is a directory, expected a trace file")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(source, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(source, "is a directory, expected a trace file") from None
     except OSError as err:
         raise InputError(source, f"cannot read: {err.strerror}") from None
     if not data.strip():
