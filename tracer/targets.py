@@ -129,7 +129,7 @@ class PidTarget(Target):
         return cls("pid", str(pid), path, pid=pid, details={"pid": pid})
 
     def finished(self) -> bool:
-        return not _alive(self.pid)
+        return not process_alive(self.pid)
 
 
 def cgroup_target(path: str) -> Target:
@@ -140,7 +140,7 @@ def cgroup_target(path: str) -> Target:
     return Target("cgroup", path, resolved)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"

@@ -9,10 +9,24 @@ watches the verification run, so the report uses the trace format too.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from tracer import cgroups, runc
+from tracer.capabilities import capability_name
 from tracer.errors import InputError, atomic_write_json
+from tracer.seccomp import allowed_names
+from tracer.syscalls import native_oci_arch, syscall_name
+from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Snapshot, Trace, write_trace
 
 
 def load_profile(profile_dir: Path) -> tuple[dict, dict]:
@@ -53,3 +67,324 @@ def apply_profile(profile_dir: Path, bundle: Path) -> dict:
     config.setdefault("linux", {})["seccomp"] = seccomp
     atomic_write_json(config_path, config)
     return config
+
+
+# ---------------------------------------------------------------- verify
+
+PROBE_SOURCE = Path(__file__).with_name("probe") / "dangerous.c"
+PROBE_DIR_IN_CONTAINER = ".seccomp-tracer-probe"
+DANGEROUS_SYSCALLS = (
+    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "ptrace", "bpf", "perf_event_open",
+    "keyctl", "add_key", "request_key", "sethostname", "init_module", "finit_module", "delete_module",
+    "kexec_load", "open_by_handle_at", "userfaultfd", "reboot", "swapon", "process_vm_readv",
+    "io_uring_setup", "syslog", "fsopen", "move_mount",
+)
+
+
+@dataclass
+class Refusal:
+    kind: str  # "syscall" refused by the filter, or "capability" denied and the call failed
+    name: str
+    syscall: str
+    phase: str
+    count: int
+
+    def describe(self) -> str:
+        if self.kind == "syscall":
+            return f"syscall {self.name} refused {self.count}x in phase {self.phase}"
+        return f"{self.name} denied in {self.syscall}, which then failed, {self.count}x in phase {self.phase}"
+
+
+@dataclass
+class VerifyReport:
+    profile: str
+    bundle: str
+    ready: bool | None = None
+    ready_after_s: float | None = None
+    load_command: str | None = None
+    load_status: int | None = None
+    load_output: str = ""
+    stop_signal: str = "SIGTERM"
+    stop_status: int | None = None
+    calls: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+    fallbacks: dict[str, int] = field(default_factory=dict)
+    dangerous: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        return self.stop_status == 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def failures(self) -> list[str]:
+        failures = list(self.problems)
+        if self.ready is False:
+            failures.append("the container never became ready")
+        if self.load_command is not None and self.load_status != 0:
+            failures.append(f"the load command exited {self.load_status}")
+        if not self.stopped_cleanly:
+            failures.append(f"the container did not stop cleanly on {self.stop_signal} (exit {self.stop_status})")
+        failures.extend(r.describe() for r in self.refused)
+        failures.extend(f"dangerous syscall {d['syscall']} was not refused (errno {d['errno']})"
+                        for d in self.dangerous if not d["allowed_by_profile"] and not d["refused"])
+        return failures
+
+    def to_json(self) -> dict:
+        return {
+            "passed": self.passed, "profile": self.profile, "bundle": self.bundle,
+            "ready": self.ready, "ready_after_s": self.ready_after_s,
+            "load": {"command": self.load_command, "exit_status": self.load_status, "output_tail": self.load_output[-2000:]},
+            "stop": {"signal": self.stop_signal, "exit_status": self.stop_status, "clean": self.stopped_cleanly},
+            "calls": self.calls,
+            "refused": [vars(r) for r in self.refused],
+            "fallbacks": self.fallbacks,
+            "dangerous": self.dangerous,
+            "failures": self.failures(),
+        }
+
+
+def probe_binary() -> Path:
+    """The dangerous-syscall probe, compiled statically once per source version."""
+    source = PROBE_SOURCE.read_bytes()
+    target = Path(tempfile.gettempdir()) / f"seccomp-tracer-probe-{hashlib.sha256(source).hexdigest()[:12]}" / "probe"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".tmp")
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(partial), str(PROBE_SOURCE)], check=True, capture_output=True)
+        os.replace(partial, target)
+    return target
+
+
+def verification_config(bundle: Path, profile_dir: Path, cgroup: Path, probe: Path | None) -> dict:
+    """The bundle's config with the profile applied, in our cgroup, with the probe mounted."""
+    from tracer.targets import recording_config  # noqa: PLC0415
+
+    config = recording_config(bundle, cgroup)
+    seccomp, capabilities = load_profile(profile_dir)
+    caps = sorted(capabilities["add"])
+    config["linux"]["seccomp"] = seccomp
+    config["process"]["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    config["process"]["noNewPrivileges"] = True
+    if probe is not None:
+        config["mounts"].append({"destination": probe_mountpoint(config), "type": "bind", "source": str(probe.parent),
+                                 "options": ["rbind", "ro", "nosuid", "nodev"]})
+    return config
+
+
+def probe_mountpoint(config: dict) -> str:
+    # Inside a tmpfs the mountpoint is made in the container's scratch, not in its rootfs.
+    tmpfs = [m["destination"] for m in config.get("mounts", []) if m.get("type") == "tmpfs" and m["destination"] == "/tmp"]
+    return f"{tmpfs[0]}/{PROBE_DIR_IN_CONTAINER}" if tmpfs else f"/{PROBE_DIR_IN_CONTAINER}"
+
+
+def network_namespace_name(config: dict) -> str | None:
+    """The named netns (ip netns / pyroute2) the container joins, if any."""
+    for namespace in config.get("linux", {}).get("namespaces", []):
+        path = namespace.get("path", "")
+        if namespace.get("type") == "network" and path.startswith(("/var/run/netns/", "/run/netns/")):
+            return Path(path).name
+    return None
+
+
+def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict) -> tuple[list[Refusal], dict]:
+    """Refusals in the workload's phases between two snapshots, and ENOSYS fallbacks."""
+    allowed = allowed_names(seccomp)
+    enosys_rules = {n for rule in seccomp.get("syscalls", []) if rule.get("errnoRet") == 38 for n in rule.get("names", [])}
+    expected_cap_failures = {(cap, row["syscall"]) for cap, rows in capabilities.get("failed_without", {}).items() for row in rows}
+    calls = after.syscalls.astype(np.int64) - before.syscalls.astype(np.int64)
+    refused, fallbacks = [], {}
+    for phase in WORKLOAD_PHASES:
+        p = PHASES.index(phase)
+        for nr in np.flatnonzero(calls[p, :, 0] > 0):
+            name = syscall_name(arch, int(nr)) or f"syscall_{nr}"
+            if name in allowed:
+                continue
+            if name in enosys_rules:
+                fallbacks[name] = fallbacks.get(name, 0) + int(calls[p, nr, 0])
+            else:
+                refused.append(Refusal("syscall", name, name, phase, int(calls[p, nr, 0])))
+    denied_failed = CAP_OUTCOMES.index("denied_failed")
+    for (p, cap, nr, outcome), count in sorted(after.capabilities.items()):
+        new = count - before.capabilities.get((p, cap, nr, outcome), 0)
+        if outcome != denied_failed or new <= 0 or PHASES[p] not in WORKLOAD_PHASES:
+            continue
+        syscall = syscall_name(arch, nr) or f"syscall_{nr}"
+        if (capability_name(cap), syscall) not in expected_cap_failures:
+            refused.append(Refusal("capability", capability_name(cap), syscall, PHASES[p], new))
+    return refused, fallbacks
+
+
+def run_probe(container_id: str, mountpoint: str, names: list[str], runc_root: str | None = None) -> dict[str, int]:
+    """Run the probe inside the container (same filter and capabilities); {syscall: errno}."""
+    if not names:
+        return {}
+    done = subprocess.run(runc.global_args(runc_root) + ["exec", container_id, f"{mountpoint}/probe", *names],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise runc.RuncError(["runc", "exec", container_id], done.stderr or f"probe exited {done.returncode}", done.returncode)
+    return {name: int(errno) for name, errno in (line.split() for line in done.stdout.splitlines())}
+
+
+def refusal_errnos(seccomp: dict) -> set[int]:
+    # runc answers syscalls newer than the newest one a profile names with ENOSYS rather than
+    # the default errno, so that libraries fall back (runc's patchbpf); both never ran.
+    return {seccomp.get("defaultErrnoRet", 1), 38}
+
+
+def probe_container(container_id: str, pid: int, workdir: Path, config: dict, names: list[str]) -> dict[str, int]:
+    """Probe inside the running container; a batch workload that has already exited (or
+    exits meanwhile) is probed through a twin container under the same profile."""
+    if _alive(pid):
+        try:
+            return run_probe(container_id, probe_mountpoint(config), names)
+        except runc.RuncError:
+            if _alive(pid):
+                raise
+    return run_probe_in_twin(workdir, config, names)
+
+
+def run_probe_in_twin(workdir: Path, config: dict, names: list[str]) -> dict[str, int]:
+    """Run the probe as the process of a new container with the same filter and capabilities."""
+    twin_dir = workdir / "twin"
+    twin_dir.mkdir()
+    twin = json.loads(json.dumps(config))
+    twin["process"]["args"] = [f"{probe_mountpoint(config)}/probe", *names]
+    twin["linux"].pop("cgroupsPath", None)
+    (twin_dir / "config.json").write_text(json.dumps(twin))
+    output = twin_dir / "probe.out"
+    with open(output, "w") as stdout:
+        status = runc.run_to_completion(twin_dir, f"{workdir.name}-probe", stdout=stdout, timeout=30)
+    if status != 0:
+        raise runc.RuncError(["runc", "run", "probe"], f"probe exited {status}", status)
+    return {name: int(errno) for name, errno in (line.split() for line in output.read_text().splitlines())}
+
+
+def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_url: str | None = None,
+           ready_timeout: float = 120, load_timeout: float = 600, stop_timeout: float = 30,
+           probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
+    """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
+    from tracer.bundle import read_stop_signal  # noqa: PLC0415
+    from tracer.recording import KernelRecorder  # noqa: PLC0415
+
+    seccomp, capabilities = load_profile(profile_dir)
+    bundle = runc.check_bundle(bundle)
+    report = VerifyReport(str(profile_dir), str(bundle), load_command=load_command, stop_signal=read_stop_signal(bundle).name)
+    container_id = f"verify-{os.getpid()}"
+    cgroup = cgroups.make_cgroup(container_id)
+    workdir = Path(tempfile.mkdtemp(prefix="tracer-verify-"))
+    probe_path = probe_binary() if probe else None
+    config = verification_config(bundle, profile_dir, cgroup, probe_path)
+    (workdir / "config.json").write_text(json.dumps(config, indent=2))
+    netns = network_namespace_name(config)
+    recorder = KernelRecorder(cgroups.cgroup_id(cgroup), gated=True)
+    started = time.monotonic()
+    container_log = open(workdir / "container.log", "w+")
+    pid = None
+    try:
+        runc.become_subreaper()
+        pid = runc.create(workdir, container_id, stdout=container_log, stderr=container_log)
+        runc.start(container_id)
+        log(f"container {container_id} started under {profile_dir}")
+        if ready_url:
+            report.ready = wait_ready(ready_url, netns, pid, ready_timeout)
+            report.ready_after_s = round(time.monotonic() - started, 2)
+            log(f"ready: {report.ready} after {report.ready_after_s}s")
+        recorder.set_phase("load")
+        if load_command and report.ready is not False:
+            report.load_status, report.load_output = run_load(load_command, netns, load_timeout)
+            log(f"load command exited {report.load_status}")
+        before_probe, _ = recorder.read(time.monotonic() - started)
+        if probe_path is not None:
+            names = [name for name in DANGEROUS_SYSCALLS if name not in allowed_names(seccomp)]
+            try:
+                results = probe_container(container_id, pid, workdir, config, names)
+            except (runc.RuncError, subprocess.TimeoutExpired) as err:
+                report.problems.append(f"the dangerous-syscall probe could not run in the container: {err}")
+                results = {}
+            report.dangerous = [{"syscall": name, "errno": errno, "refused": errno in refusal_errnos(seccomp),
+                                 "allowed_by_profile": False} for name, errno in results.items()]
+            report.dangerous += [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
+                                 for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
+        after_probe, _ = recorder.read(time.monotonic() - started)
+        report.stop_status = stop_container(container_id, pid, report.stop_signal, stop_timeout)
+        log(f"container stopped: exit {report.stop_status}")
+        final, lost = recorder.read(time.monotonic() - started)
+    finally:
+        recorder.close()
+        _cleanup(container_id, workdir, cgroup, container_log)
+    workload_calls = Snapshot(final.t, final.syscalls - after_probe.syscalls + before_probe.syscalls,
+                              subtract_caps(final.capabilities, after_probe.capabilities, before_probe.capabilities))
+    report.refused, report.fallbacks = find_refusals(Snapshot.empty(), workload_calls, native_oci_arch(), seccomp, capabilities)
+    report.calls = int(workload_calls.syscalls[1:, :, 0].sum())
+    if any(lost.values()):
+        report.problems.append("counters lost during verification: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v))
+    if out is not None:
+        write_trace(Trace({"arch": native_oci_arch(), "verification_of": str(profile_dir), "bundle": str(bundle),
+                           "complete": True}, [workload_calls], lost, source=str(out)), out)
+    return report
+
+
+def subtract_caps(final: dict, after_probe: dict, before_probe: dict) -> dict:
+    """Capability rows of the workload alone: everything but what the probe window added."""
+    keys = set(final) | set(before_probe)
+    rows = {k: final.get(k, 0) - after_probe.get(k, 0) + before_probe.get(k, 0) for k in keys}
+    return {k: v for k, v in rows.items() if v > 0}
+
+
+def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:
+    from tracer.netns import call_in  # noqa: PLC0415
+    from tracer.recording import url_ready  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        if call_in(netns, url_ready, url) if netns else url_ready(url):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def run_load(command: str, netns: str | None, timeout: float) -> tuple[int, str]:
+    argv = ["/bin/sh", "-c", command]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        return 124, f"load command timed out after {timeout}s: {err}"
+    return done.returncode, done.stdout + done.stderr
+
+
+def stop_container(container_id: str, pid: int, signal_name: str, timeout: float) -> int | None:
+    try:
+        return runc.wait_exit(pid, timeout=0)
+    except TimeoutError:
+        pass
+    try:
+        runc.kill(container_id, signal_name)
+        return runc.wait_exit(pid, timeout=timeout)
+    except TimeoutError:
+        runc.kill(container_id, "SIGKILL")
+        runc.wait_exit(pid, timeout=10)
+        return None
+    except runc.RuncError:
+        return runc.wait_exit(pid, timeout=timeout)
+
+
+def _alive(pid: int | None) -> bool:
+    from tracer.targets import process_alive  # noqa: PLC0415
+
+    return pid is not None and process_alive(pid)
+
+
+def _cleanup(container_id: str, workdir: Path, cgroup: Path, container_log) -> None:
+    try:
+        runc.delete(container_id, force=True)
+    except runc.RuncError:
+        pass
+    container_log.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+    cgroups.remove_cgroup(cgroup)

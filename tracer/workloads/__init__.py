@@ -1,0 +1,1 @@
+"""Workloads the tracer can run and record out of the box."""
