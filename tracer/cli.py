@@ -85,7 +85,9 @@ def record(
     container: str = typer.Option(None, "--container", help="Container name within --kubernetes-pod."),
     duration: float = typer.Option(None, "--duration", min=0.1, help="Stop after this many seconds."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between checkpoints of the trace file."),
-    ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand)."),
+    ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand). Asked inside the container's network namespace when it joins a named one."),
+    load: str = typer.Option(None, "--load", metavar="COMMAND", help="Shell command to run once phase load begins (e.g. scripts/loadtest.py); when it ends the target is stopped and the recording ends."),
+    container_log: str = typer.Option(None, "--container-log", metavar="FILE", help="With --runc-bundle: append the container's output to FILE instead of passing it through."),
     capability_source: str = typer.Option("auto", "--capability-source", help="auto, tracepoint (capability:cap_capable) or kprobe (cap_capable, drops no-audit checks)."),
     fmt: str = FORMAT_OPTION,
 ) -> None:
@@ -101,9 +103,10 @@ def record(
     from tracer.recording import record as run_recording
 
     _check_format(fmt)
-    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container)
+    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid,
+                            kubernetes_pod, container, container_log)
     result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=fmt == "text",
-                                                 capability_source=capability_source))
+                                                 capability_source=capability_source, load_command=load))
     trace = result.trace
     lost = {k: v for k, v in trace.lost.items() if v}
     calls = int(trace.calls_by_nr().sum())
@@ -111,12 +114,19 @@ def record(
     if fmt == "json":
         # A recorded command owns stdout; the summary then goes to stderr.
         _print_json({"out": str(out), "stopped_by": result.stopped_by, "exit_status": result.exit_status,
-                     "calls": calls, "syscalls": distinct, "lost": trace.lost, "phase_changes": result.phase_changes},
+                     "calls": calls, "syscalls": distinct, "lost": trace.lost, "phase_changes": result.phase_changes,
+                     "load_status": result.load_status},
                     stream=sys.stderr if target.kind == "command" else sys.stdout)
     else:
         typer.echo(f"recorded {calls:,} calls of {distinct} syscalls from {target.kind} {target.name} "
                    f"({result.stopped_by}) -> {out}", err=True)
         typer.echo("lost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"), err=True)
+    if load:
+        if fmt == "text":
+            typer.echo(result.load_output.rstrip(), err=True)
+        if result.load_status != 0:
+            typer.echo(f"error: the load command {'never ran' if result.load_status is None else f'exited {result.load_status}'}", err=True)
+            raise typer.Exit(EXIT_FINDINGS)
     if target.details.get("warning"):
         typer.echo(f"warning: {target.details['warning']}", err=True)
     if target.kind == "command" and result.stopped_by == "target finished":
@@ -124,7 +134,8 @@ def record(
     raise typer.Exit(EXIT_FINDINGS if lost else EXIT_OK)
 
 
-def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container):
+def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container,
+                   container_log=None):
     from tracer import targets
 
     chosen = [name for name, value in (("-- COMMAND", command), ("--runc", runc), ("--runc-bundle", runc_bundle), ("--containerd", containerd),
@@ -137,7 +148,7 @@ def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, n
     if runc:
         return targets.RuncTarget.create(runc, runc_root)
     if runc_bundle:
-        return targets.RuncBundleTarget.create(runc_bundle, runc_id, runc_root)
+        return targets.RuncBundleTarget.create(runc_bundle, runc_id, runc_root, container_log)
     if containerd:
         return targets.containerd_target(containerd, namespace)
     if cgroup:
@@ -176,6 +187,7 @@ def generate(
     out: Path = typer.Option(..., "--out", "-o", help="Profile directory to write."),
     default_action: str = typer.Option("errno", "--default-action", help="What the profile does with any other syscall: errno (EPERM), kill, or log (allow and log: complain mode)."),
     add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand (e.g. one a call failed without during the recording)."),
+    min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
     fmt: str = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
@@ -194,7 +206,7 @@ def generate(
 
     _check_format(fmt)
     loaded = [load_trace(path) for path in traces]
-    result = write_profile(loaded, out, default_action, add_capabilities=add_capability)
+    result = write_profile(loaded, out, default_action, add_capabilities=add_capability, min_runs=min_runs)
     caps = result["capabilities"]["add"]
     failed_without = result["capabilities"]["failed_without"]
     if fmt == "json":
@@ -202,6 +214,10 @@ def generate(
                      "capabilities": caps, "failed_without": failed_without})
     else:
         typer.echo(f"{out}/seccomp.json: {len(result['syscalls'].allowed)} syscalls allowed, default {result['seccomp']['defaultAction']}")
+        if result["left_out"]:
+            typer.echo(f"left out (in fewer than {min_runs} runs): {' '.join(result['left_out'])}")
+        if result["rare"]:
+            typer.echo(f"rare (seen in one run only; confirm with a longer load test): {' '.join(result['rare'])}")
         typer.echo(f"{out}/capabilities.json: add {', '.join(caps) if caps else 'nothing'}, drop ALL")
         for cap, rows in failed_without.items():
             calls = ", ".join(f"{r['syscall']} {r['count']}x" for r in rows)
@@ -278,6 +294,54 @@ def format_verify_text(report) -> str:
     failures = report.failures()
     lines.append("PASS" if not failures else "FAIL\n" + "\n".join(f"  - {f}" for f in failures))
     return "\n".join(lines)
+
+
+@app.command()
+def merge(
+    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="Traces of the same workload: replicas, nodes, repeated load tests."),
+    out: Path = typer.Option(..., "--out", "-o", help="Merged trace to write."),
+    fmt: str = FORMAT_OPTION,
+) -> None:
+    """Merge recordings into one trace: the union of what every run did, and for each
+    syscall and capability the number of runs it appeared in. Syscalls seen in one run
+    only are listed as rare: a longer load test should confirm them. `generate
+    --min-runs K` keeps only what appeared in at least K runs. Exit 0, or 2 for bad input.
+    """
+    from tracer.merge import merge_traces, rare_syscalls
+    from tracer.trace import load_trace, write_trace
+
+    _check_format(fmt)
+    merged = merge_traces([load_trace(path) for path in traces])
+    write_trace(merged, out)
+    rare = rare_syscalls(merged)
+    if fmt == "json":
+        _print_json({"out": str(out), "runs": merged.runs["count"], "syscalls": merged.runs["syscalls"], "rare": rare})
+    else:
+        typer.echo(f"{out}: {merged.runs['count']} runs, {len(merged.runs['syscalls'])} syscalls")
+        if rare and merged.runs["count"] > 1:
+            typer.echo(f"rare (seen in one run only): {' '.join(rare)}")
+
+
+@app.command("diff")
+def diff_command(
+    old: Path = typer.Argument(..., metavar="OLD", help="Profile directory, seccomp.json or trace."),
+    new: Path = typer.Argument(..., metavar="NEW", help="Profile directory, seccomp.json or trace."),
+    fmt: str = FORMAT_OPTION,
+) -> None:
+    """Compare two profiles or traces: syscalls and capabilities added and removed.
+
+    Exit 1 when NEW needs more than OLD grants (the check a reviewer runs when the NIM
+    image is upgraded), 0 otherwise, 2 for bad input.
+    """
+    from tracer.diff import diff
+
+    _check_format(fmt)
+    result = diff(old, new)
+    if fmt == "json":
+        _print_json(result.to_json())
+    else:
+        typer.echo(result.to_text())
+    raise typer.Exit(EXIT_FINDINGS if result.needs_more else EXIT_OK)
 
 
 # --- command groups: each module registers its own commands on `app` ---

@@ -18,7 +18,7 @@ def combined(traces: list[Trace]) -> Trace:
     arches = {t.arch for t in traces}
     if len(arches) > 1:
         raise InputError(traces[1].source, f"architecture {traces[1].arch} differs from {traces[0].arch} in {traces[0].source}")
-    from tracer.merge import merge_traces  # noqa: PLC0415 (merge builds on this module's users)
+    from tracer.merge import merge_traces  # noqa: PLC0415
 
     return merge_traces(traces)
 
@@ -40,9 +40,13 @@ def recording_facts(traces: list[Trace]) -> dict:
 
 
 def generate(traces: list[Trace], out: Path, default_action: str = "errno", extra_syscalls: list[str] = (),
-             add_capabilities: list[str] = ()) -> dict:
+             add_capabilities: list[str] = (), min_runs: int = 1) -> dict:
+    from tracer.merge import below_min_runs, rare_syscalls  # noqa: PLC0415
+
     trace = combined(traces)
     syscalls = recorded_syscalls(trace)
+    left_out = sorted(below_min_runs(trace, min_runs) & set(syscalls.allowed)) if min_runs > 1 else []
+    syscalls.allowed = [name for name in syscalls.allowed if name not in left_out]
     if extra_syscalls:
         syscalls.allowed = sorted(set(syscalls.allowed) | set(extra_syscalls))
         syscalls.enosys_only = sorted(set(syscalls.enosys_only) - set(extra_syscalls))
@@ -54,4 +58,5 @@ def generate(traces: list[Trace], out: Path, default_action: str = "errno", extr
     atomic_write_json(out / "seccomp.json", profile)
     atomic_write_json(out / "capabilities.json", capabilities)
     atomic_write_json(out / "recording.json", facts)
-    return {"seccomp": profile, "capabilities": capabilities, "recording": facts, "syscalls": syscalls}
+    return {"seccomp": profile, "capabilities": capabilities, "recording": facts, "syscalls": syscalls,
+            "left_out": left_out, "rare": [n for n in rare_syscalls(trace) if n in syscalls.allowed]}

@@ -61,3 +61,13 @@ def merge_traces(traces: list[Trace]) -> Trace:
     runs = {"count": sum(run_count(t) for t in traces), "syscalls": dict(sorted(syscall_runs.items())),
             "capabilities": dict(sorted(capability_runs.items()))}
     return Trace(metadata, [total], dict(lost), runs, source="merged")
+
+
+def rare_syscalls(trace: Trace) -> list[str]:
+    """Syscalls seen in one run only, when there were several."""
+    seen = syscalls_seen(trace)
+    return sorted(name for name, runs in seen.items() if runs == 1) if run_count(trace) > 1 else []
+
+
+def below_min_runs(trace: Trace, min_runs: int) -> set[str]:
+    return {name for name, runs in syscalls_seen(trace).items() if runs < min_runs}

@@ -11,6 +11,7 @@ import ctypes
 import os
 import platform
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -129,6 +130,7 @@ class RecordOptions:
     ready_url: str | None = None
     progress: bool = True
     capability_source: str = "auto"
+    load_command: str | None = None  # run once in phase load; the recording ends when it does
     # Rows the kernel keeps for capability checks; far more than any workload needs. Tests
     # shrink it to prove that a full map is counted and reported, never silent.
     cap_map_entries: int = int(os.environ.get("TRACER_CAP_MAP_ENTRIES", "16384"))
@@ -140,6 +142,30 @@ class RecordResult:
     stopped_by: str
     exit_status: int | None
     phase_changes: list[dict] = field(default_factory=list)
+    load_status: int | None = None
+    load_output: str = ""
+
+
+class LoadRunner:
+    """Runs the load command once, in its own thread, when the recording reaches phase load."""
+
+    def __init__(self, command: str | None, netns: str | None):
+        self.command, self.netns = command, netns
+        self.thread: threading.Thread | None = None
+        self.status: int | None = None
+        self.output = ""
+
+    def start_once(self) -> None:
+        if self.command and self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="load", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        self.status, self.output = run_load_command(self.command, self.netns)
+
+    @property
+    def finished(self) -> bool:
+        return self.thread is not None and not self.thread.is_alive()
 
 
 class PhaseSwitch:
@@ -158,10 +184,10 @@ class PhaseSwitch:
             self.phase = "load"
             self.changes.append({"phase": "load", "t": round(time.monotonic() - self.started, 3), "reason": reason})
 
-    def watch_url(self, url: str, stop: threading.Event) -> threading.Thread:
+    def watch_url(self, url: str, stop: threading.Event, netns: str | None = None) -> threading.Thread:
         def poll() -> None:
             while not stop.is_set() and self.phase != "load":
-                if url_ready(url):
+                if url_ready(url, netns):
                     self.to_load(f"{url} answered 2xx")
                     return
                 stop.wait(0.1)
@@ -171,12 +197,29 @@ class PhaseSwitch:
         return thread
 
 
-def url_ready(url: str) -> bool:
+def url_ready(url: str, netns: str | None = None) -> bool:
+    """Whether URL answers 2xx, asked from inside the named network namespace if given."""
+    if netns:
+        from tracer.netns import call_in  # noqa: PLC0415
+
+        return call_in(netns, url_ready, url)
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def run_load_command(command: str, netns: str | None = None, timeout: float = 600) -> tuple[int, str]:
+    """Run a load command (shell) to completion, inside the named netns if given."""
+    argv = ["/bin/sh", "-c", command]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, f"load command timed out after {timeout}s"
+    return done.returncode, done.stdout + done.stderr
 
 
 class Progress:
@@ -221,16 +264,22 @@ def record(target: Target, options: RecordOptions) -> RecordResult:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
     progress = Progress(options.progress)
+    load = LoadRunner(options.load_command, target.netns)
     try:
         target.start()
         if options.ready_url:
-            switch.watch_url(options.ready_url, stop)
+            switch.watch_url(options.ready_url, stop, target.netns)
         next_checkpoint = started + options.interval
         while not stop.is_set():
             if target.finished():
                 break
             if options.duration is not None and time.monotonic() - started >= options.duration:
                 stopped_by[0] = "duration"
+                break
+            if switch.phase == "load":
+                load.start_once()
+            if load.finished:
+                stopped_by[0] = f"load finished (exit {load.status})"
                 break
             if time.monotonic() >= next_checkpoint:
                 _checkpoint(recorder, trace, switch, started, options.out, progress)
@@ -246,8 +295,10 @@ def record(target: Target, options: RecordOptions) -> RecordResult:
         recorder.close()
         target.close()
     trace.metadata.update(complete=True, stopped_by=stopped_by[0], exit_status=target.exit_status)
+    if options.load_command:
+        trace.metadata["load"] = {"command": options.load_command, "exit_status": load.status}
     write_trace(trace, options.out)
-    return RecordResult(trace, stopped_by[0], target.exit_status, switch.changes)
+    return RecordResult(trace, stopped_by[0], target.exit_status, switch.changes, load.status, load.output)
 
 
 def _checkpoint(recorder, trace, switch, started, out, progress, final=False) -> None:

@@ -29,6 +29,7 @@ class Target:
     gated: bool = False
     details: dict = field(default_factory=dict)
     exit_status: int | None = None
+    netns: str | None = None  # the named network namespace its ready URL and load live in
 
     @property
     def cgroup_id(self) -> int:
@@ -197,9 +198,11 @@ class RuncBundleTarget(PidTarget):
     bundle: Path = Path()
     runc_root: str | None = None
     workdir: Path | None = None
+    output: str | None = None  # file for the container's stdout and stderr (default: ours)
 
     @classmethod
-    def create(cls, bundle: str, container_id: str | None = None, runc_root: str | None = None) -> "RuncBundleTarget":
+    def create(cls, bundle: str, container_id: str | None = None, runc_root: str | None = None,
+               output: str | None = None) -> "RuncBundleTarget":
         source = runc.check_bundle(bundle)
         container_id = container_id or f"tracer-{os.getpid()}"
         runc.check_container_id(container_id)
@@ -210,11 +213,16 @@ class RuncBundleTarget(PidTarget):
         details = {"runtime": runtime_version("runc"), "container_id": container_id, **bundle_facts(str(source)),
                    "marker_filter": config["linux"]["seccomp"] is MARKER_SECCOMP}
         return cls("runc-bundle", container_id, cgroup, gated=True, details=details, bundle=workdir,
-                   runc_root=runc_root, workdir=workdir)
+                   runc_root=runc_root, workdir=workdir, output=output, netns=named_netns(config))
 
     def start(self) -> None:
         runc.become_subreaper()
-        self.pid = runc.create(self.bundle, self.name, root=self.runc_root, stdout=None, stderr=None)
+        stdio = open(self.output, "ab") if self.output else None
+        try:
+            self.pid = runc.create(self.bundle, self.name, root=self.runc_root, stdout=stdio, stderr=stdio)
+        finally:
+            if stdio:
+                stdio.close()
         runc.start(self.name, root=self.runc_root)
 
     def finished(self) -> bool:
@@ -256,6 +264,15 @@ def recording_config(bundle: Path, cgroup: Path) -> dict:
     linux["cgroupsPath"] = "/" + str(cgroup.relative_to(cgroups.cgroup_v2_root()))
     linux["seccomp"] = linux.get("seccomp") or MARKER_SECCOMP
     return config
+
+
+def named_netns(config: dict) -> str | None:
+    """The named network namespace (ip netns, pyroute2) a container config joins, if any."""
+    for namespace in config.get("linux", {}).get("namespaces", []):
+        path = namespace.get("path", "")
+        if namespace.get("type") == "network" and path.startswith(("/var/run/netns/", "/run/netns/")):
+            return Path(path).name
+    return None
 
 
 def runc_state(container_id: str, runc_root: str | None = None) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tracer import cgroups, runc
+from tracer.targets import named_netns, process_alive, recording_config
 from tracer.capabilities import capability_name
 from tracer.errors import InputError, atomic_write_json
 from tracer.seccomp import allowed_names
@@ -161,7 +162,6 @@ def probe_binary() -> Path:
 
 def verification_config(bundle: Path, profile_dir: Path, cgroup: Path, probe: Path | None) -> dict:
     """The bundle's config with the profile applied, in our cgroup, with the probe mounted."""
-    from tracer.targets import recording_config  # noqa: PLC0415
 
     config = recording_config(bundle, cgroup)
     seccomp, capabilities = load_profile(profile_dir)
@@ -179,15 +179,6 @@ def probe_mountpoint(config: dict) -> str:
     # Inside a tmpfs the mountpoint is made in the container's scratch, not in its rootfs.
     tmpfs = [m["destination"] for m in config.get("mounts", []) if m.get("type") == "tmpfs" and m["destination"] == "/tmp"]
     return f"{tmpfs[0]}/{PROBE_DIR_IN_CONTAINER}" if tmpfs else f"/{PROBE_DIR_IN_CONTAINER}"
-
-
-def network_namespace_name(config: dict) -> str | None:
-    """The named netns (ip netns / pyroute2) the container joins, if any."""
-    for namespace in config.get("linux", {}).get("namespaces", []):
-        path = namespace.get("path", "")
-        if namespace.get("type") == "network" and path.startswith(("/var/run/netns/", "/run/netns/")):
-            return Path(path).name
-    return None
 
 
 def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict) -> tuple[list[Refusal], dict]:
@@ -238,11 +229,11 @@ def refusal_errnos(seccomp: dict) -> set[int]:
 def probe_container(container_id: str, pid: int, workdir: Path, config: dict, names: list[str]) -> dict[str, int]:
     """Probe inside the running container; a batch workload that has already exited (or
     exits meanwhile) is probed through a twin container under the same profile."""
-    if _alive(pid):
+    if process_alive(pid):
         try:
             return run_probe(container_id, probe_mountpoint(config), names)
         except runc.RuncError:
-            if _alive(pid):
+            if process_alive(pid):
                 raise
     return run_probe_in_twin(workdir, config, names)
 
@@ -268,7 +259,7 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
            probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
     """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
     from tracer.bundle import read_stop_signal  # noqa: PLC0415
-    from tracer.recording import KernelRecorder  # noqa: PLC0415
+    from tracer.recording import KernelRecorder, run_load_command  # noqa: PLC0415
 
     seccomp, capabilities = load_profile(profile_dir)
     bundle = runc.check_bundle(bundle)
@@ -279,7 +270,7 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
     probe_path = probe_binary() if probe else None
     config = verification_config(bundle, profile_dir, cgroup, probe_path)
     (workdir / "config.json").write_text(json.dumps(config, indent=2))
-    netns = network_namespace_name(config)
+    netns = named_netns(config)
     recorder = KernelRecorder(cgroups.cgroup_id(cgroup), gated=True)
     started = time.monotonic()
     container_log = open(workdir / "container.log", "w+")
@@ -295,7 +286,7 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
             log(f"ready: {report.ready} after {report.ready_after_s}s")
         recorder.set_phase("load")
         if load_command and report.ready is not False:
-            report.load_status, report.load_output = run_load(load_command, netns, load_timeout)
+            report.load_status, report.load_output = run_load_command(load_command, netns, load_timeout)
             log(f"load command exited {report.load_status}")
         before_probe, _ = recorder.read(time.monotonic() - started)
         if probe_path is not None:
@@ -336,26 +327,14 @@ def subtract_caps(final: dict, after_probe: dict, before_probe: dict) -> dict:
 
 
 def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:
-    from tracer.netns import call_in  # noqa: PLC0415
     from tracer.recording import url_ready  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        if call_in(netns, url_ready, url) if netns else url_ready(url):
+    while time.monotonic() < deadline and process_alive(pid):
+        if url_ready(url, netns):
             return True
         time.sleep(0.1)
     return False
-
-
-def run_load(command: str, netns: str | None, timeout: float) -> tuple[int, str]:
-    argv = ["/bin/sh", "-c", command]
-    if netns:
-        argv = ["ip", "netns", "exec", netns, *argv]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        return 124, f"load command timed out after {timeout}s: {err}"
-    return done.returncode, done.stdout + done.stderr
 
 
 def stop_container(container_id: str, pid: int, signal_name: str, timeout: float) -> int | None:
@@ -372,12 +351,6 @@ def stop_container(container_id: str, pid: int, signal_name: str, timeout: float
         return None
     except runc.RuncError:
         return runc.wait_exit(pid, timeout=timeout)
-
-
-def _alive(pid: int | None) -> bool:
-    from tracer.targets import process_alive  # noqa: PLC0415
-
-    return pid is not None and process_alive(pid)
 
 
 def _cleanup(container_id: str, workdir: Path, cgroup: Path, container_log) -> None:

@@ -1,0 +1,90 @@
+"""diff: what a new profile or trace needs beyond an old one (the check for an image upgrade)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracer.errors import InputError
+from tracer.seccomp import allowed_names
+
+
+@dataclass
+class Needs:
+    """What one side grants or used: syscall names and capabilities."""
+
+    source: str
+    syscalls: set[str]
+    capabilities: set[str]
+
+
+def needs_of(path: Path) -> Needs:
+    """A profile directory, a seccomp.json, or a trace."""
+    if path.is_dir():
+        from tracer.verify import load_profile  # noqa: PLC0415
+
+        seccomp, capabilities = load_profile(path)
+        return Needs(str(path), allowed_names(seccomp), set(capabilities["add"]))
+    try:
+        head = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "no such file or profile directory") from None
+    except ValueError:
+        head = None
+    if isinstance(head, dict) and "defaultAction" in head:
+        return Needs(str(path), allowed_names(head), set())
+    return _needs_of_trace(path)
+
+
+def _needs_of_trace(path: Path) -> Needs:
+    from tracer.capabilities import capability_evidence, infer_capabilities  # noqa: PLC0415
+    from tracer.seccomp import recorded_syscalls  # noqa: PLC0415
+    from tracer.trace import load_trace  # noqa: PLC0415
+
+    trace = load_trace(path)
+    syscalls = recorded_syscalls(trace)
+    caps = infer_capabilities(capability_evidence(trace))["add"]
+    return Needs(str(path), set(syscalls.allowed), set(caps))
+
+
+@dataclass
+class Diff:
+    old: Needs
+    new: Needs
+
+    @property
+    def added_syscalls(self) -> list[str]:
+        return sorted(self.new.syscalls - self.old.syscalls)
+
+    @property
+    def removed_syscalls(self) -> list[str]:
+        return sorted(self.old.syscalls - self.new.syscalls)
+
+    @property
+    def added_capabilities(self) -> list[str]:
+        return sorted(self.new.capabilities - self.old.capabilities)
+
+    @property
+    def removed_capabilities(self) -> list[str]:
+        return sorted(self.old.capabilities - self.new.capabilities)
+
+    @property
+    def needs_more(self) -> bool:
+        return bool(self.added_syscalls or self.added_capabilities)
+
+    def to_json(self) -> dict:
+        return {"old": self.old.source, "new": self.new.source, "needs_more": self.needs_more,
+                "syscalls": {"added": self.added_syscalls, "removed": self.removed_syscalls},
+                "capabilities": {"added": self.added_capabilities, "removed": self.removed_capabilities}}
+
+    def to_text(self) -> str:
+        lines = [f"--- {self.old.source}", f"+++ {self.new.source}"]
+        lines += [f"+ syscall {n}" for n in self.added_syscalls] + [f"- syscall {n}" for n in self.removed_syscalls]
+        lines += [f"+ capability {c}" for c in self.added_capabilities] + [f"- capability {c}" for c in self.removed_capabilities]
+        verdict = "NEW needs more than OLD grants" if self.needs_more else "NEW needs nothing beyond OLD"
+        return "\n".join(lines + [verdict])
+
+
+def diff(old: Path, new: Path) -> Diff:
+    return Diff(needs_of(old), needs_of(new))
