@@ -292,6 +292,9 @@ def format_verify_text(report) -> str:
         lines.append(f"  dangerous   {len(refused)} of {len(report.dangerous)} refused inside the container: {' '.join(refused)}")
         lines.extend(f"    {d['syscall']}: allowed by the profile (the workload made it)" for d in report.dangerous if d["allowed_by_profile"])
     failures = report.failures()
+    if failures and report.container_output.strip():
+        lines.append("  container output (last lines):")
+        lines.extend(f"    {line}" for line in report.container_output.strip().splitlines()[-10:])
     lines.append("PASS" if not failures else "FAIL\n" + "\n".join(f"  - {f}" for f in failures))
     return "\n".join(lines)
 
@@ -350,6 +353,7 @@ from tracer.kube import pss_cli  # noqa: E402,F401
 from tracer.kube import k8s_cli  # noqa: E402,F401
 from tracer.kube import audit_cli  # noqa: E402,F401
 from tracer import loadtest_cli  # noqa: E402,F401
+from tracer import denials_cli  # noqa: E402,F401
 # --- end command groups ---
 
 

@@ -31,7 +31,7 @@ from tracer.trace import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot, Trace, 
 
 BPF_SOURCE = Path(__file__).with_name("bpf") / "recorder.bpf.c"
 TRACEFS = Path("/sys/kernel/tracing")
-CONTROL_PHASE, CONTROL_ARMED = 0, 1
+CONTROL_PHASE, CONTROL_ARMED, CONTROL_EXECED = 0, 1, 3
 
 
 def capability_tracepoint_available() -> bool:
@@ -68,6 +68,7 @@ class KernelRecorder:
         self._ncpus = len(bcc.utils.get_possible_cpus())
         self._control = self.bpf[b"control"]
         self._set_control(CONTROL_ARMED, 0 if gated else 1)
+        self._set_control(CONTROL_EXECED, 0 if gated else 1)
         self.set_phase("startup")
 
     def _set_control(self, slot: int, value: int) -> None:

@@ -27,6 +27,7 @@ _LIBSECCOMP_ARCH = {
     "SCMP_ARCH_PPC64LE": b"ppc64le",
     "SCMP_ARCH_S390X": b"s390x",
     "SCMP_ARCH_RISCV64": b"riscv64",
+    "SCMP_ARCH_X86": b"x86",
 }
 
 # The BPF program counts syscall numbers below this bound; every Linux arch fits today

@@ -112,6 +112,7 @@ class VerifyReport:
     fallbacks: dict[str, int] = field(default_factory=dict)
     dangerous: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    container_output: str = ""
 
     @property
     def stopped_cleanly(self) -> bool:
@@ -145,6 +146,7 @@ class VerifyReport:
             "fallbacks": self.fallbacks,
             "dangerous": self.dangerous,
             "failures": self.failures(),
+            "container_output_tail": self.container_output[-4000:],
         }
 
 
@@ -306,6 +308,8 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
         final, lost = recorder.read(time.monotonic() - started)
     finally:
         recorder.close()
+        container_log.seek(0)
+        report.container_output = container_log.read()
         _cleanup(container_id, workdir, cgroup, container_log)
     workload_calls = Snapshot(final.t, final.syscalls - after_probe.syscalls + before_probe.syscalls,
                               subtract_caps(final.capabilities, after_probe.capabilities, before_probe.capabilities))

@@ -38,6 +38,7 @@
 #define CONTROL_PHASE 0
 #define CONTROL_ARMED 1
 #define CONTROL_PENDING 2
+#define CONTROL_EXECED 3
 
 #define SECCOMP_SET_MODE_FILTER 1
 #define PR_SET_SECCOMP 22
@@ -61,9 +62,10 @@ struct pending_caps {
 // [phase][nr][result] -> count. RESULT_CALLS counts every completed call.
 BPF_PERCPU_ARRAY(syscall_counts, u64, N_PHASES * MAX_NR * N_RESULTS);
 BPF_PERCPU_ARRAY(lost, u64, N_LOST);
-// CONTROL_PHASE: phase set by user space; CONTROL_ARMED: 1 once the workload owns the
-// cgroup; CONTROL_PENDING: number of threads with capability checks awaiting their sys_exit.
-BPF_ARRAY(control, u64, 3);
+// CONTROL_PHASE: phase set by user space; CONTROL_ARMED: 1 once calls run under the
+// container's filter; CONTROL_EXECED: 1 once the workload's first exec began;
+// CONTROL_PENDING: number of threads with capability checks awaiting their sys_exit.
+BPF_ARRAY(control, u64, 4);
 BPF_HASH(cap_checks, struct cap_key, u64, CAP_MAP_ENTRIES);
 BPF_HASH(pending, u32, struct pending_caps, 16384);
 BPF_HASH(installing_filter, u32, u8, 1024);
@@ -148,6 +150,10 @@ static __always_inline void flush_pending_caps(u32 tid, u32 phase, u32 nr, long 
 // and belongs in the profile: with noNewPrivileges runc installs it just before execve; when
 // the recording runs unconfined there is no filter, and the exec itself is the hand-over.
 // Until then every call is counted in PHASE_RUNTIME, which the generator leaves out.
+// Capability checks have a later gate, the exec: between the filter install and the exec
+// runc's init still works for itself (it reopens its exec fifo through /proc/self/fd, a
+// CAP_DAC_OVERRIDE check once it runs as a non-root user); those calls must pass the
+// filter, but their capability checks are not the workload's.
 static __always_inline int gate_opens_before(u32 nr)
 {
     // The exec must be allowed by the filter: it opens the gate before it is counted.
@@ -187,14 +193,17 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     }
 
     u64 armed = control_get(CONTROL_ARMED);
-    if (!armed && gate_opens_before(nr)) {
+    if (gate_opens_before(nr) && !control_get(CONTROL_EXECED)) {
         control_set(CONTROL_ARMED, 1);
+        control_set(CONTROL_EXECED, 1);
         armed = 1;
     }
     u32 phase = current_phase(armed);
 
-    if (control_get(CONTROL_PENDING))
-        flush_pending_caps(tid, phase, nr < MAX_NR ? nr : MAX_NR - 1, ret);
+    if (control_get(CONTROL_PENDING)) {
+        u32 cap_phase = control_get(CONTROL_EXECED) ? phase : PHASE_RUNTIME;
+        flush_pending_caps(tid, cap_phase, nr < MAX_NR ? nr : MAX_NR - 1, ret);
+    }
 
     if (nr >= MAX_NR) {
         count_lost(LOST_NR_OUT_OF_RANGE);
