@@ -11,7 +11,7 @@ from conftest import tracer_cli
 
 from tracer import runc
 from tracer.bundle import make_bundle
-from tracer.seccomp import allowed_names
+from tracer.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.trace import load_trace
 
 # Runs as root with a few capabilities: it needs CHOWN and never uses NET_RAW or KILL.
@@ -70,6 +70,10 @@ def test_runtime_setup_is_recorded_apart_and_left_out_of_the_profile(recorded):
     # runc's hand-over after the filter is installed runs under the profile: it must be in it.
     assert {"execve", "write", "getpid"} <= allowed
     assert trace.metadata["workload_started"] is True
+    # What runc did under the filter is the measured hand-over set (seccomp.py).
+    handover = set(trace_names(trace, "handover"))
+    assert {"execve"} & handover == set() and handover <= RUNC_HANDOVER_SYSCALLS, handover - RUNC_HANDOVER_SYSCALLS
+    assert RUNC_HANDOVER_SYSCALLS <= allowed
 
 
 def test_capability_needed_is_added_and_unused_ones_are_not(recorded):

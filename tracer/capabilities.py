@@ -68,7 +68,7 @@ class CapabilityEvidence:
 
     @property
     def verdict(self) -> str:
-        if self.phase == "runtime":
+        if self.phase not in WORKLOAD_PHASES:
             return "container runtime's own"
         if self.outcome == "denied_failed":
             return "required by the call"

@@ -112,3 +112,39 @@ def remove_cgroup(path: Path, timeout: float = 5.0) -> bool:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
+
+
+def _v1_mounts(mountinfo: str | Path = "/proc/self/mountinfo") -> dict[frozenset, Path]:
+    """{controllers (or name=...) of a cgroup v1 hierarchy: its mount point}."""
+    mounts = {}
+    for line in Path(mountinfo).read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        fields = after.split()
+        if fields and fields[0] == "cgroup":
+            options = set(fields[2].split(","))
+            mounts[frozenset(o for o in options if o not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec"))] = Path(_unescape(before.split()[4]))
+    return mounts
+
+
+def make_sub_cgroups(pid: int, name: str) -> list[Path]:
+    """A child named `name` of `pid`'s cgroup in every hierarchy it is in (v2 and, on hybrid
+    hosts, each v1 one), as `runc exec --cgroup NAME` needs. Returns them deepest-first."""
+    made = []
+    v1 = _v1_mounts()
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0":
+            parent = cgroup_of_pid(pid)
+        else:
+            wanted = frozenset(controllers.split(","))
+            mount = next((m for opts, m in v1.items() if wanted <= opts), None)
+            parent = mount / path.lstrip("/") if mount else None
+        if parent is None or not parent.is_dir():
+            continue
+        child = parent / name
+        child.mkdir(exist_ok=True)
+        for knob in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset child starts with none
+            if (parent / knob).exists() and not (child / knob).read_text().strip():
+                (child / knob).write_text((parent / knob).read_text())
+        made.append(child)
+    return made

@@ -46,8 +46,8 @@ def step(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-def record_mininim(workdir: Path, bundle: Path, requests: int, concurrency: int) -> Path:
-    trace = workdir / "mini-nim.trace.json"
+def record_mininim(workdir: Path, bundle: Path, requests: int, concurrency: int, trace: Path | None = None) -> Path:
+    trace = trace or workdir / "mini-nim.trace.json"
     step(TRACER, "record", "--runc-bundle", str(bundle), "--runc-id", f"mini-nim-{workdir.name}",
          "--ready-url", READY_URL, "--load", load_command(requests, concurrency),
          "--container-log", str(workdir / "container.log"), "--out", str(trace))
@@ -88,7 +88,6 @@ def main(argv: list[str]) -> int:
         trace = record_mininim(workdir, bundle, requests, concurrency)
         step(TRACER, "generate", str(trace), "--out", str(PROFILE))
         (PROFILE / "README.md").write_text(profile_readme(trace, requests, concurrency))
-        shutil.copy(trace, PROFILE / "mini-nim.trace.json")
         verified = step(TRACER, "verify", str(PROFILE), "--bundle", str(bundle), "--ready-url", READY_URL,
                         "--load", load_command(requests, concurrency), "--format", "json", check=False)
     report = json.loads(verified.stdout)

@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tracer.bundle import make_bundle
+from tracer.bundle import make_bundle, mininim_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
@@ -77,7 +77,17 @@ def drive_load(url: str, requests: int) -> None:
         urllib.request.urlopen(url, timeout=5).read()
 
 
-RECIPES = {"python-chown": python_chown, "shell-nonroot": shell_nonroot, "http-server": http_server}
+def mini_nim(workdir: Path) -> None:
+    """The demo's recording: the mini-NIM in runc, startup until ready, 400 requests of load."""
+    from tracer.demo import DEFAULT_CAPABILITIES, record_mininim  # noqa: PLC0415
+    from tracer.netns import network_namespace  # noqa: PLC0415
+
+    with network_namespace() as netns_path:
+        bundle = mininim_bundle(workdir / "bundle", netns_path=netns_path, capabilities=DEFAULT_CAPABILITIES)
+        record_mininim(workdir, bundle, 400, 8, trace=FIXTURES / "mini-nim.trace.json")
+
+
+RECIPES = {"python-chown": python_chown, "shell-nonroot": shell_nonroot, "http-server": http_server, "mini-nim": mini_nim}
 
 
 def main(names: list[str]) -> int:

@@ -27,7 +27,7 @@ from tracer import __version__
 from tracer.bccimport import import_bcc
 from tracer.syscalls import MAX_SYSCALL_NR, native_oci_arch
 from tracer.targets import Target
-from tracer.trace import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot, Trace, write_trace
+from tracer.trace import KERNEL_LOST_REASONS, PHASES, PROFILE_PHASES, RESULTS, Snapshot, Trace, write_trace
 
 BPF_SOURCE = Path(__file__).with_name("bpf") / "recorder.bpf.c"
 TRACEFS = Path("/sys/kernel/tracing")
@@ -233,8 +233,8 @@ class Progress:
     def update(self, t: float, snapshot: Snapshot, phase: str) -> None:
         if not self.enabled:
             return
-        calls = snapshot.syscalls[1:, :, 0]
-        distinct = int(np.count_nonzero(calls.sum(axis=0)))
+        calls = snapshot.calls_in(PROFILE_PHASES)
+        distinct = int(np.count_nonzero(calls))
         new = distinct - self.last_distinct
         self.last_distinct = distinct
         sys.stderr.write(f"\r\x1b[K{t:7.1f}s  {phase:<7}  calls {int(calls.sum()):>12,}  syscalls {distinct:>3}  new {new:+d}")

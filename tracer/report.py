@@ -6,7 +6,7 @@ import numpy as np
 
 from tracer.capabilities import capability_evidence
 from tracer.syscalls import syscall_name
-from tracer.trace import PHASES, RESULTS, WORKLOAD_PHASES, Trace
+from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
 
 
 def _name(trace: Trace, nr: int) -> str:
@@ -21,7 +21,7 @@ def trace_summary(trace: Trace) -> dict:
         for nr in np.flatnonzero(final[p, :, 0]):
             rows[_name(trace, int(nr))] = {r: int(final[p, nr, i]) for i, r in enumerate(RESULTS)}
         phases[phase] = dict(sorted(rows.items(), key=lambda kv: -kv[1]["calls"]))
-    totals = trace.calls_by_nr(WORKLOAD_PHASES)
+    totals = trace.calls_by_nr(PROFILE_PHASES)
     syscalls = {_name(trace, int(nr)): int(totals[nr]) for nr in np.flatnonzero(totals)}
     return {
         "source": trace.source,
@@ -37,6 +37,12 @@ def trace_summary(trace: Trace) -> dict:
     }
 
 
+PHASE_NOTES = {
+    "runtime": "  (container runtime's set-up: not in the profile)",
+    "handover": "  (runtime's hand-over under the filter: in the profile, its capability checks are not)",
+}
+
+
 def format_summary_text(summary: dict, top: int | None = None) -> str:
     meta = summary["metadata"]
     target = meta.get("target") or {}
@@ -50,7 +56,7 @@ def format_summary_text(summary: dict, top: int | None = None) -> str:
     for phase, rows in summary["phases"].items():
         if not rows:
             continue
-        note = "  (container runtime set-up, not in the profile)" if phase == "runtime" else ""
+        note = PHASE_NOTES.get(phase, "")
         lines.append(f"\nphase {phase}: {len(rows)} syscalls, {sum(r['calls'] for r in rows.values()):,} calls{note}")
         lines.append(f"  {'syscall':<24}{'calls':>12}{'EPERM':>8}{'EACCES':>8}{'ENOSYS':>8}")
         for name, r in list(rows.items())[:top]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from tracer.errors import InputError
 from tracer.syscalls import syscall_name, syscall_number
-from tracer.trace import PHASES, RESULTS, WORKLOAD_PHASES, Trace
+from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
 
 DEFAULT_ACTIONS = {
     "errno": "SCMP_ACT_ERRNO",
@@ -16,6 +16,20 @@ DEFAULT_ACTIONS = {
     "log": "SCMP_ACT_LOG",
 }
 EPERM, ENOSYS = 1, 38
+
+
+# runc's init after it installs the filter (phase "handover") is Go: besides its fixed steps
+# (reopen the exec fifo, write it, close fds, execve) its runtime's threads make calls at
+# moments no single recording pins down. Measured with runc 1.1.5, 20 containers each as
+# uid 0 and uid 1000 (tests/test_record_runc.py keeps this list honest): every run made
+# close, epoll_ctl, fstatfs, futex, getdents64, getpid, nanosleep, openat, write; some runs
+# also epoll_pwait (70%), tgkill (25-40%, goroutine preemption), rt_sigreturn (15-25%),
+# sched_yield (5%). A profile that misses one of these fails to start now and then, so a
+# recording that saw runc's hand-over gets the whole set.
+RUNC_HANDOVER_SYSCALLS = frozenset({
+    "close", "epoll_ctl", "epoll_pwait", "fstatfs", "futex", "getdents64", "getpid", "nanosleep",
+    "openat", "rt_sigreturn", "sched_yield", "tgkill", "write",
+})
 
 
 @dataclass
@@ -26,18 +40,22 @@ class RecordedSyscalls:
     enosys_only: list[str]
 
 
-def recorded_syscalls(trace: Trace, phases=WORKLOAD_PHASES) -> RecordedSyscalls:
+def recorded_syscalls(trace: Trace, phases=PROFILE_PHASES) -> RecordedSyscalls:
     idx = [PHASES.index(p) for p in phases]
     counts = trace.final.syscalls[idx].sum(axis=0)  # [nr, result]
     calls, enosys = counts[:, 0], counts[:, RESULTS.index("ENOSYS")]
-    allowed, enosys_only = [], []
+    allowed = set(RUNC_HANDOVER_SYSCALLS) if "handover" in phases and trace.calls_by_nr(("handover",)).any() else set()
+    enosys_only = []
     for nr in np.flatnonzero(calls):
         name = syscall_name(trace.arch, int(nr))
         if name is None:
             raise InputError(trace.source, f"syscall number {nr} has no name on {trace.arch} in libseccomp's tables; the profile cannot allow it")
         # A syscall the kernel never implemented here is probed by libraries that fall back
         # on ENOSYS; answering ENOSYS keeps that behaviour without allowing the call.
-        (enosys_only if enosys[nr] == calls[nr] else allowed).append(name)
+        if enosys[nr] == calls[nr] and name not in allowed:
+            enosys_only.append(name)
+        else:
+            allowed.add(name)
     return RecordedSyscalls(sorted(allowed), sorted(enosys_only))
 
 

@@ -21,8 +21,11 @@ from tracer.syscalls import MAX_SYSCALL_NR
 FORMAT = "seccomp-tracer-trace"
 VERSION = 1
 
-PHASES = ("runtime", "startup", "load")
-WORKLOAD_PHASES = ("startup", "load")  # "runtime" is the container runtime's own set-up
+PHASES = ("runtime", "handover", "startup", "load")
+# Everything that runs under the container's seccomp filter: the profile allows these calls.
+PROFILE_PHASES = ("handover", "startup", "load")
+# The workload's own phases (after its exec): its capability checks count.
+WORKLOAD_PHASES = ("startup", "load")
 RESULTS = ("calls", "EPERM", "EACCES", "ENOSYS")
 CAP_OUTCOMES = ("granted", "denied_failed", "denied_other_error", "denied_no_effect")
 # Indices of the kernel's `lost` counters (recorder.bpf.c LOST_*), then what the loader adds.
@@ -46,6 +49,10 @@ class Snapshot:
     t: float
     syscalls: np.ndarray  # uint64 [phase, nr, result]
     capabilities: dict[tuple[int, int, int, int], int]  # (phase, cap, nr, outcome) -> count
+
+    def calls_in(self, phases) -> np.ndarray:
+        """Calls per syscall number, summed over the given phases."""
+        return self.syscalls[[PHASES.index(p) for p in phases], :, 0].sum(axis=0)
 
     @classmethod
     def empty(cls, t: float = 0.0) -> "Snapshot":
@@ -78,10 +85,9 @@ class Trace:
             return Snapshot.empty().syscalls[None]
         return np.stack([s.syscalls for s in self.snapshots])
 
-    def calls_by_nr(self, phases=WORKLOAD_PHASES) -> np.ndarray:
+    def calls_by_nr(self, phases=PROFILE_PHASES) -> np.ndarray:
         """Total calls per syscall number over the given phases (final snapshot)."""
-        idx = [PHASES.index(p) for p in phases]
-        return self.final.syscalls[idx, :, 0].sum(axis=0)
+        return self.final.calls_in(phases)
 
     def lost_total(self) -> int:
         return int(sum(self.lost.values()))

@@ -27,7 +27,7 @@ from tracer.capabilities import capability_name
 from tracer.errors import InputError, atomic_write_json
 from tracer.seccomp import allowed_names
 from tracer.syscalls import native_oci_arch, syscall_name
-from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Snapshot, Trace, write_trace
+from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, write_trace
 
 
 def load_profile(profile_dir: Path) -> tuple[dict, dict]:
@@ -190,7 +190,7 @@ def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, c
     expected_cap_failures = {(cap, row["syscall"]) for cap, rows in capabilities.get("failed_without", {}).items() for row in rows}
     calls = after.syscalls.astype(np.int64) - before.syscalls.astype(np.int64)
     refused, fallbacks = [], {}
-    for phase in WORKLOAD_PHASES:
+    for phase in PROFILE_PHASES:
         p = PHASES.index(phase)
         for nr in np.flatnonzero(calls[p, :, 0] > 0):
             name = syscall_name(arch, int(nr)) or f"syscall_{nr}"
@@ -203,7 +203,7 @@ def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, c
     denied_failed = CAP_OUTCOMES.index("denied_failed")
     for (p, cap, nr, outcome), count in sorted(after.capabilities.items()):
         new = count - before.capabilities.get((p, cap, nr, outcome), 0)
-        if outcome != denied_failed or new <= 0 or PHASES[p] not in WORKLOAD_PHASES:
+        if outcome != denied_failed or new <= 0 or PHASES[p] not in PROFILE_PHASES:
             continue
         syscall = syscall_name(arch, nr) or f"syscall_{nr}"
         if (capability_name(cap), syscall) not in expected_cap_failures:
@@ -211,12 +211,24 @@ def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, c
     return refused, fallbacks
 
 
-def run_probe(container_id: str, mountpoint: str, names: list[str], runc_root: str | None = None) -> dict[str, int]:
-    """Run the probe inside the container (same filter and capabilities); {syscall: errno}."""
+PROBE_CGROUP = "seccomp-tracer-probe"
+
+
+def run_probe(container_id: str, pid: int, mountpoint: str, names: list[str], runc_root: str | None = None) -> dict[str, int]:
+    """Run the probe inside the container (same filter and capabilities); {syscall: errno}.
+
+    It runs in a child cgroup of the container's, so the recorder, which counts the
+    container's own cgroup, never mistakes the probe's calls for the workload's."""
     if not names:
         return {}
-    done = subprocess.run(runc.global_args(runc_root) + ["exec", container_id, f"{mountpoint}/probe", *names],
-                          capture_output=True, text=True, timeout=30)
+    sub_cgroups = cgroups.make_sub_cgroups(pid, PROBE_CGROUP)
+    try:
+        done = subprocess.run(runc.global_args(runc_root) + ["exec", "--cgroup", PROBE_CGROUP, container_id,
+                                                             f"{mountpoint}/probe", *names],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        for path in sub_cgroups:
+            cgroups.remove_cgroup(path)
     if done.returncode != 0:
         raise runc.RuncError(["runc", "exec", container_id], done.stderr or f"probe exited {done.returncode}", done.returncode)
     return {name: int(errno) for name, errno in (line.split() for line in done.stdout.splitlines())}
@@ -233,7 +245,7 @@ def probe_container(container_id: str, pid: int, workdir: Path, config: dict, na
     exits meanwhile) is probed through a twin container under the same profile."""
     if process_alive(pid):
         try:
-            return run_probe(container_id, probe_mountpoint(config), names)
+            return run_probe(container_id, pid, probe_mountpoint(config), names)
         except runc.RuncError:
             if process_alive(pid):
                 raise
@@ -286,11 +298,11 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
             report.ready = wait_ready(ready_url, netns, pid, ready_timeout)
             report.ready_after_s = round(time.monotonic() - started, 2)
             log(f"ready: {report.ready} after {report.ready_after_s}s")
-        recorder.set_phase("load")
+        if report.ready or load_command:  # without either, a batch workload stays in startup
+            recorder.set_phase("load")
         if load_command and report.ready is not False:
             report.load_status, report.load_output = run_load_command(load_command, netns, load_timeout)
             log(f"load command exited {report.load_status}")
-        before_probe, _ = recorder.read(time.monotonic() - started)
         if probe_path is not None:
             names = [name for name in DANGEROUS_SYSCALLS if name not in allowed_names(seccomp)]
             try:
@@ -302,7 +314,6 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
                                  "allowed_by_profile": False} for name, errno in results.items()]
             report.dangerous += [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
                                  for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
-        after_probe, _ = recorder.read(time.monotonic() - started)
         report.stop_status = stop_container(container_id, pid, report.stop_signal, stop_timeout)
         log(f"container stopped: exit {report.stop_status}")
         final, lost = recorder.read(time.monotonic() - started)
@@ -311,23 +322,14 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
         container_log.seek(0)
         report.container_output = container_log.read()
         _cleanup(container_id, workdir, cgroup, container_log)
-    workload_calls = Snapshot(final.t, final.syscalls - after_probe.syscalls + before_probe.syscalls,
-                              subtract_caps(final.capabilities, after_probe.capabilities, before_probe.capabilities))
-    report.refused, report.fallbacks = find_refusals(Snapshot.empty(), workload_calls, native_oci_arch(), seccomp, capabilities)
-    report.calls = int(workload_calls.syscalls[1:, :, 0].sum())
+    report.refused, report.fallbacks = find_refusals(Snapshot.empty(), final, native_oci_arch(), seccomp, capabilities)
+    report.calls = int(final.calls_in(PROFILE_PHASES).sum())
     if any(lost.values()):
         report.problems.append("counters lost during verification: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v))
     if out is not None:
         write_trace(Trace({"arch": native_oci_arch(), "verification_of": str(profile_dir), "bundle": str(bundle),
-                           "complete": True}, [workload_calls], lost, source=str(out)), out)
+                           "complete": True}, [final], lost, source=str(out)), out)
     return report
-
-
-def subtract_caps(final: dict, after_probe: dict, before_probe: dict) -> dict:
-    """Capability rows of the workload alone: everything but what the probe window added."""
-    keys = set(final) | set(before_probe)
-    rows = {k: final.get(k, 0) - after_probe.get(k, 0) + before_probe.get(k, 0) for k in keys}
-    return {k: v for k, v in rows.items() if v > 0}
 
 
 def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:

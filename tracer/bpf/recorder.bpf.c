@@ -23,6 +23,8 @@
 #define RESULT_ENOSYS 3
 
 #define PHASE_RUNTIME 0
+#define PHASE_HANDOVER 1
+#define PHASE_STARTUP 2
 
 #define LOST_NR_OUT_OF_RANGE 0
 #define LOST_CAP_OUT_OF_RANGE 1
@@ -144,19 +146,19 @@ static __always_inline void flush_pending_caps(u32 tid, u32 phase, u32 nr, long 
     }
 }
 
-// The runtime gate. runc's init does its privileged setup (mount, pivot_root, sethostname,
-// keyctl, capset, ...) inside the container's cgroup before it execs the workload. Only what
-// follows the moment runc installs the container's seccomp filter is subject to that filter
-// and belongs in the profile: with noNewPrivileges runc installs it just before execve; when
-// the recording runs unconfined there is no filter, and the exec itself is the hand-over.
-// Until then every call is counted in PHASE_RUNTIME, which the generator leaves out.
-// Capability checks have a later gate, the exec: between the filter install and the exec
-// runc's init still works for itself (it reopens its exec fifo through /proc/self/fd, a
-// CAP_DAC_OVERRIDE check once it runs as a non-root user); those calls must pass the
-// filter, but their capability checks are not the workload's.
+// The runtime gates. runc's init does its privileged setup (mount, pivot_root, sethostname,
+// keyctl, capset, ...) inside the container's cgroup before it execs the workload: phase
+// RUNTIME, which no profile includes. From the moment runc installs the container's seccomp
+// filter, everything it still does runs under that filter (runc 1.1 with noNewPrivileges:
+// reopening its exec fifo, its Go runtime's futex/epoll/nanosleep, then execve): phase
+// HANDOVER, which the seccomp profile must allow. When the recording runs unconfined there
+// is no filter install, and the exec itself is the hand-over. The exec opens the workload's
+// phases (STARTUP, then LOAD). Capability checks follow the same phases: those made in
+// HANDOVER (runc reopening /proc/self/fd as a non-root user checks CAP_DAC_OVERRIDE) are the
+// runtime's, not the workload's.
 static __always_inline int gate_opens_before(u32 nr)
 {
-    // The exec must be allowed by the filter: it opens the gate before it is counted.
+    // The exec must be allowed by the filter: it opens the gates before it is counted.
     return nr == __NR_execve || nr == __NR_execveat;
 }
 
@@ -171,10 +173,14 @@ static __always_inline int gate_opens_after(u32 tid, u32 nr, long ret)
     return ret >= 0;
 }
 
-static __always_inline u32 current_phase(u64 armed)
+static __always_inline u32 current_phase(void)
 {
-    u32 phase = armed ? (u32)control_get(CONTROL_PHASE) : PHASE_RUNTIME;
-    return phase < N_PHASES ? phase : N_PHASES - 1;
+    if (!control_get(CONTROL_ARMED))
+        return PHASE_RUNTIME;
+    if (!control_get(CONTROL_EXECED))
+        return PHASE_HANDOVER;
+    u32 phase = (u32)control_get(CONTROL_PHASE);
+    return phase >= PHASE_STARTUP && phase < N_PHASES ? phase : PHASE_STARTUP;
 }
 
 TRACEPOINT_PROBE(raw_syscalls, sys_exit)
@@ -192,18 +198,14 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
         ret = 0;
     }
 
-    u64 armed = control_get(CONTROL_ARMED);
     if (gate_opens_before(nr) && !control_get(CONTROL_EXECED)) {
         control_set(CONTROL_ARMED, 1);
         control_set(CONTROL_EXECED, 1);
-        armed = 1;
     }
-    u32 phase = current_phase(armed);
+    u32 phase = current_phase();
 
-    if (control_get(CONTROL_PENDING)) {
-        u32 cap_phase = control_get(CONTROL_EXECED) ? phase : PHASE_RUNTIME;
-        flush_pending_caps(tid, cap_phase, nr < MAX_NR ? nr : MAX_NR - 1, ret);
-    }
+    if (control_get(CONTROL_PENDING))
+        flush_pending_caps(tid, phase, nr < MAX_NR ? nr : MAX_NR - 1, ret);
 
     if (nr >= MAX_NR) {
         count_lost(LOST_NR_OUT_OF_RANGE);
@@ -217,7 +219,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     else if (ret == -ENOSYS_)
         count_syscall(phase, nr, RESULT_ENOSYS);
 
-    if (!armed && gate_opens_after(tid, nr, ret))
+    if (!control_get(CONTROL_ARMED) && gate_opens_after(tid, nr, ret))
         control_set(CONTROL_ARMED, 1);
     return 0;
 }
@@ -228,14 +230,14 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
 TRACEPOINT_PROBE(syscalls, sys_enter_exit_group)
 {
     if (in_target())
-        count_syscall(current_phase(control_get(CONTROL_ARMED)), __NR_exit_group, RESULT_CALLS);
+        count_syscall(current_phase(), __NR_exit_group, RESULT_CALLS);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_exit)
 {
     if (in_target())
-        count_syscall(current_phase(control_get(CONTROL_ARMED)), __NR_exit, RESULT_CALLS);
+        count_syscall(current_phase(), __NR_exit, RESULT_CALLS);
     return 0;
 }
 
