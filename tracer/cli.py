@@ -188,6 +188,7 @@ def generate(
     default_action: str = typer.Option("errno", "--default-action", help="What the profile does with any other syscall: errno (EPERM), kill, or log (allow and log: complain mode)."),
     add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand (e.g. one a call failed without during the recording)."),
     min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
+    add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials)."),
     fmt: str = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
@@ -206,7 +207,9 @@ def generate(
 
     _check_format(fmt)
     loaded = [load_trace(path) for path in traces]
-    result = write_profile(loaded, out, default_action, add_capabilities=add_capability, min_runs=min_runs)
+    extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
+    result = write_profile(loaded, out, default_action, extra_syscalls=extra, add_capabilities=add_capability,
+                           min_runs=min_runs)
     caps = result["capabilities"]["add"]
     failed_without = result["capabilities"]["failed_without"]
     if fmt == "json":
@@ -214,6 +217,8 @@ def generate(
                      "capabilities": caps, "failed_without": failed_without})
     else:
         typer.echo(f"{out}/seccomp.json: {len(result['syscalls'].allowed)} syscalls allowed, default {result['seccomp']['defaultAction']}")
+        if extra:
+            typer.echo(f"added from the seccomp log: {' '.join(extra)}")
         if result["left_out"]:
             typer.echo(f"left out (in fewer than {min_runs} runs): {' '.join(result['left_out'])}")
         if result["rare"]:
@@ -223,6 +228,15 @@ def generate(
             calls = ", ".join(f"{r['syscall']} {r['count']}x" for r in rows)
             typer.echo(f"note: calls failed without {cap} ({calls}); the run went on without it. "
                        f"--add-capability {cap} if they must succeed.")
+
+
+def _syscalls_from_logs(logs: list[Path], arch: str) -> list[str]:
+    from tracer.denials import syscalls_from_log
+
+    for log in logs:
+        if not log.is_file():
+            raise InputError(log, "no such file (a saved audit.log, dmesg or journalctl -k output)")
+    return sorted({name for log in logs for name in syscalls_from_log(log, arch=arch)})
 
 
 @app.command()

@@ -360,12 +360,14 @@ def read_denials(source: str = "auto", since: datetime | None = None) -> list[De
     return read_log(source, since).denials
 
 
-def syscalls_from_log(path_or_source: str | os.PathLike, since: datetime | None = None) -> list[str]:
+def syscalls_from_log(path_or_source: str | os.PathLike, since: datetime | None = None,
+                      arch: str | None = None) -> list[str]:
     """The distinct syscall names in a log's seccomp records (any action), sorted: what a
     complain-mode run says the profile still lacks. `path_or_source` is a saved log or one
     of auto, audit, kmsg, journal. Numbers with no name on their arch are left out (they
-    cannot go into a profile); `tracer denials` lists them."""
-    names = {d.syscall for d in read_denials(str(path_or_source), since) if d.syscall and d.action != "allow"}
+    cannot go into a profile); `tracer denials` lists them. `arch` keeps one architecture's."""
+    names = {d.syscall for d in read_denials(str(path_or_source), since)
+             if d.syscall and d.action != "allow" and arch in (None, d.arch)}
     return sorted(names)
 
 
