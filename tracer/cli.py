@@ -79,6 +79,7 @@ def record(
     runc_root: str = typer.Option(None, "--runc-root", metavar="DIR", help="runc's state directory (runc --root)."),
     containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A running containerd task."),
     namespace: str = typer.Option("default", "--namespace", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
+    containerd_state: Path = typer.Option(Path("/run/containerd"), "--containerd-state", metavar="DIR", help="containerd's state directory (its config's `state`)."),
     cgroup: str = typer.Option(None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."),
     pid: int = typer.Option(None, "--pid", help="The cgroup of this process (every process in it counts)."),
     kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod's container on this node, found through the CRI socket."),
@@ -104,7 +105,7 @@ def record(
 
     _check_format(fmt)
     target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid,
-                            kubernetes_pod, container, container_log)
+                            kubernetes_pod, container, container_log, containerd_state)
     result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=fmt == "text",
                                                  capability_source=capability_source, load_command=load))
     trace = result.trace
@@ -135,7 +136,7 @@ def record(
 
 
 def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container,
-                   container_log=None):
+                   container_log=None, containerd_state=Path("/run/containerd")):
     from tracer import targets
 
     chosen = [name for name, value in (("-- COMMAND", command), ("--runc", runc), ("--runc-bundle", runc_bundle), ("--containerd", containerd),
@@ -150,7 +151,7 @@ def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, n
     if runc_bundle:
         return targets.RuncBundleTarget.create(runc_bundle, runc_id, runc_root, container_log)
     if containerd:
-        return targets.containerd_target(containerd, namespace)
+        return targets.containerd_target(containerd, namespace, containerd_state)
     if cgroup:
         return targets.cgroup_target(cgroup)
     if pid:

@@ -11,6 +11,7 @@ import ctypes
 import os
 import platform
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -31,7 +32,8 @@ from tracer.trace import KERNEL_LOST_REASONS, PHASES, PROFILE_PHASES, RESULTS, S
 
 BPF_SOURCE = Path(__file__).with_name("bpf") / "recorder.bpf.c"
 TRACEFS = Path("/sys/kernel/tracing")
-CONTROL_PHASE, CONTROL_ARMED, CONTROL_EXECED = 0, 1, 3
+CONTROL_PHASE, CONTROL_ARMED, CONTROL_EXECED, CONTROL_ATTACHED = 0, 1, 3, 4
+BPF_PROG_INFO_SIZE, RECURSION_MISSES_OFFSET = 256, 208  # uapi struct bpf_prog_info
 
 
 def capability_tracepoint_available() -> bool:
@@ -70,6 +72,7 @@ class KernelRecorder:
         self._set_control(CONTROL_ARMED, 0 if gated else 1)
         self._set_control(CONTROL_EXECED, 0 if gated else 1)
         self.set_phase("startup")
+        self._set_control(CONTROL_ATTACHED, 1)
 
     def _set_control(self, slot: int, value: int) -> None:
         self._control[ctypes.c_int(slot)] = ctypes.c_uint64(value)
@@ -109,8 +112,21 @@ class KernelRecorder:
         }
         lost_counts = self._read_percpu_array(b"lost", len(KERNEL_LOST_REASONS))
         lost = {reason: int(n) for reason, n in zip(KERNEL_LOST_REASONS, lost_counts)}
+        lost["bpf_recursion_misses"] = self.recursion_misses()
         snapshot = Snapshot(t, flat.reshape(len(PHASES), MAX_SYSCALL_NR, len(RESULTS)), capabilities)
         return snapshot, lost
+
+    def recursion_misses(self) -> int:
+        """Events the kernel did not run our programs for because another BPF program was
+        already running on that CPU (e.g. a capability check inside an interrupt that came
+        during our sys_exit program): struct bpf_prog_info.recursion_misses, kernel 5.12+."""
+        info = ctypes.create_string_buffer(BPF_PROG_INFO_SIZE)
+        total = 0
+        for function in self.bpf.funcs.values():
+            size = ctypes.c_uint32(BPF_PROG_INFO_SIZE)
+            if self._lib.bpf_obj_get_info_by_fd(function.fd, info, ctypes.byref(size)) == 0 and size.value >= 216:
+                total += struct.unpack_from("Q", info.raw, RECURSION_MISSES_OFFSET)[0]
+        return total
 
     def unattributed_capability_checks(self) -> int:
         """Threads whose checks never reached a sys_exit (they exited inside a syscall)."""

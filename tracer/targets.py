@@ -311,12 +311,9 @@ def bundle_facts(bundle: str | None) -> dict:
 # ---------------------------------------------------------------- --containerd
 
 
-CONTAINERD_TASK_STATE = "/run/containerd/io.containerd.runtime.v2.task"
-
-
-def containerd_target(task_id: str, namespace: str = "default", state_dir: str = CONTAINERD_TASK_STATE) -> PidTarget:
-    """A running containerd task, found through its shim's state directory (no API needed)."""
-    task_dir = Path(state_dir) / namespace / task_id
+def containerd_target(task_id: str, namespace: str = "default", state_dir: str | Path = "/run/containerd") -> PidTarget:
+    """A running containerd task, found through its runc shim's state directory (no API needed)."""
+    task_dir = Path(state_dir) / "io.containerd.runtime.v2.task" / namespace / task_id
     try:
         pid = int((task_dir / "init.pid").read_text().strip())
     except FileNotFoundError:

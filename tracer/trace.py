@@ -36,7 +36,7 @@ KERNEL_LOST_REASONS = (
     "cap_map_full",
     "gate_map_full",
 )
-LOST_REASONS = KERNEL_LOST_REASONS + ("unattributed_capability_checks",)
+LOST_REASONS = KERNEL_LOST_REASONS + ("bpf_recursion_misses", "unattributed_capability_checks")
 
 SYSCALL_ROW = 2 + len(RESULTS)  # phase, nr, then one count per result
 CAP_ROW = 5  # phase, cap, nr, outcome, count

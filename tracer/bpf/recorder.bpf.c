@@ -41,6 +41,7 @@
 #define CONTROL_ARMED 1
 #define CONTROL_PENDING 2
 #define CONTROL_EXECED 3
+#define CONTROL_ATTACHED 4
 
 #define SECCOMP_SET_MODE_FILTER 1
 #define PR_SET_SECCOMP 22
@@ -66,8 +67,9 @@ BPF_PERCPU_ARRAY(syscall_counts, u64, N_PHASES * MAX_NR * N_RESULTS);
 BPF_PERCPU_ARRAY(lost, u64, N_LOST);
 // CONTROL_PHASE: phase set by user space; CONTROL_ARMED: 1 once calls run under the
 // container's filter; CONTROL_EXECED: 1 once the workload's first exec began;
-// CONTROL_PENDING: number of threads with capability checks awaiting their sys_exit.
-BPF_ARRAY(control, u64, 4);
+// CONTROL_PENDING: number of threads with capability checks awaiting their sys_exit;
+// CONTROL_ATTACHED: 1 once every program is attached (see note_cap_check).
+BPF_ARRAY(control, u64, 5);
 BPF_HASH(cap_checks, struct cap_key, u64, CAP_MAP_ENTRIES);
 BPF_HASH(pending, u32, struct pending_caps, 16384);
 BPF_HASH(installing_filter, u32, u8, 1024);
@@ -241,6 +243,17 @@ TRACEPOINT_PROBE(syscalls, sys_enter_exit)
     return 0;
 }
 
+// Capability checks a task makes after it entered exit/exit_group (or while a fatal signal
+// kills it) never reach a sys_exit. The task's last trace is its free, which runs later in
+// another context: attribute what it left pending to exit_group there.
+TRACEPOINT_PROBE(sched, sched_process_free)
+{
+    u32 tid = args->pid;
+    if (control_get(CONTROL_PENDING) && pending.lookup(&tid))
+        flush_pending_caps(tid, current_phase(), __NR_exit_group, 0);
+    return 0;
+}
+
 #if GATE_RUNC
 // Only these two syscalls can install a seccomp filter; their own tracepoints cost nothing
 // for any other syscall.
@@ -269,6 +282,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_prctl)
 
 static __always_inline void note_cap_check(int cap, int granted)
 {
+    // The programs attach one by one. A check noted before the sys_exit and process-free
+    // programs are attached could be left pending forever (its thread may exit meanwhile),
+    // so checks count only once the loader says every program is in place.
+    if (!control_get(CONTROL_ATTACHED))
+        return;
     if (cap < 0 || cap >= 64) {
         count_lost(LOST_CAP_OUT_OF_RANGE);
         return;
