@@ -11,7 +11,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from tracer.bundle import mininim_bundle

@@ -1,0 +1,87 @@
+"""The BPF program itself: both capability sources pass the kernel's verifier, and the table
+indices shared by C and Python agree."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+
+from tracer.recording import BPF_SOURCE, KernelRecorder
+from tracer.trace import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS
+
+
+def c_defines(prefix: str) -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in re.finditer(rf"#define ({prefix}\w+) (\d+)", BPF_SOURCE.read_text())}
+
+
+def test_c_and_python_agree_on_indices():
+    assert c_defines("PHASE_") == {"PHASE_RUNTIME": 0, "PHASE_HANDOVER": 1, "PHASE_STARTUP": 2}
+    assert [PHASES[i] for i in c_defines("PHASE_").values()] == ["runtime", "handover", "startup"]
+    results = {k.removeprefix("RESULT_"): v for k, v in c_defines("RESULT_").items()}
+    assert {name.upper(): i for i, name in enumerate(RESULTS)} == results
+    outcomes = {k.removeprefix("OUTCOME_").lower(): v for k, v in c_defines("OUTCOME_").items()}
+    assert outcomes == {name: i for i, name in enumerate(CAP_OUTCOMES)}
+    lost = {k.removeprefix("LOST_").lower(): v for k, v in c_defines("LOST_").items()}
+    assert [name for name, _ in sorted(lost.items(), key=lambda kv: kv[1])] == [
+        "nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "gate_map_full"]
+    assert len(KERNEL_LOST_REASONS) == len(lost)
+
+
+def test_kprobe_source_passes_the_verifier(live):
+    """Nodes without the capability tracepoint use kprobes on cap_capable. This kernel has
+    kprobes off, so load the programs through the verifier without attaching them."""
+    from tracer.bccimport import import_bcc
+
+    bcc = import_bcc()
+    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DMAX_NR=512", f"-DN_PHASES={len(PHASES)}",
+              f"-DN_RESULTS={len(RESULTS)}", f"-DN_LOST={len(KERNEL_LOST_REASONS)}", "-DCAP_MAP_ENTRIES=64"]
+    bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
+    try:
+        for name in (b"cap_capable_entry", b"cap_capable_return"):
+            assert bpf.load_func(name, bcc.BPF.KPROBE).fd >= 0
+    finally:
+        bpf.cleanup()
+
+
+def test_tracepoint_source_loads_and_attaches(live):
+    recorder = KernelRecorder(cgroup_id=1, gated=True)
+    try:
+        assert recorder.capability_source == "tracepoint"
+        assert not recorder.armed
+        snapshot, lost = recorder.read(0.0)
+        assert snapshot.syscalls.shape == (len(PHASES), 512, len(RESULTS)) and not any(lost.values())
+    finally:
+        recorder.close()
+
+
+def test_progress_line_on_a_terminal(live, tmp_path):
+    """On a terminal, record shows elapsed time, calls, distinct syscalls and new ones."""
+    out = tmp_path / "t.json"
+    argv = [str(REPO / ".venv/bin/tracer"), "record", "--interval", "0.2", "--out", str(out), "--",
+            sys.executable, "-c", "import time; time.sleep(1.2)"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.waitpid(pid, 0)
+    text = screen.decode(errors="replace")
+    assert re.search(r"\d+\.\ds +(startup|load) +calls +[\d,]+ +syscalls +\d+ +new \+\d+", text), text
+
+
+def test_no_progress_line_when_not_a_terminal(live, tmp_path):
+    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--interval", "0.2", "--out", str(tmp_path / "t.json"),
+                           "--", "sleep", "0.6"], capture_output=True, text=True)
+    assert "\r" not in done.stderr and "syscalls" not in done.stderr.split("recorded")[0]
