@@ -350,3 +350,35 @@ def test_pid_in_a_real_container_cgroup_is_found_from_proc(cgroup2_scratch):
     finally:
         sleeper.send_signal(signal.SIGKILL)
         sleeper.wait()
+
+
+def test_record_kubernetes_pod_finds_and_records_the_container(serve, tmp_path):
+    """`tracer record --kubernetes-pod` end to end: CRI lookup, cgroup, BPF, trace."""
+    from conftest import live_problem, tracer_cli
+
+    from tracer import cgroups
+    from tracer.trace import load_trace
+
+    problem = live_problem()
+    if problem:
+        require_live(problem)
+    cgroup = cgroups.make_cgroup("pod")
+    expected_id = cgroups.cgroup_id(cgroup)
+    procs = str(cgroup / "cgroup.procs")
+    workload = subprocess.Popen(["/bin/sh", "-c", "while :; do cat /proc/self/stat >/dev/null; sleep 0.05; done"],
+                                preexec_fn=lambda: open(procs, "w").write("0"))
+    try:
+        endpoint = serve(FakeRuntime([FakeContainer(NIM_ID, "nim-llm-0", "nim-llm", info={"pid": workload.pid})]))
+        trace_path = tmp_path / "pod.trace.json"
+        done = tracer_cli("record", "--kubernetes-pod", "nim/nim-llm-0", "--container", "nim-llm", "--duration", "1",
+                          "--out", str(trace_path), env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": endpoint})
+        assert done.returncode == 0, done.stderr
+    finally:
+        workload.kill()
+        workload.wait()
+        cgroups.remove_cgroup(cgroup)
+    trace = load_trace(trace_path)
+    target = trace.metadata["target"]
+    assert target["kind"] == "kubernetes-pod" and target["container_id"] == NIM_ID
+    assert target["cgroup_id"] == expected_id
+    assert trace.calls_by_nr().sum() > 50

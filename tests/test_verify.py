@@ -68,4 +68,4 @@ def test_a_missing_capability_is_reported(profile, tmp_path):
 def test_bad_profile_directory_is_exit_2(profile, tmp_path):
     _, bundle = profile
     done = tracer_cli("verify", str(tmp_path / "nope"), "--bundle", str(bundle), check=False)
-    assert done.returncode == 2 and "not a profile directory" in done.stderr
+    assert done.returncode == 2 and "profile directory not found" in done.stderr

@@ -91,11 +91,11 @@ class KernelRecorder:
         values = np.zeros((entries, self._ncpus), np.uint64)
         count = ctypes.c_uint32(entries)
         out_batch = ctypes.c_uint32(0)
-        ret = self._lib.bpf_lookup_batch(
+        self._lib.bpf_lookup_batch(
             table.map_fd, None, ctypes.byref(out_batch),
             keys.ctypes.data_as(ctypes.c_void_p), values.ctypes.data_as(ctypes.c_void_p), ctypes.byref(count),
         )
-        if ret != 0 and ctypes.get_errno() not in (0, 2) and count.value != entries:
+        if count.value != entries:  # no batch lookup for arrays before kernel 5.6: one by one
             return self._read_percpu_array_slowly(table, entries)
         total = np.zeros(entries, np.uint64)
         total[keys[: count.value]] = values[: count.value].sum(axis=1)

@@ -25,6 +25,7 @@ from tracer import cgroups, runc
 from tracer.targets import named_netns, process_alive, recording_config
 from tracer.capabilities import capability_name
 from tracer.errors import InputError, atomic_write_json
+from tracer.profile_dir import load_profile_dir
 from tracer.seccomp import allowed_names
 from tracer.syscalls import native_oci_arch, syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, write_trace
@@ -32,23 +33,8 @@ from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, 
 
 def load_profile(profile_dir: Path) -> tuple[dict, dict]:
     """(seccomp profile, capabilities document) from a directory written by `generate`."""
-    if not profile_dir.is_dir():
-        raise InputError(profile_dir, "not a profile directory (expected seccomp.json and capabilities.json)")
-    documents = []
-    for name in ("seccomp.json", "capabilities.json"):
-        path = profile_dir / name
-        try:
-            documents.append(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise InputError(path, "missing") from None
-        except ValueError as err:
-            raise InputError(path, f"not valid JSON: {err}") from None
-    seccomp, capabilities = documents
-    if not isinstance(seccomp, dict) or "defaultAction" not in seccomp:
-        raise InputError(profile_dir / "seccomp.json", "not an OCI LinuxSeccomp object (no defaultAction)")
-    if not isinstance(capabilities, dict) or not isinstance(capabilities.get("add"), list):
-        raise InputError(profile_dir / "capabilities.json", "has no \"add\" list")
-    return seccomp, capabilities
+    loaded = load_profile_dir(profile_dir)
+    return loaded.seccomp, loaded.capabilities
 
 
 def apply_profile(profile_dir: Path, bundle: Path) -> dict:

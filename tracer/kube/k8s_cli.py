@@ -127,7 +127,7 @@ def harden(
     still written), 2 bad MANIFEST or DIR, unknown container (nothing written).
     """
     from tracer.kube import harden as hardening
-    from tracer.kube.profile_dir import load_profile_dir
+    from tracer.profile_dir import load_profile_dir
 
     result = hardening.harden_file(manifest, load_profile_dir(profile), out, container=container,
                                    localhost_profile=localhost_path, pss_version=pss_version)
@@ -166,7 +166,7 @@ def seccompprofile(
 
     Exit status: 0 ok, 2 bad DIR, NAME or NS (nothing written).
     """
-    from tracer.kube.profile_dir import load_profile_dir
+    from tracer.profile_dir import load_profile_dir
     from tracer.kube.seccompprofile import write_install_files
 
     loaded = load_profile_dir(profile)
