@@ -286,32 +286,8 @@ def verify(
     if fmt == "json":
         _print_json(report.to_json())
     else:
-        typer.echo(format_verify_text(report))
+        typer.echo(report.to_text())
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FINDINGS)
-
-
-def format_verify_text(report) -> str:
-    lines = [f"verify {report.profile} on {report.bundle}: {report.calls:,} calls"]
-    if report.ready is not None:
-        lines.append(f"  ready       {'yes' if report.ready else 'NO'}" + (f" after {report.ready_after_s}s" if report.ready else ""))
-    if report.load_command:
-        lines.append(f"  load        exit {report.load_status}: {report.load_command}")
-        lines.extend(f"              {line}" for line in report.load_output.strip().splitlines()[-6:])
-    lines.append(f"  stop        {report.stop_signal} -> exit {report.stop_status}")
-    lines.append(f"  refused     {len(report.refused) or 'nothing'}")
-    lines.extend(f"    {r.describe()}" for r in report.refused)
-    for name, count in report.fallbacks.items():
-        lines.append(f"  fallback    {name} answered ENOSYS {count}x (expected: the library falls back)")
-    if report.dangerous:
-        refused = [d["syscall"] for d in report.dangerous if d["refused"]]
-        lines.append(f"  dangerous   {len(refused)} of {len(report.dangerous)} refused inside the container: {' '.join(refused)}")
-        lines.extend(f"    {d['syscall']}: allowed by the profile (the workload made it)" for d in report.dangerous if d["allowed_by_profile"])
-    failures = report.failures()
-    if failures and report.container_output.strip():
-        lines.append("  container output (last lines):")
-        lines.extend(f"    {line}" for line in report.container_output.strip().splitlines()[-10:])
-    lines.append("PASS" if not failures else "FAIL\n" + "\n".join(f"  - {f}" for f in failures))
-    return "\n".join(lines)
 
 
 @app.command()

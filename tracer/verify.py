@@ -121,6 +121,29 @@ class VerifyReport:
                         for d in self.dangerous if not d["allowed_by_profile"] and not d["refused"])
         return failures
 
+    def to_text(self) -> str:
+        lines = [f"verify {self.profile} on {self.bundle}: {self.calls:,} calls"]
+        if self.ready is not None:
+            lines.append(f"  ready       {'yes' if self.ready else 'NO'}" + (f" after {self.ready_after_s}s" if self.ready else ""))
+        if self.load_command:
+            lines.append(f"  load        exit {self.load_status}: {self.load_command}")
+            lines.extend(f"              {line}" for line in self.load_output.strip().splitlines()[-6:])
+        lines.append(f"  stop        {self.stop_signal} -> exit {self.stop_status}")
+        lines.append(f"  refused     {len(self.refused) or 'nothing'}")
+        lines.extend(f"    {r.describe()}" for r in self.refused)
+        for name, count in self.fallbacks.items():
+            lines.append(f"  fallback    {name} answered ENOSYS {count}x (expected: the library falls back)")
+        if self.dangerous:
+            refused = [d["syscall"] for d in self.dangerous if d["refused"]]
+            lines.append(f"  dangerous   {len(refused)} of {len(self.dangerous)} refused inside the container: {' '.join(refused)}")
+            lines.extend(f"    {d['syscall']}: allowed by the profile (the workload made it)" for d in self.dangerous if d["allowed_by_profile"])
+        failures = self.failures()
+        if failures and self.container_output.strip():
+            lines.append("  container output (last lines):")
+            lines.extend(f"    {line}" for line in self.container_output.strip().splitlines()[-10:])
+        lines.append("PASS" if not failures else "FAIL\n" + "\n".join(f"  - {f}" for f in failures))
+        return "\n".join(lines)
+
     def to_json(self) -> dict:
         return {
             "passed": self.passed, "profile": self.profile, "bundle": self.bundle,
