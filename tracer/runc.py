@@ -130,12 +130,37 @@ def wait_exit(pid: int, timeout: float) -> int:
     """Reap container init `pid` (needs become_subreaper()); return exit code, 128+N if signalled."""
     deadline = time.monotonic() + timeout
     while True:
+        reap_runc_orphans(keep=pid)
         reaped, status = os.waitpid(pid, os.WNOHANG)
         if reaped == pid:
             return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         if time.monotonic() > deadline:
             raise TimeoutError(f"container process {pid} still running after {timeout}s")
         time.sleep(0.02)
+
+
+def reap_runc_orphans(keep: int) -> None:
+    """Reap runc's own helper processes that ended up our children.
+
+    As a subreaper we inherit the intermediate processes of `runc exec` (comm
+    runc:[1:CHILD] ...) when runc exits before them. Unreaped, they stay in the container's
+    PID namespace as zombies, and the container's init, exiting, waits for them forever
+    (zap_pid_ns_processes). Only runc's are reaped, never `keep` (the container's init):
+    other children belong to their Popen."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if fields[0] == "Z" and fields[1] == me and comm.startswith("runc:") and int(entry.name) != keep:
+            try:
+                os.waitpid(int(entry.name), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def runc(args: list[str], root: str | Path | None) -> str:

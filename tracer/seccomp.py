@@ -24,11 +24,17 @@ EPERM, ENOSYS = 1, 38
 # uid 0 and uid 1000 (tests/test_record_runc.py keeps this list honest): every run made
 # close, epoll_ctl, fstatfs, futex, getdents64, getpid, nanosleep, openat, write; some runs
 # also epoll_pwait (70%), tgkill (25-40%, goroutine preemption), rt_sigreturn (15-25%),
-# sched_yield (5%). A profile that misses one of these fails to start now and then, so a
-# recording that saw runc's hand-over gets the whole set.
+# sched_yield (5%). Once in 43 verification runs its runtime also started a thread there
+# (rt_sigprocmask, sigaltstack, clone3 seen refused), so glibc's whole thread start sequence
+# is in the set too. A profile that misses one of these fails to start now and then (a
+# refused rt_sigreturn kills runc's init with SIGSEGV), so a recording that saw runc's
+# hand-over gets the whole set.
 RUNC_HANDOVER_SYSCALLS = frozenset({
     "close", "epoll_ctl", "epoll_pwait", "fstatfs", "futex", "getdents64", "getpid", "nanosleep",
     "openat", "rt_sigreturn", "sched_yield", "tgkill", "write",
+    # thread start (Go with cgo creates threads through pthread_create)
+    "clone", "clone3", "madvise", "mmap", "mprotect", "munmap", "rseq", "rt_sigprocmask",
+    "set_robust_list", "sigaltstack",
 })
 
 

@@ -256,9 +256,19 @@ def probe_container(container_id: str, pid: int, workdir: Path, config: dict, na
         try:
             return run_probe(container_id, pid, probe_mountpoint(config), names)
         except runc.RuncError:
-            if process_alive(pid):
+            if not exits_soon(pid):  # an exec into a container that is exiting fails too
                 raise
     return run_probe_in_twin(workdir, config, names)
+
+
+def exits_soon(pid: int, grace: float = 3.0) -> bool:
+    deadline = time.monotonic() + grace
+    while process_alive(pid):
+        runc.reap_runc_orphans(keep=pid)  # an exiting init waits for the failed exec's helpers
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def run_probe_in_twin(workdir: Path, config: dict, names: list[str]) -> dict[str, int]:
