@@ -145,6 +145,16 @@ def _named(noun: str, names: list[str]) -> str:
     return f"{_pluralize(noun, noun + 's', len(names))} {_join_quote(names)}"
 
 
+def _pod_and_containers_where(spec: dict, bad_context) -> list[str]:
+    """["pod", 'containers "a", "b"'] for the pod and the containers whose securityContext
+    matches `bad_context`, in upstream's order, for "... must not set ..." details."""
+    setters = ["pod"] if bad_context(_get(spec, "securityContext") or {}) else []
+    bad = [_name(c) for c in _containers(spec) if bad_context(_get(c, "securityContext") or {})]
+    if bad:
+        setters.append(_named("container", bad))
+    return setters
+
+
 def _user_namespace_pod(spec: dict) -> bool:
     """hostUsers: false relaxes some checks from v1.35 (KEP-127)."""
     return spec.get("hostUsers") is False
@@ -290,14 +300,8 @@ def _se_linux_options(spec: dict, allowed_types: frozenset) -> Forbidden | None:
             role_set, ok = True, False
         return ok
 
-    setters = []
-    pod_options = _get(spec, "securityContext", "seLinuxOptions")
-    if isinstance(pod_options, dict) and not valid(pod_options):
-        setters.append("pod")
-    bad = [_name(c) for c in _containers(spec)
-           if isinstance(opts := _get(c, "securityContext", "seLinuxOptions"), dict) and not valid(opts)]
-    if bad:
-        setters.append(_named("container", bad))
+    setters = _pod_and_containers_where(
+        spec, lambda context: isinstance(opts := _get(context, "seLinuxOptions"), dict) and not valid(opts))
     if not setters:
         return None
     problems = []
@@ -419,12 +423,7 @@ def _sysctls(allowed: frozenset) -> CheckFn:
 
 
 def windows_host_process_1_0(meta: dict, spec: dict) -> Forbidden | None:
-    setters = []
-    if _get(spec, "securityContext", "windowsOptions", "hostProcess") is True:
-        setters.append("pod")
-    bad = [_name(c) for c in _containers(spec) if _get(c, "securityContext", "windowsOptions", "hostProcess") is True]
-    if bad:
-        setters.append(_named("container", bad))
+    setters = _pod_and_containers_where(spec, lambda context: _get(context, "windowsOptions", "hostProcess") is True)
     if setters:
         return "hostProcess", f"{' and '.join(setters)} must not set securityContext.windowsOptions.hostProcess=true"
     return None
@@ -537,12 +536,7 @@ def run_as_non_root_1_35(meta: dict, spec: dict) -> Forbidden | None:
 
 
 def run_as_user_1_23(meta: dict, spec: dict) -> Forbidden | None:
-    setters = []
-    if _get(spec, "securityContext", "runAsUser") == 0:
-        setters.append("pod")
-    bad = [_name(c) for c in _containers(spec) if _get(c, "securityContext", "runAsUser") == 0]
-    if bad:
-        setters.append(_named("container", bad))
+    setters = _pod_and_containers_where(spec, lambda context: _get(context, "runAsUser") == 0)
     if setters:
         return "runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0"
     return None
