@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 from live import require_live
 
 from tracer import loadtest, netns, runc
@@ -205,14 +206,6 @@ def test_script_runs_with_plain_python(mininim_url):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "5/5 ok" in done.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- bundles ---------------------------------------------------------------------------

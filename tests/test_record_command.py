@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import REPO, tracer_cli
+from conftest import REPO, free_port, tracer_cli
 
 from tracer.report import trace_summary
 from tracer.trace import load_trace
@@ -18,12 +17,6 @@ from tracer.trace import load_trace
 pytestmark = pytest.mark.usefixtures("live")
 
 TRACER = str(REPO / ".venv/bin/tracer")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_command_output_and_exit_status_pass_through(tmp_path):
