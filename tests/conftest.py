@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/live.py
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "scripts"))  # scripts/demo.py (the demo's recipe)
 
 from live import require_live  # noqa: E402
 
@@ -24,7 +25,7 @@ def live_problem() -> str | None:
     if os.geteuid() != 0:
         return "not root"
     try:
-        from tracer.bccimport import import_bcc
+        from tracer.recorder.bcc import import_bcc
 
         import_bcc()
     except Exception as err:  # noqa: BLE001 (any failure to load bcc means: cannot record)

@@ -10,7 +10,7 @@ import pytest
 from conftest import tracer_cli
 from test_record_runc import chown_bundle, run_container
 
-from tracer.seccomp import allowed_names
+from tracer.profile.seccomp import allowed_names
 
 pytestmark = pytest.mark.usefixtures("live")
 

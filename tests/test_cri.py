@@ -18,7 +18,7 @@ import pytest
 
 from live import require_live
 from tracer.errors import InputError
-from tracer.kube import cri
+from tracer.kube.cri import client as cri
 
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 NIM_ID = "3e5f" + "a" * 60

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, tracer_cli
 
 from tracer.bundle import mininim_bundle
-from tracer.demo import DEFAULT_CAPABILITIES, PROFILE, READY_URL, load_command, record_mininim
+from demo import DEFAULT_CAPABILITIES, PROFILE, READY_URL, load_command, record_mininim
 from tracer.netns import network_namespace
 
 pytestmark = pytest.mark.usefixtures("live")

@@ -17,10 +17,11 @@ import pytest
 from conftest import tracer_cli
 from live import require_live
 
-from tracer import denials, runc
+from tracer.verify import complain as denials
+from tracer import runc
 from tracer.bundle import make_bundle
 from tracer.cgroups import cgroup_v2_root
-from tracer.denials import MalformedRecord, decode_action, parse_record, read_log, syscalls_from_log
+from tracer.verify.complain import MalformedRecord, decode_action, parse_record, read_log, syscalls_from_log
 from tracer.syscalls import syscall_table
 
 # Captured on this project's test VM (kernel 6.18, no auditd): /dev/kmsg as dmesg prints it.

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 from ruamel.yaml import YAML
 
-from tracer.kube import cri
+from tracer.kube.cri import client as cri
 from tracer.kube.harden import plain
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from tracer.cli import main
 from tracer.kube.harden import default_localhost_profile
-from tracer.profile_dir import load_profile_dir
+from tracer.profile.directory import load_profile_dir
 
 SPO_CRD = Path(__file__).parent / "data" / "spo-seccompprofile-crd.yaml"
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import FIXTURES, REPO
 
 from tracer.cli import main
-from tracer.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
+from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.syscalls import syscall_table
 from tracer.trace import load_trace
 
@@ -49,7 +49,7 @@ def test_show_and_generate_every_fixture(path, tmp_path, capsys):
 
 def test_runc_fixture_leaves_runc_setup_out():
     trace = load_trace(FIXTURES / "python-chown.trace.json")
-    from tracer.report import trace_summary
+    from tracer.summary import trace_summary
 
     summary = trace_summary(trace)
     assert {"mount", "pivot_root", "sethostname", "keyctl"} <= set(summary["phases"]["runtime"])

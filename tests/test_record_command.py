@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import REPO, free_port, tracer_cli
 
-from tracer.report import trace_summary
+from tracer.summary import trace_summary
 from tracer.trace import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")

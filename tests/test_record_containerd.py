@@ -11,7 +11,7 @@ import pytest
 from conftest import tracer_cli
 from live import require_live
 
-from tracer.report import trace_summary
+from tracer.summary import trace_summary
 from tracer.trace import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")

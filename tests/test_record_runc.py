@@ -11,7 +11,7 @@ from conftest import tracer_cli
 
 from tracer import runc
 from tracer.bundle import make_bundle
-from tracer.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
+from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.trace import load_trace
 
 # Runs as root with a few capabilities: it needs CHOWN and never uses NET_RAW or KILL.
@@ -117,6 +117,6 @@ def test_created_container_is_recorded_from_start(live, tmp_path):
 
 
 def trace_names(trace, phase):
-    from tracer.report import trace_summary
+    from tracer.summary import trace_summary
 
     return trace_summary(trace)["phases"][phase]

@@ -11,7 +11,8 @@ import sys
 
 from conftest import REPO
 
-from tracer.recording import BPF_SOURCE, KernelRecorder
+from tracer.recorder.constants import bpf_cflags, bpf_defines
+from tracer.recorder.kernel import BPF_SOURCE, KernelRecorder
 from tracer.trace import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS
 
 
@@ -20,26 +21,33 @@ def c_defines(prefix: str) -> dict[str, int]:
 
 
 def test_c_and_python_agree_on_indices():
-    assert c_defines("PHASE_") == {"PHASE_RUNTIME": 0, "PHASE_HANDOVER": 1, "PHASE_STARTUP": 2}
-    assert [PHASES[i] for i in c_defines("PHASE_").values()] == ["runtime", "handover", "startup"]
-    results = {k.removeprefix("RESULT_"): v for k, v in c_defines("RESULT_").items()}
+    """The program spells none of the shared indices itself: they come from one Python source."""
+    for prefix in ("PHASE_", "RESULT_", "OUTCOME_", "LOST_", "CONTROL_"):
+        assert c_defines(prefix) == {}, f"{prefix}* defined by hand in {BPF_SOURCE.name}"
+    defines = bpf_defines()
+    phases = {k: v for k, v in defines.items() if k.startswith("PHASE_")}
+    assert {k: v for k, v in phases.items() if k in ("PHASE_RUNTIME", "PHASE_HANDOVER", "PHASE_STARTUP")} == {
+        "PHASE_RUNTIME": 0, "PHASE_HANDOVER": 1, "PHASE_STARTUP": 2}
+    assert [PHASES[phases[f"PHASE_{p.upper()}"]] for p in ("runtime", "handover", "startup")] == ["runtime", "handover", "startup"]
+    results = {k.removeprefix("RESULT_"): v for k, v in defines.items() if k.startswith("RESULT_")}
     assert {name.upper(): i for i, name in enumerate(RESULTS)} == results
-    outcomes = {k.removeprefix("OUTCOME_").lower(): v for k, v in c_defines("OUTCOME_").items()}
+    outcomes = {k.removeprefix("OUTCOME_").lower(): v for k, v in defines.items() if k.startswith("OUTCOME_")}
     assert outcomes == {name: i for i, name in enumerate(CAP_OUTCOMES)}
-    lost = {k.removeprefix("LOST_").lower(): v for k, v in c_defines("LOST_").items()}
+    lost = {k.removeprefix("LOST_").lower(): v for k, v in defines.items() if k.startswith("LOST_")}
     assert [name for name, _ in sorted(lost.items(), key=lambda kv: kv[1])] == [
-        "nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "gate_map_full"]
+        "syscall_nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "gate_map_full"]
     assert len(KERNEL_LOST_REASONS) == len(lost)
+    used = set(re.findall(r"\b((?:PHASE|RESULT|OUTCOME|LOST|CONTROL)_[A-Z_]+)\b", BPF_SOURCE.read_text()))
+    assert used <= set(defines), f"used but never defined: {sorted(used - set(defines))}"
 
 
 def test_kprobe_source_passes_the_verifier(live):
     """Nodes without the capability tracepoint use kprobes on cap_capable. This kernel has
     kprobes off, so load the programs through the verifier without attaching them."""
-    from tracer.bccimport import import_bcc
+    from tracer.recorder.bcc import import_bcc
 
     bcc = import_bcc()
-    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DMAX_NR=512", f"-DN_PHASES={len(PHASES)}",
-              f"-DN_RESULTS={len(RESULTS)}", f"-DN_LOST={len(KERNEL_LOST_REASONS)}", "-DCAP_MAP_ENTRIES=64"]
+    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", *bpf_cflags()]
     bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
     try:
         for name in (b"cap_capable_entry", b"cap_capable_return"):

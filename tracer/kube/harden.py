@@ -21,7 +21,7 @@ from ruamel.yaml.error import YAMLError
 from tracer.errors import InputError, atomic_write_text
 from tracer.kube import pss
 from tracer.kube.manifests import POD_TEMPLATE_PATHS
-from tracer.profile_dir import ProfileDir
+from tracer.profile.directory import ProfileDir
 
 KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
 

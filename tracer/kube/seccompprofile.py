@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tracer.errors import InputError, atomic_write_json, atomic_write_text
 from tracer.kube.harden import KUBELET_SECCOMP_ROOT, round_trip_yaml
-from tracer.profile_dir import ProfileDir
+from tracer.profile.directory import ProfileDir
 
 SPO_API_VERSION = "security-profiles-operator.x-k8s.io/v1beta1"
 SPO_PROFILES_DIR = "operator"  # under the kubelet seccomp root

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tracer.cli.app import app
 from tracer.errors import InputError, to_json
 from tracer.kube import pss
 from tracer.kube.manifests import LoadedObject, LoadResult, load_manifests
@@ -54,7 +55,7 @@ def check(
     loaded = _load(paths)
     results = [(obj, pss.evaluate(obj.pod_metadata, obj.pod_spec, level, version)) for obj in loaded.objects]
     if fmt == "json":
-        _print_json([_check_record(obj, evaluation) for obj, evaluation in results])
+        print_json([_check_record(obj, evaluation) for obj, evaluation in results])
     else:
         for obj, evaluation in results:
             typer.echo(f"{_label(obj)}: {'allowed' if evaluation.allowed else evaluation.message}")
@@ -80,7 +81,7 @@ def level(
     loaded = _load(paths)
     results = [(obj, *pss.strictest_level(obj.pod_metadata, obj.pod_spec, version)) for obj in loaded.objects]
     if fmt == "json":
-        _print_json([_level_record(obj, met, blocked, version) for obj, met, blocked in results])
+        print_json([_level_record(obj, met, blocked, version) for obj, met, blocked in results])
     else:
         for obj, met, blocked in results:
             why = f" ({blocked.level}: {blocked.message})" if blocked else ""
@@ -129,10 +130,9 @@ def _level_record(obj: LoadedObject, met: str, blocked: pss.Evaluation | None, v
             "blocked_by": _evaluation_record(blocked) if blocked else None}
 
 
-def _print_json(results: list[dict]) -> None:
+def print_json(results: list[dict]) -> None:
     typer.echo(to_json({"results": results}).decode(), nl=False)
 
 
-from tracer.cli import app  # noqa: E402  (registered last: tracer.cli imports this module)
 
 app.add_typer(pss_app, name="pss")

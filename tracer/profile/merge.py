@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 
 from tracer import __version__
-from tracer.capabilities import capability_evidence
+from tracer.profile.capabilities import capability_evidence
 from tracer.errors import InputError
 from tracer.syscalls import syscall_name
 from tracer.trace import Snapshot, Trace

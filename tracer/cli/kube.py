@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tracer.cli.app import app
 from tracer.errors import atomic_write_text
 from tracer.kube import admission
 
@@ -127,7 +128,7 @@ def harden(
     still written), 2 bad MANIFEST or DIR, unknown container (nothing written).
     """
     from tracer.kube import harden as hardening
-    from tracer.profile_dir import load_profile_dir
+    from tracer.profile.directory import load_profile_dir
 
     result = hardening.harden_file(manifest, load_profile_dir(profile), out, container=container,
                                    localhost_profile=localhost_path, pss_version=pss_version)
@@ -166,7 +167,7 @@ def seccompprofile(
 
     Exit status: 0 ok, 2 bad DIR, NAME or NS (nothing written).
     """
-    from tracer.profile_dir import load_profile_dir
+    from tracer.profile.directory import load_profile_dir
     from tracer.kube.seccompprofile import write_install_files
 
     loaded = load_profile_dir(profile)
@@ -179,6 +180,5 @@ def seccompprofile(
     typer.echo(f"  localhostProfile: {files.plain_localhost_profile}")
 
 
-from tracer.cli import app  # noqa: E402  (registered last: tracer.cli imports this module)
 
 app.add_typer(k8s_app, name="k8s")

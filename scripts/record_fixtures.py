@@ -79,7 +79,7 @@ def drive_load(url: str, requests: int) -> None:
 
 def mini_nim(workdir: Path) -> None:
     """The demo's recording: the mini-NIM in runc, startup until ready, 400 requests of load."""
-    from tracer.demo import DEFAULT_CAPABILITIES, record_mininim  # noqa: PLC0415
+    from demo import DEFAULT_CAPABILITIES, record_mininim  # noqa: PLC0415 (scripts/demo.py)
     from tracer.netns import network_namespace  # noqa: PLC0415
 
     with network_namespace() as netns_path:

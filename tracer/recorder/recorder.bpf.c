@@ -10,38 +10,15 @@
 //                     workload (seccomp filter installed, or the first exec), see below
 //   CAP_KPROBE        1: capability checks from a kprobe on cap_capable (drops no-audit
 //                     checks); 0: from the capability:cap_capable tracepoint
-//   MAX_NR, N_PHASES, N_RESULTS, N_LOST: table sizes shared with trace.py
+//   MAX_NR, N_PHASES, N_RESULTS, N_LOST and the index macros: tracer/recorder/constants.py
 //   CAP_MAP_ENTRIES   distinct (phase, capability, syscall, outcome) rows kept
 
 #include <uapi/linux/ptrace.h>
 #include <uapi/asm-generic/errno-base.h>
 #include <asm/unistd.h>
 
-#define RESULT_CALLS 0
-#define RESULT_EPERM 1
-#define RESULT_EACCES 2
-#define RESULT_ENOSYS 3
-
-#define PHASE_RUNTIME 0
-#define PHASE_HANDOVER 1
-#define PHASE_STARTUP 2
-
-#define LOST_NR_OUT_OF_RANGE 0
-#define LOST_CAP_OUT_OF_RANGE 1
-#define LOST_PENDING_MAP_FULL 2
-#define LOST_CAP_MAP_FULL 3
-#define LOST_GATE_MAP_FULL 4
-
-#define OUTCOME_GRANTED 0
-#define OUTCOME_DENIED_FAILED 1       // denied, and the syscall failed with EPERM/EACCES
-#define OUTCOME_DENIED_OTHER_ERROR 2  // denied, and the syscall failed otherwise
-#define OUTCOME_DENIED_NO_EFFECT 3    // denied, and the syscall succeeded anyway
-
-#define CONTROL_PHASE 0
-#define CONTROL_ARMED 1
-#define CONTROL_PENDING 2
-#define CONTROL_EXECED 3
-#define CONTROL_ATTACHED 4
+// RESULT_*, PHASE_*, LOST_*, OUTCOME_*, CONTROL_*, MAX_NR, N_*: -D flags from
+// tracer/recorder/constants.py (the one source for both sides).
 
 #define SECCOMP_SET_MODE_FILTER 1
 #define PR_SET_SECCOMP 22
@@ -210,7 +187,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
         flush_pending_caps(tid, phase, nr < MAX_NR ? nr : MAX_NR - 1, ret);
 
     if (nr >= MAX_NR) {
-        count_lost(LOST_NR_OUT_OF_RANGE);
+        count_lost(LOST_SYSCALL_NR_OUT_OF_RANGE);
         return 0;
     }
     count_syscall(phase, nr, RESULT_CALLS);

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import InputError
-from tracer.seccomp import allowed_names
+from tracer.profile.seccomp import allowed_names
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Needs:
 def needs_of(path: Path) -> Needs:
     """A profile directory, a seccomp.json, or a trace."""
     if path.is_dir():
-        from tracer.verify import load_profile  # noqa: PLC0415
+        from tracer.verify.run import load_profile  # noqa: PLC0415
 
         seccomp, capabilities = load_profile(path)
         return Needs(str(path), allowed_names(seccomp), set(capabilities["add"]))
@@ -38,8 +38,8 @@ def needs_of(path: Path) -> Needs:
 
 
 def _needs_of_trace(path: Path) -> Needs:
-    from tracer.capabilities import capability_evidence, infer_capabilities  # noqa: PLC0415
-    from tracer.seccomp import recorded_syscalls  # noqa: PLC0415
+    from tracer.profile.capabilities import capability_evidence, infer_capabilities  # noqa: PLC0415
+    from tracer.profile.seccomp import recorded_syscalls  # noqa: PLC0415
     from tracer.trace import load_trace  # noqa: PLC0415
 
     trace = load_trace(path)

@@ -1,7 +1,8 @@
 """The main job on the embedded default: record the mini-NIM in a real runc container through
 start-up and a load test, generate profiles/mini-nim/, verify it under load, and summarise.
 
-Run by scripts/demo. Every step is the CLI a user would run, printed before it runs.
+Run by scripts/demo (and imported by tests/test_demo_profile.py and scripts/record_fixtures.py).
+Every step is the CLI a user would run, printed before it runs.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from tracer.bundle import mininim_bundle
 from tracer.netns import network_namespace
-from tracer.risk import compare_with_docker
-from tracer.seccomp import allowed_names
+from tracer.profile.surface import compare_with_docker
+from tracer.profile.seccomp import allowed_names
 from tracer.trace import load_trace
 
 REPO = Path(__file__).resolve().parents[1]

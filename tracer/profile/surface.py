@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tracer.errors import InputError
 
-DOCKER_DEFAULT = Path(__file__).resolve().parents[2] / "shared/reference/docker-default-seccomp.json"
+DOCKER_DEFAULT = Path(__file__).with_name("data") / "docker-default-seccomp.json"
 
 
 def unconditional_allows(docker_profile: dict) -> set[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli import EXIT_FINDINGS, EXIT_OK, app
+from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, app
 from tracer.errors import to_json
 from tracer.kube.audit import analyze, parse_since
 

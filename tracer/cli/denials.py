@@ -6,8 +6,8 @@ from enum import Enum
 
 import typer
 
-from tracer.cli import EXIT_FINDINGS, EXIT_OK, app
-from tracer.denials import format_text, format_warnings, log_to_dict, read_log
+from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, app
+from tracer.verify.complain import format_text, format_warnings, log_to_dict, read_log
 from tracer.errors import to_json
 from tracer.kube.audit import parse_since
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracer import __version__
-from tracer.capabilities import capability_evidence, infer_capabilities
+from tracer.profile.capabilities import capability_evidence, infer_capabilities
 from tracer.errors import InputError, atomic_write_json
-from tracer.seccomp import build_profile, recorded_syscalls
+from tracer.profile.seccomp import build_profile, recorded_syscalls
 from tracer.trace import Trace
 
 
@@ -18,7 +18,7 @@ def combined(traces: list[Trace]) -> Trace:
     arches = {t.arch for t in traces}
     if len(arches) > 1:
         raise InputError(traces[1].source, f"architecture {traces[1].arch} differs from {traces[0].arch} in {traces[0].source}")
-    from tracer.merge import merge_traces  # noqa: PLC0415
+    from tracer.profile.merge import merge_traces  # noqa: PLC0415
 
     return merge_traces(traces)
 
@@ -41,7 +41,7 @@ def recording_facts(traces: list[Trace]) -> dict:
 
 def generate(traces: list[Trace], out: Path, default_action: str = "errno", extra_syscalls: list[str] = (),
              add_capabilities: list[str] = (), min_runs: int = 1) -> dict:
-    from tracer.merge import below_min_runs, rare_syscalls  # noqa: PLC0415
+    from tracer.profile.merge import below_min_runs, rare_syscalls  # noqa: PLC0415
 
     trace = combined(traces)
     syscalls = recorded_syscalls(trace)

@@ -23,10 +23,10 @@ import numpy as np
 
 from tracer import cgroups, runc
 from tracer.targets import named_netns, process_alive, recording_config
-from tracer.capabilities import capability_name
+from tracer.profile.capabilities import capability_name
 from tracer.errors import InputError, atomic_write_json
-from tracer.profile_dir import load_profile_dir
-from tracer.seccomp import allowed_names
+from tracer.profile.directory import load_profile_dir
+from tracer.profile.seccomp import allowed_names
 from tracer.syscalls import native_oci_arch, syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, write_trace
 
@@ -58,7 +58,7 @@ def apply_profile(profile_dir: Path, bundle: Path) -> dict:
 
 # ---------------------------------------------------------------- verify
 
-PROBE_SOURCE = Path(__file__).with_name("probe") / "dangerous.c"
+PROBE_SOURCE = Path(__file__).with_name("probe.c")
 PROBE_DIR_IN_CONTAINER = ".seccomp-tracer-probe"
 DANGEROUS_SYSCALLS = (
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "ptrace", "bpf", "perf_event_open",
@@ -292,7 +292,8 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
            probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
     """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
     from tracer.bundle import read_stop_signal  # noqa: PLC0415
-    from tracer.recording import KernelRecorder, run_load_command  # noqa: PLC0415
+    from tracer.recorder.kernel import KernelRecorder
+    from tracer.recorder.session import run_load_command  # noqa: PLC0415
 
     seccomp, capabilities = load_profile(profile_dir)
     bundle = runc.check_bundle(bundle)
@@ -352,7 +353,7 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
 
 
 def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:
-    from tracer.recording import url_ready  # noqa: PLC0415
+    from tracer.recorder.session import url_ready  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process_alive(pid):

@@ -329,7 +329,7 @@ def containerd_target(task_id: str, namespace: str = "default", state_dir: str |
 
 def kubernetes_pod_target(pod: str, container: str | None = None, cri_endpoint: str | None = None) -> Target:
     """A pod's container on this node, found through the CRI socket (no API server)."""
-    from tracer.kube.cri import resolve_pod_container  # noqa: PLC0415 (grpc only when asked for)
+    from tracer.kube.cri.client import resolve_pod_container  # noqa: PLC0415 (grpc only when asked for)
 
     namespace, slash, name = pod.partition("/")
     if not slash or not namespace or not name:

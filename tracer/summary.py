@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracer.capabilities import capability_evidence
+from tracer.profile.capabilities import capability_evidence
 from tracer.syscalls import syscall_name
 from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
 

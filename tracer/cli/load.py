@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from tracer import loadtest
-from tracer.cli import app
+from tracer.cli.app import app
 
 
 @app.command(
