@@ -18,6 +18,8 @@ import pytest
 
 from live import require_live
 from tracer.errors import InputError
+from tracer import cgroups
+from tracer.kube.cri import cgroup_path, wire
 from tracer.kube.cri import client as cri
 
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
@@ -27,17 +29,17 @@ NIM_ID = "3e5f" + "a" * 60
 
 
 def test_varints_encode_and_decode_as_protobuf_does():
-    assert cri.encode_varint(1) == b"\x01"
-    assert cri.encode_varint(300) == bytes.fromhex("ac02")
-    assert cri.encode_varint(-1) == bytes.fromhex("ffffffffffffffffff01")  # int64 -1
-    assert cri.decode_varint(bytes.fromhex("ac02"), 0) == (300, 2)
+    assert wire.encode_varint(1) == b"\x01"
+    assert wire.encode_varint(300) == bytes.fromhex("ac02")
+    assert wire.encode_varint(-1) == bytes.fromhex("ffffffffffffffffff01")  # int64 -1
+    assert wire.decode_varint(bytes.fromhex("ac02"), 0) == (300, 2)
     with pytest.raises(ValueError):
-        cri.decode_varint(bytes.fromhex("ac"), 0)
+        wire.decode_varint(bytes.fromhex("ac"), 0)
 
 
 def test_container_status_request_bytes():
     # ContainerStatusRequest{container_id: "abc" (1, string), verbose: true (2, bool)}
-    request = cri.encode_string(1, "abc") + cri.encode_varint_field(2, 1)
+    request = wire.encode_string(1, "abc") + wire.encode_varint_field(2, 1)
     assert request == bytes.fromhex("0a03616263" "1001")
 
 
@@ -49,9 +51,9 @@ def test_list_containers_request_bytes():
     container_filter = b"\x22\x1b" + entry + b"\x12\x02\x08\x01"
     expected = b"\x0a\x21" + container_filter
 
-    filter_bytes = cri.encode_map(4, {"io.kubernetes.pod.name": "p"}) \
-        + cri.encode_message(2, cri.encode_varint_field(1, 1))
-    assert cri.encode_message(1, filter_bytes) == expected
+    filter_bytes = wire.encode_map(4, {"io.kubernetes.pod.name": "p"}) \
+        + wire.encode_message(2, wire.encode_varint_field(1, 1))
+    assert wire.encode_message(1, filter_bytes) == expected
 
 
 def test_container_message_decodes_and_skips_unknown_fields():
@@ -64,8 +66,8 @@ def test_container_message_decodes_and_skips_unknown_fields():
         "38ac02"              # created_at = 300
         "42060a016b120176"    # labels = {"k": "v"}
     )
-    decoded = cri._container(cri.Fields(container))
-    assert decoded == cri.CriContainer("c1", "s1", "nim", 1, 300, {"k": "v"})
+    decoded = cri._container(wire.Fields(container))
+    assert decoded == cri.CriContainer("c1", "s1", "nim", 300, {"k": "v"})
 
 
 # --- a CRI runtime on a unix socket, answering like containerd ------------------------
@@ -91,10 +93,10 @@ class FakeContainer:
         return labels
 
     def encode(self) -> bytes:
-        return (cri.encode_string(1, self.id) + cri.encode_string(2, self.sandbox)
-                + cri.encode_message(3, cri.encode_string(1, self.name))
-                + cri.encode_varint_field(6, self.state) + cri.encode_varint_field(7, self.created_at)
-                + cri.encode_map(8, self.labels()))
+        return (wire.encode_string(1, self.id) + wire.encode_string(2, self.sandbox)
+                + wire.encode_message(3, wire.encode_string(1, self.name))
+                + wire.encode_varint_field(6, self.state) + wire.encode_varint_field(7, self.created_at)
+                + wire.encode_map(8, self.labels()))
 
 
 class FakeRuntime:
@@ -104,31 +106,31 @@ class FakeRuntime:
         self.filters: list[tuple[dict, int | None]] = []
 
     def list_containers(self, request: bytes, context) -> bytes:
-        container_filter = cri.Fields(request).message(1)
+        container_filter = wire.Fields(request).message(1)
         selector = container_filter.map(4)
         state = container_filter.message(2)
         wanted_state = state.varint(1) if state else None
         self.filters.append((selector, wanted_state))
         found = [c for c in self.containers
                  if selector.items() <= c.labels().items() and wanted_state in (None, c.state)]
-        return b"".join(cri.encode_message(1, c.encode()) for c in found)
+        return b"".join(wire.encode_message(1, c.encode()) for c in found)
 
     def container_status(self, request: bytes, context) -> bytes:
-        fields = cri.Fields(request)
+        fields = wire.Fields(request)
         assert fields.varint(2) == 1, "resolution needs the verbose info"
         container = next((c for c in self.containers if c.id == fields.string(1)), None)
         if container is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "no such container")
-        status = cri.encode_string(1, container.id)
-        return cri.encode_message(1, status) + cri.encode_map(2, {"info": json.dumps(container.info)})
+        status = wire.encode_string(1, container.id)
+        return wire.encode_message(1, status) + wire.encode_map(2, {"info": json.dumps(container.info)})
 
     def list_pod_sandbox(self, request: bytes, context) -> bytes:
-        wanted = cri.Fields(request).message(1).string(1)
+        wanted = wire.Fields(request).message(1).string(1)
         uid = self.sandbox_uids.get(wanted)
         if uid is None:
             return b""
-        metadata = cri.encode_string(1, "pod") + cri.encode_string(2, uid) + cri.encode_string(3, "nim")
-        return cri.encode_message(1, cri.encode_string(1, wanted) + cri.encode_message(2, metadata))
+        metadata = wire.encode_string(1, "pod") + wire.encode_string(2, uid) + wire.encode_string(3, "nim")
+        return wire.encode_message(1, wire.encode_string(1, wanted) + wire.encode_message(2, metadata))
 
 
 @pytest.fixture
@@ -165,7 +167,7 @@ def serve(socket_dir):
 @pytest.fixture
 def cgroup_tree(tmp_path, monkeypatch) -> Path:
     """A scratch directory standing in for the cgroup2 mount (ids are inode numbers)."""
-    monkeypatch.setattr(cri, "cgroup_v2_root", lambda: tmp_path)
+    monkeypatch.setattr(cgroup_path, "cgroup_v2_root", lambda: tmp_path)
     return tmp_path
 
 
@@ -195,7 +197,7 @@ def test_resolves_the_container_through_cri_and_its_oci_cgroups_path(serve, cgro
 
 
 def test_pid_from_the_verbose_info_places_the_container_by_its_own_cgroup(serve):
-    own_cgroup = cri.cgroup_of_pid(os.getpid())
+    own_cgroup = cgroups.cgroup_of_pid(os.getpid())
     if own_cgroup is None:
         require_live("this process's cgroup v2 path is outside its cgroup namespace")
     runtime = FakeRuntime([FakeContainer(NIM_ID, "nim-llm-0", "nim-llm", info={"pid": os.getpid()})])
@@ -290,11 +292,11 @@ def test_cgroup2_mount_is_read_from_mountinfo(tmp_path):
     none = tmp_path / "none"
     none.write_text("22 1 0:21 / /proc rw - proc proc rw\n")
 
-    assert cri.cgroup_v2_root(hybrid) == Path("/sys/fs/cgroup/unified")
-    assert cri.cgroup_v2_root(unified) == Path("/sys/fs/cgroup")
+    assert cgroups.cgroup_v2_root(hybrid) == Path("/sys/fs/cgroup/unified")
+    assert cgroups.cgroup_v2_root(unified) == Path("/sys/fs/cgroup")
     with pytest.raises(InputError, match="no cgroup2 file system is mounted"):
-        cri.cgroup_v2_root(none)
-    assert (cri.cgroup_v2_root() / "cgroup.procs").exists()  # this machine's, for real
+        cgroups.cgroup_v2_root(none)
+    assert (cgroups.cgroup_v2_root() / "cgroup.procs").exists()  # this machine's, for real
 
 
 @pytest.mark.parametrize("cgroups_path, relative", [
@@ -304,14 +306,14 @@ def test_cgroup2_mount_is_read_from_mountinfo(tmp_path):
     (f"/kubepods/burstable/pod{POD_UID}/{NIM_ID}", f"kubepods/burstable/pod{POD_UID}/{NIM_ID}"),
 ])
 def test_oci_cgroups_path_of_either_driver(cgroups_path, relative):
-    assert cri.relative_from_cgroups_path(cgroups_path) == relative
+    assert cgroup_path.relative_from_cgroups_path(cgroups_path) == relative
 
 
 @pytest.fixture
 def cgroup2_scratch():
     """A unique parent under the real cgroup2 mount, removed bottom-up afterwards."""
     try:
-        root = cri.cgroup_v2_root()
+        root = cgroups.cgroup_v2_root()
     except InputError:
         require_live("no cgroup2 mount")
     if os.geteuid() != 0 or not os.access(root, os.W_OK):
@@ -324,16 +326,16 @@ def cgroup2_scratch():
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("layout", cri.kubepods_layouts(POD_UID, NIM_ID))
+@pytest.mark.parametrize("layout", cgroup_path.kubepods_layouts(POD_UID, NIM_ID))
 def test_every_kubelet_layout_resolves_to_a_real_cgroup_and_its_id(cgroup2_scratch, layout):
     expected = cgroup2_scratch / layout
     expected.mkdir(parents=True)
 
-    found = cri.find_container_cgroup(POD_UID, NIM_ID, root=cgroup2_scratch)
+    found = cgroup_path.find_container_cgroup(POD_UID, NIM_ID, root=cgroup2_scratch)
 
     assert found == expected
     assert (found / "cgroup.procs").exists()  # a real cgroup, made by the kernel
-    assert cri.cgroup_id(found) == os.stat(expected).st_ino
+    assert cgroups.cgroup_id(found) == os.stat(expected).st_ino
 
 
 @pytest.mark.live
@@ -344,9 +346,9 @@ def test_pid_in_a_real_container_cgroup_is_found_from_proc(cgroup2_scratch):
     try:
         (container_cgroup / "cgroup.procs").write_text(str(sleeper.pid))
         # no kubelet layout exists under this root: only /proc/<pid>/cgroup can find it
-        found = cri.find_container_cgroup(POD_UID, NIM_ID, pid=sleeper.pid, root=cgroup2_scratch / "none")
+        found = cgroup_path.find_container_cgroup(POD_UID, NIM_ID, pid=sleeper.pid, root=cgroup2_scratch / "none")
         assert found == container_cgroup
-        assert cri.cgroup_id(found) == os.stat(container_cgroup).st_ino
+        assert cgroups.cgroup_id(found) == os.stat(container_cgroup).st_ino
     finally:
         sleeper.send_signal(signal.SIGKILL)
         sleeper.wait()

@@ -25,7 +25,8 @@ from conftest import free_port
 from live import require_live
 
 from tracer import loadtest, netns, runc
-from tracer.bundle import Bind, make_bundle, mininim_bundle, read_stop_signal
+from tracer.bundle import Bind, make_bundle, mininim_bundle
+from tracer.oci import check_bundle, stop_signal
 from tracer.cli import main as tracer_main
 from tracer.errors import InputError
 from tracer.workloads.mininim import server as mininim
@@ -229,7 +230,7 @@ def test_make_bundle_writes_a_read_only_non_root_config(tmp_path):
     assert os.readlink(rootfs / "lib64") == "usr/lib64" and (rootfs / "opt/data").is_dir()
     assert "nim:x:1000:1000:" in (rootfs / "etc/passwd").read_text()
     assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777  # runc copies it onto the tmpfs
-    assert read_stop_signal(bundle) == signal.SIGINT
+    assert stop_signal(bundle) == signal.SIGINT
 
 
 def test_bundle_input_errors(tmp_path):
@@ -238,7 +239,7 @@ def test_bundle_input_errors(tmp_path):
     with pytest.raises(InputError, match="empty"):
         make_bundle(tmp_path / "b", [])
     with pytest.raises(InputError, match="not an OCI bundle"):
-        runc.check_bundle(tmp_path)
+        check_bundle(tmp_path)
     with pytest.raises(InputError, match="invalid container id"):
         runc.check_container_id("a/b")
 
@@ -249,7 +250,7 @@ def test_mininim_bundle_defaults_to_sigterm(tmp_path):
     assert config["process"]["args"] == ["/usr/bin/python3", "-u", "/opt/nim/server.py"]
     assert "NIM_SERVER_PORT=8123" in config["process"]["env"]
     assert (bundle / "model" / "model.npz").is_file() and (bundle / "server.py").is_file()
-    assert read_stop_signal(bundle) == signal.SIGTERM
+    assert stop_signal(bundle) == signal.SIGTERM
 
 
 # --- live: the mini-NIM as a real runc container ----------------------------------------
@@ -340,7 +341,7 @@ def test_mininim_runs_as_uid_1000_on_a_read_only_root(container):
 
 
 def test_mininim_stops_cleanly_on_its_stop_signal(container):
-    runc.kill(container.id, read_stop_signal(container.bundle))
+    runc.kill(container.id, stop_signal(container.bundle))
     assert runc.wait_exit(container.pid, timeout=30) == 0
     assert runc.state(container.id)["status"] == "stopped"
     runc.delete(container.id, force=False)

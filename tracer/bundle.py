@@ -10,19 +10,17 @@ run as that user on a read-only root and scratch space on tmpfs.
 
 from __future__ import annotations
 
-import json
 import shutil
-import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from tracer.errors import InputError, atomic_write_json
+from tracer.errors import InputError
+from tracer.oci import STOP_SIGNAL_ANNOTATION, write_config
 from tracer.workloads.mininim import SERVER_PATH
 from tracer.workloads.mininim.model import write_model
 
 OCI_VERSION = "1.0.2-dev"
-STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
 # What `runc spec` grants; pass capabilities=[] for none.
 DEFAULT_CAPABILITIES = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -68,7 +66,7 @@ def make_bundle(directory: str | Path, args: Sequence[str], *, uid: int = 1000, 
     }
     if stop_signal:
         config["annotations"] = {STOP_SIGNAL_ANNOTATION: stop_signal}
-    atomic_write_json(bundle / "config.json", config)
+    write_config(bundle, config)
     return bundle
 
 
@@ -98,20 +96,6 @@ def mininim_bundle(directory: str | Path, *, port: int = 8000, netns_path: str |
         netns_path=netns_path, hostname=bundle_options.pop("hostname", "mininim"),
         stop_signal=bundle_options.pop("stop_signal", "SIGTERM"), **bundle_options,
     )
-
-
-def read_stop_signal(bundle: str | Path) -> signal.Signals:
-    """The signal that asks this bundle's container to stop (its annotation, else SIGTERM)."""
-    config_file = Path(bundle) / "config.json"
-    try:
-        annotations = json.loads(config_file.read_text()).get("annotations") or {}
-    except (OSError, ValueError) as err:
-        raise InputError(config_file, f"cannot read bundle config: {err}") from None
-    name = annotations.get(STOP_SIGNAL_ANNOTATION, "SIGTERM")
-    try:
-        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
-    except KeyError:
-        raise InputError(config_file, f"unknown stop signal {name!r}") from None
 
 
 def check_inputs(args: Sequence[str], binds: list[Bind], tmpfs: Sequence[str],

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from tracer.errors import InputError
+from tracer.oci import check_bundle
 
 # Same rule as runc's own container id check.
 CONTAINER_ID = re.compile(r"^[\w+\-.]+$")
@@ -194,13 +195,6 @@ def signal_name(sig: int | str) -> str:
             raise InputError(None, f"unknown signal {sig!r}")
         return name
     return signal.Signals(sig).name
-
-
-def check_bundle(bundle: str | Path) -> Path:
-    path = Path(bundle).resolve()
-    if not (path / "config.json").is_file():
-        raise InputError(path, "not an OCI bundle (no config.json)")
-    return path
 
 
 def check_container_id(container_id: str) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import orjson
 
-from tracer.errors import InputError, atomic_write_bytes
+from tracer.errors import InputError
+from tracer.files import atomic_write_bytes, read_json
 from tracer.syscalls import MAX_SYSCALL_NR
 
 FORMAT = "seccomp-tracer-trace"
@@ -75,16 +75,6 @@ class Trace:
     def arch(self) -> str:
         return self.metadata["arch"]
 
-    @property
-    def times(self) -> np.ndarray:
-        return np.array([s.t for s in self.snapshots], dtype=float)
-
-    def syscall_series(self) -> np.ndarray:
-        """uint64 [snapshot, phase, nr, result], for convergence and rate analysis."""
-        if not self.snapshots:
-            return Snapshot.empty().syscalls[None]
-        return np.stack([s.syscalls for s in self.snapshots])
-
     def calls_by_nr(self, phases=PROFILE_PHASES) -> np.ndarray:
         """Total calls per syscall number over the given phases (final snapshot)."""
         return self.final.calls_in(phases)
@@ -129,7 +119,7 @@ def write_trace(trace: Trace, path: str | os.PathLike) -> None:
 def load_trace(path: str | os.PathLike) -> Trace:
     """Read and validate a trace; any problem is an InputError naming the file."""
     source = str(path)
-    doc = _read_json(Path(path))
+    doc = read_json(path, "a trace file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(source, f"not a seccomp-tracer trace (format is {found!r}, expected {FORMAT!r})")
@@ -146,26 +136,6 @@ def load_trace(path: str | os.PathLike) -> Trace:
     if not isinstance(lost, dict) or not all(isinstance(v, int) and v >= 0 for v in lost.values()):
         raise InputError(source, "lost counters must be an object of non-negative integers")
     return Trace(metadata, snapshots, dict(lost), doc.get("runs"), source)
-
-
-def _read_json(path: Path):
-    source = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(source, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(source, "is a directory, expected a trace file") from None
-    except OSError as err:
-        raise InputError(source, f"cannot read: {err.strerror}") from None
-    if not data.strip():
-        raise InputError(source, "is empty")
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as err:
-        if err.pos >= len(data.rstrip()) - 1:
-            raise InputError(source, f"truncated: JSON ends early at byte {len(data)}") from None
-        raise InputError(source, f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
 
 
 def _list(source: str, doc: dict, key: str) -> list:

@@ -11,7 +11,8 @@ import sys
 import typer
 
 from tracer import __version__
-from tracer.errors import InputError, to_json
+from tracer.errors import InputError
+from tracer.files import to_json
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, app
-from tracer.errors import to_json
+from tracer.files import to_json
 from tracer.kube.audit import analyze, parse_since
 
 

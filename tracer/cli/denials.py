@@ -8,7 +8,7 @@ import typer
 
 from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, app
 from tracer.verify.complain import format_text, format_warnings, log_to_dict, read_log
-from tracer.errors import to_json
+from tracer.files import to_json
 from tracer.kube.audit import parse_since
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from tracer.cli.app import app
-from tracer.errors import atomic_write_text
+from tracer.files import atomic_write_text
 from tracer.kube import admission
 
 k8s_app = typer.Typer(

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from tracer.cli.app import app
-from tracer.errors import InputError, to_json
+from tracer.errors import InputError
+from tracer.files import to_json
 from tracer.kube import pss
 from tracer.kube.manifests import LoadedObject, LoadResult, load_manifests
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, app, check_format, print_json
-from tracer.errors import InputError
 
 
 @app.command()

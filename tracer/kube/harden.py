@@ -18,7 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from tracer.errors import InputError, atomic_write_text
+from tracer.errors import InputError
+from tracer.files import atomic_write_text
 from tracer.kube import pss
 from tracer.kube.manifests import POD_TEMPLATE_PATHS
 from tracer.profile.directory import ProfileDir

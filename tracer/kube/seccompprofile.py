@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import InputError, atomic_write_json, atomic_write_text
+from tracer.errors import InputError
+from tracer.files import atomic_write_json, atomic_write_text
 from tracer.kube.harden import KUBELET_SECCOMP_ROOT, round_trip_yaml
 from tracer.profile.directory import ProfileDir
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import InputError
+from tracer.profile.directory import load_profile_dir
 from tracer.profile.seccomp import allowed_names
 
 
@@ -22,10 +23,8 @@ class Needs:
 def needs_of(path: Path) -> Needs:
     """A profile directory, a seccomp.json, or a trace."""
     if path.is_dir():
-        from tracer.verify.run import load_profile  # noqa: PLC0415
-
-        seccomp, capabilities = load_profile(path)
-        return Needs(str(path), allowed_names(seccomp), set(capabilities["add"]))
+        profile = load_profile_dir(path)
+        return Needs(str(path), allowed_names(profile.seccomp), set(profile.capabilities["add"]))
     try:
         head = json.loads(path.read_text())
     except FileNotFoundError:

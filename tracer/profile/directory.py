@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 
 from tracer.errors import InputError
+from tracer.files import read_json
 
 
 @dataclass(frozen=True)
@@ -50,26 +50,15 @@ def load_profile_dir(path: str | Path) -> ProfileDir:
     directory = Path(path)
     if not directory.is_dir():
         raise InputError(directory, "profile directory not found")
-    seccomp = _read_json(directory / "seccomp.json")
+    seccomp = read_json(directory / "seccomp.json")
     _check_seccomp(directory / "seccomp.json", seccomp)
-    capabilities = _read_json(directory / "capabilities.json")
+    capabilities = read_json(directory / "capabilities.json")
     _check_capabilities(directory / "capabilities.json", capabilities)
     recording_file = directory / "recording.json"
-    recording = _read_json(recording_file) if recording_file.exists() else None
+    recording = read_json(recording_file) if recording_file.exists() else None
     if recording is not None:
         _check_recording(recording_file, recording)
     return ProfileDir(directory.resolve(), seccomp, capabilities, recording)
-
-
-def _read_json(file: Path):
-    try:
-        return orjson.loads(file.read_bytes())
-    except FileNotFoundError:
-        raise InputError(file, "file not found") from None
-    except OSError as err:
-        raise InputError(file, f"cannot read: {err.strerror}") from None
-    except orjson.JSONDecodeError as err:
-        raise InputError(file, f"not valid JSON: {err}") from None
 
 
 def _is_str_list(value) -> bool:

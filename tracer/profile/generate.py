@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tracer import __version__
 from tracer.profile.capabilities import capability_evidence, infer_capabilities
-from tracer.errors import InputError, atomic_write_json
+from tracer.errors import InputError
+from tracer.files import atomic_write_json
 from tracer.profile.seccomp import build_profile, recorded_syscalls
 from tracer.trace import Trace
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import InputError
+from tracer.files import read_json
 
 DOCKER_DEFAULT = Path(__file__).with_name("data") / "docker-default-seccomp.json"
 
@@ -23,12 +22,7 @@ def unconditional_allows(docker_profile: dict) -> set[str]:
 
 
 def load_docker_default(path: Path = DOCKER_DEFAULT) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(path, "Docker's default profile not found (pass its path)") from None
-    except ValueError as err:
-        raise InputError(path, f"not valid JSON: {err}") from None
+    return read_json(path, "a Docker seccomp profile")
 
 
 DOCKER_ARCH = {"SCMP_ARCH_X86_64": "amd64", "SCMP_ARCH_AARCH64": "arm64", "SCMP_ARCH_PPC64LE": "ppc64le",

@@ -9,8 +9,8 @@ watches the verification run, so the report uses the trace format too.
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -22,37 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from tracer import cgroups, runc
-from tracer.targets import named_netns, process_alive, recording_config
+from tracer.oci import check_bundle, enforce, named_netns, read_config, stop_signal, write_config
+from tracer.targets import process_alive, recording_config
 from tracer.profile.capabilities import capability_name
-from tracer.errors import InputError, atomic_write_json
 from tracer.profile.directory import load_profile_dir
 from tracer.profile.seccomp import allowed_names
 from tracer.syscalls import native_oci_arch, syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, write_trace
 
 
-def load_profile(profile_dir: Path) -> tuple[dict, dict]:
-    """(seccomp profile, capabilities document) from a directory written by `generate`."""
-    loaded = load_profile_dir(profile_dir)
-    return loaded.seccomp, loaded.capabilities
-
-
 def apply_profile(profile_dir: Path, bundle: Path) -> dict:
     """Write the profile into BUNDLE/config.json, keeping everything else; return the config."""
-    seccomp, capabilities = load_profile(profile_dir)
-    config_path = bundle / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise InputError(bundle, "not an OCI bundle (no config.json)") from None
-    except ValueError as err:
-        raise InputError(config_path, f"not valid JSON: {err}") from None
-    caps = sorted(capabilities["add"])
-    process = config.setdefault("process", {})
-    process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-    process["noNewPrivileges"] = True
-    config.setdefault("linux", {})["seccomp"] = seccomp
-    atomic_write_json(config_path, config)
+    profile = load_profile_dir(profile_dir)
+    config = enforce(read_config(check_bundle(bundle)), profile.seccomp, profile.capabilities["add"])
+    write_config(bundle, config)
     return config
 
 
@@ -174,12 +157,8 @@ def probe_binary() -> Path:
 def verification_config(bundle: Path, profile_dir: Path, cgroup: Path, probe: Path | None) -> dict:
     """The bundle's config with the profile applied, in our cgroup, with the probe mounted."""
 
-    config = recording_config(bundle, cgroup)
-    seccomp, capabilities = load_profile(profile_dir)
-    caps = sorted(capabilities["add"])
-    config["linux"]["seccomp"] = seccomp
-    config["process"]["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-    config["process"]["noNewPrivileges"] = True
+    profile = load_profile_dir(profile_dir)
+    config = enforce(recording_config(bundle, cgroup), profile.seccomp, profile.capabilities["add"])
     if probe is not None:
         config["mounts"].append({"destination": probe_mountpoint(config), "type": "bind", "source": str(probe.parent),
                                  "options": ["rbind", "ro", "nosuid", "nodev"]})
@@ -275,10 +254,10 @@ def run_probe_in_twin(workdir: Path, config: dict, names: list[str]) -> dict[str
     """Run the probe as the process of a new container with the same filter and capabilities."""
     twin_dir = workdir / "twin"
     twin_dir.mkdir()
-    twin = json.loads(json.dumps(config))
+    twin = copy.deepcopy(config)
     twin["process"]["args"] = [f"{probe_mountpoint(config)}/probe", *names]
     twin["linux"].pop("cgroupsPath", None)
-    (twin_dir / "config.json").write_text(json.dumps(twin))
+    write_config(twin_dir, twin)
     output = twin_dir / "probe.out"
     with open(output, "w") as stdout:
         status = runc.run_to_completion(twin_dir, f"{workdir.name}-probe", stdout=stdout, timeout=30)
@@ -291,19 +270,19 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
            ready_timeout: float = 120, load_timeout: float = 600, stop_timeout: float = 30,
            probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
     """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
-    from tracer.bundle import read_stop_signal  # noqa: PLC0415
     from tracer.recorder.kernel import KernelRecorder
     from tracer.recorder.session import run_load_command  # noqa: PLC0415
 
-    seccomp, capabilities = load_profile(profile_dir)
-    bundle = runc.check_bundle(bundle)
-    report = VerifyReport(str(profile_dir), str(bundle), load_command=load_command, stop_signal=read_stop_signal(bundle).name)
+    profile = load_profile_dir(profile_dir)
+    seccomp, capabilities = profile.seccomp, profile.capabilities
+    bundle = check_bundle(bundle)
+    report = VerifyReport(str(profile_dir), str(bundle), load_command=load_command, stop_signal=stop_signal(bundle).name)
     container_id = f"verify-{os.getpid()}"
     cgroup = cgroups.make_cgroup(container_id)
     workdir = Path(tempfile.mkdtemp(prefix="tracer-verify-"))
     probe_path = probe_binary() if probe else None
     config = verification_config(bundle, profile_dir, cgroup, probe_path)
-    (workdir / "config.json").write_text(json.dumps(config, indent=2))
+    write_config(workdir, config)
     netns = named_netns(config)
     recorder = KernelRecorder(cgroups.cgroup_id(cgroup), gated=True)
     started = time.monotonic()

@@ -4,12 +4,10 @@
    `runtime.v1.RuntimeService/ListContainers` filtered by the kubelet's pod labels, then
    `ContainerStatus` (verbose) for the container's pid and OCI cgroupsPath, and
    `ListPodSandbox` only when the container carries no pod uid label.
-2. Resolve its cgroup v2 directory: from /proc/<pid>/cgroup, else from the OCI
-   cgroupsPath, else by trying the kubelet's layouts (systemd and cgroupfs drivers, each
-   QoS class). The directory's inode number is the cgroup id that
-   bpf_get_current_cgroup_id() reports for the container's tasks.
+2. Resolve its cgroup v2 directory (`cgroup_path`). The directory's inode number is the
+   cgroup id that bpf_get_current_cgroup_id() reports for the container's tasks.
 
-The few CRI messages needed are encoded by hand (protobuf wire format, field numbers
+The few CRI messages needed are encoded by hand (`wire`: protobuf wire format, field numbers
 from k8s.io/cri-api pkg/apis/runtime/v1/api.proto): no generated code, no protoc.
 """
 
@@ -20,8 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.cgroups import cgroup_id, cgroup_of_pid, cgroup_v2_root
+from tracer.cgroups import cgroup_id
 from tracer.errors import InputError
+from tracer.kube.cri.cgroup_path import find_container_cgroup
+from tracer.kube.cri.wire import Fields, encode_map, encode_message, encode_string, encode_varint_field
 
 CRI_ENDPOINT_ENV = "CONTAINER_RUNTIME_ENDPOINT"  # the variable crictl reads too
 DEFAULT_CRI_ENDPOINTS = (
@@ -39,9 +39,7 @@ ANY_POD = "*"  # any one pod of the namespace on this node (for DaemonSet-driven
 
 CONTAINER_RUNNING = 1  # runtime.v1.ContainerState
 
-QOS_CLASSES = ("guaranteed", "burstable", "besteffort")
 # Scope prefixes per runtime under the systemd cgroup driver; cgroupfs uses the bare id.
-SYSTEMD_SCOPE_PREFIXES = ("cri-containerd", "crio", "docker")
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,6 @@ class CriContainer:
     id: str
     pod_sandbox_id: str
     name: str
-    state: int
     created_at: int
     labels: dict[str, str]
 
@@ -169,7 +166,6 @@ def _container(message: Fields) -> CriContainer:
         id=message.string(1),
         pod_sandbox_id=message.string(2),
         name=metadata.string(1) if metadata else "",
-        state=message.varint(6),
         created_at=message.varint(7),
         labels=message.map(8),
     )
@@ -186,157 +182,3 @@ def _status_from_info(info: dict[str, str]) -> CriContainerStatus:
     cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
     return CriContainerStatus(pid if isinstance(pid, int) and pid > 0 else None,
                               cgroups_path or None)
-
-
-# --- protobuf wire format (proto3: varint = 0, length-delimited = 2) ---
-
-def encode_varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64 go out as ten bytes, as protobuf does
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def encode_varint_field(number: int, value: int) -> bytes:
-    return encode_varint(number << 3) + encode_varint(value)
-
-
-def encode_bytes(number: int, payload: bytes) -> bytes:
-    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
-
-
-def encode_string(number: int, text: str) -> bytes:
-    return encode_bytes(number, text.encode())
-
-
-encode_message = encode_bytes
-
-
-def encode_map(number: int, entries: dict[str, str]) -> bytes:
-    """map<string, string>: one length-delimited {key = 1, value = 2} entry per item."""
-    return b"".join(encode_message(number, encode_string(1, key) + encode_string(2, value))
-                    for key, value in sorted(entries.items()))
-
-
-def decode_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated or overlong varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
-class Fields:
-    """A decoded message: field number -> list of raw values (int or bytes), in order."""
-
-    def __init__(self, data: bytes):
-        self.values: dict[int, list] = {}
-        pos = 0
-        while pos < len(data):
-            key, pos = decode_varint(data, pos)
-            number, wire_type = key >> 3, key & 7
-            if wire_type == 0:
-                value, pos = decode_varint(data, pos)
-            elif wire_type == 2:
-                length, pos = decode_varint(data, pos)
-                value, pos = data[pos:pos + length], pos + length
-                if pos > len(data):
-                    raise ValueError("truncated length-delimited field")
-            elif wire_type in (1, 5):  # fixed64 / fixed32: none we read, skip them
-                size = 8 if wire_type == 1 else 4
-                value, pos = data[pos:pos + size], pos + size
-            else:
-                raise ValueError(f"unsupported wire type {wire_type}")
-            self.values.setdefault(number, []).append(value)
-
-    def varint(self, number: int) -> int:
-        values = self.values.get(number)
-        return values[-1] if values else 0
-
-    def string(self, number: int) -> str:
-        values = self.values.get(number)
-        return values[-1].decode() if values else ""
-
-    def message(self, number: int) -> Fields | None:
-        values = self.values.get(number)
-        return Fields(values[-1]) if values else None
-
-    def messages(self, number: int) -> list[Fields]:
-        return [Fields(value) for value in self.values.get(number, [])]
-
-    def map(self, number: int) -> dict[str, str]:
-        return {entry.string(1): entry.string(2) for entry in self.messages(number)}
-
-
-# --- cgroup v2 ---
-
-def find_container_cgroup(pod_uid: str, container_id: str, *, pid: int | None = None,
-                          cgroups_path: str | None = None, root: Path | None = None) -> Path:
-    """The container's cgroup v2 directory; InputError naming what was tried if none exists.
-
-    `root` is where the kubelet layouts are looked up: the cgroup2 mount by default.
-    """
-    root = root or cgroup_v2_root()
-    tried = []
-    if pid:
-        from_proc = cgroup_of_pid(pid)
-        if from_proc is not None and from_proc.is_dir():
-            return from_proc
-        tried.append(f"/proc/{pid}/cgroup")
-    candidates = ([relative_from_cgroups_path(cgroups_path)] if cgroups_path else [])
-    candidates += kubepods_layouts(pod_uid, container_id)
-    for relative in candidates:
-        if (root / relative).is_dir():
-            return root / relative
-    tried.append(f"{len(candidates)} kubelet cgroup layouts under {root}")
-    raise InputError(None, f"no cgroup v2 directory found for container {container_id[:13]} of pod "
-                           f"{pod_uid} (tried {', '.join(tried)})")
-
-
-def relative_from_cgroups_path(cgroups_path: str) -> str:
-    """The OCI linux.cgroupsPath as a path under the cgroup2 root.
-
-    systemd driver: "kubepods-burstable-pod<uid>.slice:cri-containerd:<id>"
-    cgroupfs driver: "/kubepods/burstable/pod<uid>/<id>"
-    """
-    parts = cgroups_path.split(":")
-    if len(parts) == 3 and not cgroups_path.startswith("/"):
-        slice_name, prefix, name = parts
-        unit = name if name.endswith(".slice") else f"{prefix}-{name}.scope"
-        return f"{expand_slice(slice_name)}/{unit}".lstrip("/")
-    return cgroups_path.lstrip("/")
-
-
-def expand_slice(slice_name: str) -> str:
-    """systemd nests slices by their dashes: a-b-c.slice is a.slice/a-b.slice/a-b-c.slice."""
-    if not slice_name or slice_name == "-.slice":
-        return ""
-    stem = slice_name.removesuffix(".slice")
-    words = stem.split("-")
-    return "/".join("-".join(words[:n]) + ".slice" for n in range(1, len(words) + 1))
-
-
-def kubepods_layouts(pod_uid: str, container_id: str) -> list[str]:
-    """Every place the kubelet may put the container's cgroup, relative to the cgroup2 root."""
-    layouts = []
-    systemd_uid = pod_uid.replace("-", "_")
-    for qos in QOS_CLASSES:
-        # guaranteed pods sit directly under kubepods, the other classes under their own level
-        slice_name = f"kubepods-pod{systemd_uid}.slice" if qos == "guaranteed" \
-            else f"kubepods-{qos}-pod{systemd_uid}.slice"
-        for prefix in SYSTEMD_SCOPE_PREFIXES:
-            layouts.append(f"{expand_slice(slice_name)}/{prefix}-{container_id}.scope")
-        level = "kubepods" if qos == "guaranteed" else f"kubepods/{qos}"
-        layouts.append(f"{level}/pod{pod_uid}/{container_id}")
-    return layouts
