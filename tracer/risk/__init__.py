@@ -1,0 +1,2 @@
+"""Residual risk: what a profile still allows, in the terms of a threat model (MITRE ATT&CK for
+Containers)."""
