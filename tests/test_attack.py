@@ -24,7 +24,7 @@ from tracer.risk.attack import (
     report_text,
     syscall_allowed,
 )
-from tracer.profile_dir import load_profile_dir
+from tracer.profile.directory import load_profile_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")

@@ -371,7 +371,7 @@ class Confinement:
 
     @classmethod
     def from_profile_dir(cls, path: str | Path) -> Confinement:
-        from tracer.profile_dir import load_profile_dir  # noqa: PLC0415
+        from tracer.profile.directory import load_profile_dir  # noqa: PLC0415
 
         profile = load_profile_dir(path)
         return cls(profile.seccomp, tuple(profile.capabilities_add))
