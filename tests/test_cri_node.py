@@ -187,3 +187,18 @@ def test_the_resolver_chooses_pods_and_containers_as_crictl_does(cri_node, k8s_n
 
 def pod_state(pod, container_id):
     return pod.client.container_status(container_id).status.state
+
+
+def test_a_pod_network_is_refused_while_the_runtime_reports_it_not_ready(cri_node, k8s_namespace):
+    """This node has no CNI: as the kubelet, run_pod starts no pod-network pod, and leaves nothing
+    (containerd would create the sandbox and its netns, fail, and be unable to stop it)."""
+    ready = {c.type: c.status for c in cri_node.client.status().conditions}
+    assert ready == {"RuntimeReady": True, "NetworkReady": False}
+    netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+
+    with pytest.raises(InputError, match="network is not ready: NetworkReady=false reason:NetworkPluginNotReady"):
+        cri_node.run_pod("own-network", k8s_namespace, [mininim_container(free_port())], host_network=False)
+
+    assert cri_node.client.list_pod_sandbox({cri.LABEL_NAMESPACE: k8s_namespace}) == []
+    assert (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) == netns_before
+    assert list((cri_node.node_directory / "logs").glob(f"{k8s_namespace}_*")) == []

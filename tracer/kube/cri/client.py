@@ -142,6 +142,10 @@ class CriClient:
     def version(self) -> api.VersionResponse:
         return self._runtime("Version", api.VersionRequest(), api.VersionResponse)
 
+    def status(self) -> api.RuntimeStatus:
+        """The runtime's conditions: RuntimeReady, NetworkReady (false until CNI is set up)."""
+        return self._runtime("Status", api.StatusRequest(), api.StatusResponse).status
+
     # pod sandboxes
 
     def run_pod_sandbox(self, config: api.PodSandboxConfig, runtime_handler: str = "") -> str:

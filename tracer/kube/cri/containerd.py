@@ -121,8 +121,10 @@ class PrivateContainerd:
             return ""
 
     def stop(self) -> None:
-        """End the daemon, then unmount what it left mounted and remove its directory."""
+        """Remove every pod sandbox left (with its containers and shim), end the daemon, then
+        unmount what it left mounted and remove its directory."""
         if self._daemon is not None and self._daemon.poll() is None:
+            self.remove_all_sandboxes()
             self._daemon.terminate()
             try:
                 self._daemon.wait(15)
@@ -132,6 +134,17 @@ class PrivateContainerd:
         for mountpoint in mounts_under(self.base):
             subprocess.run(["umount", "--lazy", mountpoint], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def remove_all_sandboxes(self) -> None:
+        """StopPodSandbox and RemovePodSandbox for each: the runtime kills and removes their
+        containers too. Best effort: a daemon that does not answer is ended all the same."""
+        try:
+            with CriClient(self.endpoint, timeout_s=10) as client:
+                for sandbox in client.list_pod_sandbox():
+                    client.stop_pod_sandbox(sandbox.id)
+                    client.remove_pod_sandbox(sandbox.id)
+        except InputError:
+            pass
 
     def __enter__(self) -> PrivateContainerd:
         return self.start()

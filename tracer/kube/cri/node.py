@@ -160,6 +160,8 @@ def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[C
         raise InputError(None, f"pod {namespace}/{name} has no containers")
     pod_uid = pod_uid or str(uuid.uuid4())
     seccomp_profile = security_profile(seccomp)
+    if not host_network:
+        require_network_ready(client)
     image_ids = {spec.image: image_id(client, spec.image) for spec in containers}
     pod_directory = node_directory / "pods" / pod_uid
     log_directory = node_directory / "logs" / f"{namespace}_{name}_{pod_uid}"
@@ -170,6 +172,7 @@ def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[C
             (log_directory / spec.name).mkdir(parents=True, exist_ok=True)
         sandbox_id = client.run_pod_sandbox(sandbox_config)
     except BaseException:
+        remove_failed_sandboxes(client, pod_uid)
         remove_pod_directories(pod_directory, log_directory)
         remove_pod_cgroups(sandbox_config.linux.cgroup_parent)
         raise
@@ -183,6 +186,27 @@ def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[C
         pod.delete()
         raise
     return pod
+
+
+def require_network_ready(client: CriClient) -> None:
+    """The kubelet starts no pod with a pod network while the runtime's NetworkReady condition
+    is false: containerd would make the sandbox and its network namespace, fail in CNI, and
+    then be unable to stop it without CNI either."""
+    for condition in client.status().conditions:
+        if condition.type == "NetworkReady" and not condition.status:
+            raise InputError(client.endpoint, f"network is not ready: NetworkReady=false reason:{condition.reason} "
+                                              f"message:{condition.message}")
+
+
+def remove_failed_sandboxes(client: CriClient, pod_uid: str) -> None:
+    """A RunPodSandbox that failed may leave a not-ready sandbox: stop and remove it, as the
+    kubelet's next sync would. Best effort: the error that matters is RunPodSandbox's."""
+    try:
+        for sandbox in client.list_pod_sandbox({LABEL_POD_UID: pod_uid}):
+            ignore_not_found(client.stop_pod_sandbox, sandbox.id)
+            ignore_not_found(client.remove_pod_sandbox, sandbox.id)
+    except CriError:
+        pass
 
 
 def image_id(client: CriClient, image: str) -> str:
