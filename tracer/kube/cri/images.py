@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import platform
 import shutil
 import subprocess
 import tarfile
@@ -122,7 +123,7 @@ def image_config(*, entrypoint: list[str], user: str, env: dict[str, str] | None
 
 def host_architecture() -> str:
     """The machine as OCI names it (GOARCH): the image holds this machine's binaries."""
-    machine = subprocess.run(["uname", "-m"], capture_output=True, text=True, check=True).stdout.strip()
+    machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
