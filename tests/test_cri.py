@@ -2,135 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import uuid
-from concurrent import futures
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
-
+from conftest import free_port, tracer_cli
+from crinode import answers, cri_node, wait_until  # noqa: F401 (cri_node: a fixture)
 from live import require_live
-from tracer.errors import InputError
+
 from tracer import cgroups
-from tracer.kube.cri import cgroup_path, wire
+from tracer.errors import InputError
+from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
+from tracer.kube.cri.node import mininim_container
+from tracer.summary import trace_summary
+from tracer.trace import load_trace
 
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 NIM_ID = "3e5f" + "a" * 60
 
-# --- protobuf wire format, checked against bytes worked out by hand from the spec ----
-
-
-def test_varints_encode_and_decode_as_protobuf_does():
-    assert wire.encode_varint(1) == b"\x01"
-    assert wire.encode_varint(300) == bytes.fromhex("ac02")
-    assert wire.encode_varint(-1) == bytes.fromhex("ffffffffffffffffff01")  # int64 -1
-    assert wire.decode_varint(bytes.fromhex("ac02"), 0) == (300, 2)
-    with pytest.raises(ValueError):
-        wire.decode_varint(bytes.fromhex("ac"), 0)
-
-
-def test_container_status_request_bytes():
-    # ContainerStatusRequest{container_id: "abc" (1, string), verbose: true (2, bool)}
-    request = wire.encode_string(1, "abc") + wire.encode_varint_field(2, 1)
-    assert request == bytes.fromhex("0a03616263" "1001")
-
-
-def test_list_containers_request_bytes():
-    # ListContainersRequest{filter (1): ContainerFilter{
-    #   label_selector (4): {"io.kubernetes.pod.name": "p"}, state (2): {state (1): RUNNING = 1}}}
-    label = b"io.kubernetes.pod.name"
-    entry = b"\x0a\x16" + label + b"\x12\x01p"           # map entry {key = 1, value = 2}
-    container_filter = b"\x22\x1b" + entry + b"\x12\x02\x08\x01"
-    expected = b"\x0a\x21" + container_filter
-
-    filter_bytes = wire.encode_map(4, {"io.kubernetes.pod.name": "p"}) \
-        + wire.encode_message(2, wire.encode_varint_field(1, 1))
-    assert wire.encode_message(1, filter_bytes) == expected
-
-
-def test_container_message_decodes_and_skips_unknown_fields():
-    container = bytes.fromhex(
-        "0a026331"            # id = "c1"
-        "12027331"            # pod_sandbox_id = "s1"
-        "1a050a036e696d"      # metadata = {name = "nim"}
-        "79" + "00" * 8 +     # field 15, fixed64: not ours, skipped
-        "3001"                # state = CONTAINER_RUNNING
-        "38ac02"              # created_at = 300
-        "42060a016b120176"    # labels = {"k": "v"}
-    )
-    decoded = cri._container(wire.Fields(container))
-    assert decoded == cri.CriContainer("c1", "s1", "nim", 300, {"k": "v"})
-
-
-# --- a CRI runtime on a unix socket, answering like containerd ------------------------
-
-
-@dataclass
-class FakeContainer:
-    id: str
-    pod: str
-    name: str
-    namespace: str = "nim"
-    pod_uid: str | None = POD_UID
-    sandbox: str = "sandbox-1"
-    state: int = cri.CONTAINER_RUNNING
-    created_at: int = 1
-    info: dict = field(default_factory=dict)
-
-    def labels(self) -> dict[str, str]:
-        labels = {cri.LABEL_NAMESPACE: self.namespace, cri.LABEL_POD: self.pod,
-                  cri.LABEL_CONTAINER: self.name}
-        if self.pod_uid:
-            labels[cri.LABEL_POD_UID] = self.pod_uid
-        return labels
-
-    def encode(self) -> bytes:
-        return (wire.encode_string(1, self.id) + wire.encode_string(2, self.sandbox)
-                + wire.encode_message(3, wire.encode_string(1, self.name))
-                + wire.encode_varint_field(6, self.state) + wire.encode_varint_field(7, self.created_at)
-                + wire.encode_map(8, self.labels()))
-
-
-class FakeRuntime:
-    def __init__(self, containers: list[FakeContainer], sandbox_uids: dict[str, str] | None = None):
-        self.containers = containers
-        self.sandbox_uids = sandbox_uids or {}
-        self.filters: list[tuple[dict, int | None]] = []
-
-    def list_containers(self, request: bytes, context) -> bytes:
-        container_filter = wire.Fields(request).message(1)
-        selector = container_filter.map(4)
-        state = container_filter.message(2)
-        wanted_state = state.varint(1) if state else None
-        self.filters.append((selector, wanted_state))
-        found = [c for c in self.containers
-                 if selector.items() <= c.labels().items() and wanted_state in (None, c.state)]
-        return b"".join(wire.encode_message(1, c.encode()) for c in found)
-
-    def container_status(self, request: bytes, context) -> bytes:
-        fields = wire.Fields(request)
-        assert fields.varint(2) == 1, "resolution needs the verbose info"
-        container = next((c for c in self.containers if c.id == fields.string(1)), None)
-        if container is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, "no such container")
-        status = wire.encode_string(1, container.id)
-        return wire.encode_message(1, status) + wire.encode_map(2, {"info": json.dumps(container.info)})
-
-    def list_pod_sandbox(self, request: bytes, context) -> bytes:
-        wanted = wire.Fields(request).message(1).string(1)
-        uid = self.sandbox_uids.get(wanted)
-        if uid is None:
-            return b""
-        metadata = wire.encode_string(1, "pod") + wire.encode_string(2, uid) + wire.encode_string(3, "nim")
-        return wire.encode_message(1, wire.encode_string(1, wanted) + wire.encode_message(2, metadata))
+SYSTEMD_BURSTABLE = (f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+                     f"{POD_UID.replace('-', '_')}.slice/cri-containerd-{NIM_ID}.scope")
 
 
 @pytest.fixture
@@ -141,120 +39,25 @@ def socket_dir():
 
 
 @pytest.fixture
-def serve(socket_dir):
-    servers = []
-
-    def start(runtime: FakeRuntime) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        handlers = {
-            "ListContainers": grpc.unary_unary_rpc_method_handler(runtime.list_containers),
-            "ContainerStatus": grpc.unary_unary_rpc_method_handler(runtime.container_status),
-            "ListPodSandbox": grpc.unary_unary_rpc_method_handler(runtime.list_pod_sandbox),
-        }
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("runtime.v1.RuntimeService", handlers),))
-        endpoint = f"unix://{socket_dir}/containerd.sock"
-        server.add_insecure_port(endpoint)
-        server.start()
-        servers.append(server)
-        return endpoint
-
-    yield start
-    for server in servers:
-        server.stop(None)
-
-
-@pytest.fixture
 def cgroup_tree(tmp_path, monkeypatch) -> Path:
     """A scratch directory standing in for the cgroup2 mount (ids are inode numbers)."""
     monkeypatch.setattr(cgroup_path, "cgroup_v2_root", lambda: tmp_path)
     return tmp_path
 
 
-SYSTEMD_BURSTABLE = (f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
-                     f"{POD_UID.replace('-', '_')}.slice/cri-containerd-{NIM_ID}.scope")
-
-
-def systemd_info(container_id: str = NIM_ID) -> dict:
-    cgroups_path = f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice:cri-containerd:{container_id}"
-    return {"pid": 0, "runtimeSpec": {"linux": {"cgroupsPath": cgroups_path}}}
-
-
-def test_resolves_the_container_through_cri_and_its_oci_cgroups_path(serve, cgroup_tree):
-    runtime = FakeRuntime([FakeContainer(NIM_ID, "nim-llm-0", "nim-llm", info=systemd_info()),
-                           FakeContainer("b" * 64, "nim-llm-0", "metrics-exporter"),
-                           FakeContainer("c" * 64, "other", "nim-llm")])
-    endpoint = serve(runtime)
-    (cgroup_tree / SYSTEMD_BURSTABLE).mkdir(parents=True)
-
-    resolved = cri.resolve_pod_container("nim", "nim-llm-0", "nim-llm", cri_endpoint=endpoint)
-
-    assert resolved == cri.ResolvedContainer(NIM_ID, POD_UID, cgroup_tree / SYSTEMD_BURSTABLE,
-                                             (cgroup_tree / SYSTEMD_BURSTABLE).stat().st_ino)
-    # asked as crictl does: by the kubelet's labels, running containers only
-    assert runtime.filters == [({cri.LABEL_NAMESPACE: "nim", cri.LABEL_POD: "nim-llm-0",
-                                 cri.LABEL_CONTAINER: "nim-llm"}, cri.CONTAINER_RUNNING)]
-
-
-def test_pid_from_the_verbose_info_places_the_container_by_its_own_cgroup(serve):
-    own_cgroup = cgroups.cgroup_of_pid(os.getpid())
-    if own_cgroup is None:
-        require_live("this process's cgroup v2 path is outside its cgroup namespace")
-    runtime = FakeRuntime([FakeContainer(NIM_ID, "nim-llm-0", "nim-llm", info={"pid": os.getpid()})])
-
-    resolved = cri.resolve_pod_container("nim", "nim-llm-0", cri_endpoint=serve(runtime))
-
-    assert resolved.cgroup_path == own_cgroup
-    assert resolved.cgroup_id == os.stat(own_cgroup).st_ino
-
-
-def test_pod_uid_comes_from_the_sandbox_when_the_container_has_no_uid_label(serve, cgroup_tree):
-    runtime = FakeRuntime([FakeContainer(NIM_ID, "nim-llm-0", "nim-llm", pod_uid=None, sandbox="sb-9")],
-                          sandbox_uids={"sb-9": POD_UID})
-    cgroupfs = cgroup_tree / f"kubepods/besteffort/pod{POD_UID}/{NIM_ID}"
-    cgroupfs.mkdir(parents=True)
-
-    resolved = cri.resolve_pod_container("nim", "nim-llm-0", cri_endpoint=serve(runtime))
-
-    assert (resolved.pod_uid, resolved.cgroup_path) == (POD_UID, cgroupfs)
-
-
-def test_the_latest_restart_is_chosen(serve, cgroup_tree):
-    runtime = FakeRuntime([FakeContainer("a" * 64, "p", "nim-llm", created_at=5),
-                           FakeContainer(NIM_ID, "p", "nim-llm", created_at=9),
-                           FakeContainer("d" * 64, "p", "nim-llm", created_at=99, state=2)])  # exited
-    (cgroup_tree / SYSTEMD_BURSTABLE).mkdir(parents=True)
-
-    assert cri.resolve_pod_container("nim", "p", cri_endpoint=serve(runtime)).container_id == NIM_ID
-
-
-def test_any_pod_of_the_namespace_for_the_daemonset(serve, cgroup_tree):
-    runtime = FakeRuntime([FakeContainer(NIM_ID, "nim-llm-7d9f-x2k", "nim-llm")])
-    (cgroup_tree / SYSTEMD_BURSTABLE).mkdir(parents=True)
-
-    resolved = cri.resolve_pod_container("nim", cri.ANY_POD, "nim-llm", cri_endpoint=serve(runtime))
-
-    assert resolved.container_id == NIM_ID
-    assert runtime.filters[0][0] == {cri.LABEL_NAMESPACE: "nim", cri.LABEL_CONTAINER: "nim-llm"}
-
-
-@pytest.mark.parametrize("containers, pod, container, problem", [
-    ([FakeContainer(NIM_ID, "p", "nim-llm"), FakeContainer("b" * 64, "p", "exporter")], "p", None,
-     "runs several containers (exporter, nim-llm): choose one with --container"),
-    ([FakeContainer(NIM_ID, "p", "nim-llm")], "q", None, "no running container for pod nim/q on this node"),
-    ([FakeContainer(NIM_ID, "p1", "nim-llm"), FakeContainer("b" * 64, "p2", "nim-llm")], "*", "nim-llm",
-     "matches several pods on this node (p1, p2)"),
-])
-def test_ambiguous_or_missing_container_is_an_input_error(serve, containers, pod, container, problem):
-    endpoint = serve(FakeRuntime(containers))
-    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")):
-        cri.resolve_pod_container("nim", pod, container, cri_endpoint=endpoint)
-
-
-def test_no_cgroup_found_names_what_was_tried(serve, cgroup_tree):
-    runtime = FakeRuntime([FakeContainer(NIM_ID, "p", "nim-llm")])
+def test_no_cgroup_found_names_what_was_tried(cgroup_tree):
     with pytest.raises(InputError, match=r"no cgroup v2 directory found .* \(tried 12 kubelet cgroup layouts"):
-        cri.resolve_pod_container("nim", "p", cri_endpoint=serve(runtime))
+        cgroup_path.find_container_cgroup(POD_UID, NIM_ID)
+
+
+def test_the_oci_cgroups_path_is_tried_before_the_kubelet_layouts(cgroup_tree):
+    elsewhere = cgroup_tree / "custom-root" / NIM_ID
+    elsewhere.mkdir(parents=True)
+    (cgroup_tree / SYSTEMD_BURSTABLE).mkdir(parents=True)
+
+    found = cgroup_path.find_container_cgroup(POD_UID, NIM_ID, cgroups_path=f"/custom-root/{NIM_ID}")
+
+    assert found == elsewhere
 
 
 def test_unreachable_runtime_is_an_input_error(socket_dir):
@@ -354,33 +157,46 @@ def test_pid_in_a_real_container_cgroup_is_found_from_proc(cgroup2_scratch):
         sleeper.wait()
 
 
-def test_record_kubernetes_pod_finds_and_records_the_container(serve, tmp_path):
-    """`tracer record --kubernetes-pod` end to end: CRI lookup, cgroup, BPF, trace."""
-    from conftest import live_problem, tracer_cli
-
-    from tracer import cgroups
-    from tracer.trace import load_trace
-
-    problem = live_problem()
-    if problem:
-        require_live(problem)
-    cgroup = cgroups.make_cgroup("pod")
-    expected_id = cgroups.cgroup_id(cgroup)
-    procs = str(cgroup / "cgroup.procs")
-    workload = subprocess.Popen(["/bin/sh", "-c", "while :; do cat /proc/self/stat >/dev/null; sleep 0.05; done"],
-                                preexec_fn=lambda: open(procs, "w").write("0"))
+@pytest.mark.live
+def test_record_kubernetes_pod_finds_and_records_the_container(cri_node, tmp_path):
+    """`tracer record --kubernetes-pod` end to end on a real CRI runtime: lookup, cgroup, BPF, trace."""
+    port = free_port()
+    namespace = f"ns-{uuid.uuid4().hex[:8]}"
+    pod = cri_node.run_pod("nim-llm-0", namespace, [mininim_container(port, name="nim-llm")])
+    ready = f"http://127.0.0.1:{port}/v1/health/ready"
+    wait_until(lambda: answers(ready), 30, "mini-NIM ready")
+    pid = pod.container_status().pid
+    requests = Requests(ready)
     try:
-        endpoint = serve(FakeRuntime([FakeContainer(NIM_ID, "nim-llm-0", "nim-llm", info={"pid": workload.pid})]))
         trace_path = tmp_path / "pod.trace.json"
-        done = tracer_cli("record", "--kubernetes-pod", "nim/nim-llm-0", "--container", "nim-llm", "--duration", "1",
-                          "--out", str(trace_path), env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": endpoint})
-        assert done.returncode == 0, done.stderr
+        done = tracer_cli("record", "--kubernetes-pod", f"{namespace}/nim-llm-0", "--container", "nim-llm",
+                          "--duration", "2", "--out", str(trace_path),
+                          env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint})
     finally:
-        workload.kill()
-        workload.wait()
-        cgroups.remove_cgroup(cgroup)
+        requests.stop()
+    assert done.returncode == 0, done.stderr
     trace = load_trace(trace_path)
     target = trace.metadata["target"]
-    assert target["kind"] == "kubernetes-pod" and target["container_id"] == NIM_ID
-    assert target["cgroup_id"] == expected_id
-    assert trace.calls_by_nr().sum() > 50
+    assert target["kind"] == "kubernetes-pod" and target["container_id"] == pod.container_id()
+    assert target["pod_uid"] == pod.uid
+    assert target["cgroup_id"] == os.stat(cgroups.cgroup_of_pid(pid)).st_ino
+    assert requests.answered >= 10
+    assert trace_summary(trace)["syscalls"].get("accept4", 0) >= 10  # the server taking our requests
+
+
+class Requests:
+    """GET a URL over and over from a thread until stop(), counting the answers."""
+
+    def __init__(self, url: str):
+        self.url, self.answered = url, 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(0.02):
+            self.answered += answers(self.url)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()

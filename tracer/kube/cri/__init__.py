@@ -1,2 +1,6 @@
-"""The node's container runtime through its CRI socket: which container a pod runs, and where
-its cgroup is. `client` talks gRPC, `wire` is the protobuf codec, `cgroup_path` finds cgroups."""
+"""The node's container runtime through its CRI socket, as the kubelet and crictl use it.
+
+`client`: the CRI gRPC client (upstream's runtime.v1 messages, `runtime/v1/`) and the lookup
+of a pod's container; `cgroup_path`: its cgroup v2 directory. `images`, `containerd` and
+`node`: a CRI node of our own (private containerd, images built here, pods run as the
+kubelet runs them), for tests and demos."""

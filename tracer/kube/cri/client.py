@@ -1,14 +1,15 @@
-"""Find a pod's container on this node the way crictl does, and its cgroup v2 id.
+"""The node's CRI runtime (containerd, CRI-O) over gRPC on its unix socket, as the kubelet
+and crictl talk to it, and the lookup of a pod's container and its cgroup v2 id.
 
-1. Ask the node's CRI runtime (containerd or CRI-O) over gRPC on its unix socket:
-   `runtime.v1.RuntimeService/ListContainers` filtered by the kubelet's pod labels, then
-   `ContainerStatus` (verbose) for the container's pid and OCI cgroupsPath, and
-   `ListPodSandbox` only when the container carries no pod uid label.
-2. Resolve its cgroup v2 directory (`cgroup_path`). The directory's inode number is the
-   cgroup id that bpf_get_current_cgroup_id() reports for the container's tasks.
+Messages are upstream's: `runtime.v1` from k8s.io/cri-api's api.proto, compiled to
+`runtime/v1/api_pb2.py` (see runtime/v1/README.md). Methods are called by their gRPC path.
 
-The few CRI messages needed are encoded by hand (`wire`: protobuf wire format, field numbers
-from k8s.io/cri-api pkg/apis/runtime/v1/api.proto): no generated code, no protoc.
+Finding a pod's container (`resolve_pod_container`), as `crictl ps --namespace NS --pod POD`:
+1. `ListContainers` filtered by the kubelet's pod labels, running only, then `ContainerStatus`
+   (verbose) for the container's pid and OCI cgroupsPath, and `ListPodSandbox` only when the
+   container carries no pod uid label;
+2. its cgroup v2 directory (`cgroup_path`), whose inode number is the cgroup id that
+   bpf_get_current_cgroup_id() reports for the container's tasks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from tracer.cgroups import cgroup_id
 from tracer.errors import InputError
 from tracer.kube.cri.cgroup_path import find_container_cgroup
-from tracer.kube.cri.wire import Fields, encode_map, encode_message, encode_string, encode_varint_field
+from tracer.kube.cri.runtime.v1 import api_pb2 as api
 
 CRI_ENDPOINT_ENV = "CONTAINER_RUNTIME_ENDPOINT"  # the variable crictl reads too
 DEFAULT_CRI_ENDPOINTS = (
@@ -37,9 +38,7 @@ LABEL_POD_UID = "io.kubernetes.pod.uid"
 LABEL_CONTAINER = "io.kubernetes.container.name"
 ANY_POD = "*"  # any one pod of the namespace on this node (for DaemonSet-driven recording)
 
-CONTAINER_RUNNING = 1  # runtime.v1.ContainerState
-
-# Scope prefixes per runtime under the systemd cgroup driver; cgroupfs uses the bare id.
+CONTAINER_RUNNING = api.CONTAINER_RUNNING
 
 
 @dataclass(frozen=True)
@@ -56,18 +55,15 @@ def resolve_pod_container(namespace: str, pod: str, container: str | None = None
 
     POD "*" stands for the one pod of NAMESPACE on this node that runs such a container.
     """
-    client = CriClient(cri_endpoint_for(cri_endpoint))
-    try:
+    with CriClient(cri_endpoint_for(cri_endpoint)) as client:
         found = _pick_container(client, namespace, pod, container)
         pod_uid = found.labels.get(LABEL_POD_UID) or client.pod_sandbox_uid(found.pod_sandbox_id)
         status = client.container_status(found.id)
-    finally:
-        client.close()
     path = find_container_cgroup(pod_uid, found.id, pid=status.pid, cgroups_path=status.cgroups_path)
     return ResolvedContainer(found.id, pod_uid, path, cgroup_id(path))
 
 
-def _pick_container(client: CriClient, namespace: str, pod: str, container: str | None):
+def _pick_container(client: CriClient, namespace: str, pod: str, container: str | None) -> api.Container:
     labels = {LABEL_NAMESPACE: namespace}
     if pod != ANY_POD:
         labels[LABEL_POD] = pod
@@ -81,28 +77,11 @@ def _pick_container(client: CriClient, namespace: str, pod: str, container: str 
     if len(pods) > 1:
         raise InputError(client.endpoint, f"{where} matches several pods on this node "
                                           f"({', '.join(pods)}): name one")
-    names = sorted({c.name for c in running})
+    names = sorted({c.metadata.name for c in running})
     if len(names) > 1:
         raise InputError(client.endpoint, f"pod {namespace}/{pods[0]} runs several containers "
                                           f"({', '.join(names)}): choose one with --container")
     return max(running, key=lambda c: c.created_at)  # the latest restart
-
-
-# --- the CRI client ---
-
-@dataclass(frozen=True)
-class CriContainer:
-    id: str
-    pod_sandbox_id: str
-    name: str
-    created_at: int
-    labels: dict[str, str]
-
-
-@dataclass(frozen=True)
-class CriContainerStatus:
-    pid: int | None
-    cgroups_path: str | None
 
 
 def cri_endpoint_for(explicit: str | None = None) -> str:
@@ -118,60 +97,150 @@ def cri_endpoint_for(explicit: str | None = None) -> str:
                            f"${CRI_ENDPOINT_ENV}")
 
 
-class CriClient:
-    SERVICE = "/runtime.v1.RuntimeService/"
+# --- the CRI client ---
 
-    def __init__(self, endpoint: str):
+class CriError(InputError):
+    """A CRI call the runtime refused or could not answer; `code` is the gRPC status name."""
+
+    def __init__(self, endpoint: str, method: str, code: str, details: str):
+        super().__init__(endpoint, f"CRI {method} failed: {code}: {details}")
+        self.method, self.code = method, code
+
+
+@dataclass(frozen=True)
+class CriContainerStatus:
+    """ContainerStatus, with what only the verbose info tells: the pid and the OCI cgroupsPath."""
+
+    status: api.ContainerStatus
+    pid: int | None
+    cgroups_path: str | None
+
+
+class CriClient:
+    """One channel to a CRI runtime; each method is one CRI call, named as in api.proto."""
+
+    RUNTIME_SERVICE = "/runtime.v1.RuntimeService/"
+    IMAGE_SERVICE = "/runtime.v1.ImageService/"
+
+    def __init__(self, endpoint: str, timeout_s: float = CRI_TIMEOUT_S):
         import grpc  # imported here: only the Kubernetes path needs it
 
         self._grpc = grpc
         self.endpoint = endpoint
+        self.timeout_s = timeout_s
         self._channel = grpc.insecure_channel(endpoint)
 
     def close(self) -> None:
         self._channel.close()
 
-    def list_containers(self, labels: dict[str, str], *, running_only: bool) -> list[CriContainer]:
-        container_filter = encode_map(4, labels)
-        if running_only:
-            container_filter += encode_message(2, encode_varint_field(1, CONTAINER_RUNNING))
-        reply = self._call("ListContainers", encode_message(1, container_filter))
-        return [_container(message) for message in Fields(reply).messages(1)]
+    def __enter__(self) -> CriClient:
+        return self
 
-    def container_status(self, container_id: str) -> CriContainerStatus:
-        request = encode_string(1, container_id) + encode_varint_field(2, 1)  # verbose
-        reply = Fields(self._call("ContainerStatus", request))
-        return _status_from_info(reply.map(2))
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def version(self) -> api.VersionResponse:
+        return self._runtime("Version", api.VersionRequest(), api.VersionResponse)
+
+    def status(self) -> api.RuntimeStatus:
+        """The runtime's conditions: RuntimeReady, NetworkReady (false until CNI is set up)."""
+        return self._runtime("Status", api.StatusRequest(), api.StatusResponse).status
+
+    # pod sandboxes
+
+    def run_pod_sandbox(self, config: api.PodSandboxConfig, runtime_handler: str = "") -> str:
+        request = api.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler)
+        return self._runtime("RunPodSandbox", request, api.RunPodSandboxResponse).pod_sandbox_id
+
+    def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        self._runtime("StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
+                      api.StopPodSandboxResponse)
+
+    def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        self._runtime("RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
+                      api.RemovePodSandboxResponse)
+
+    def pod_sandbox_status(self, sandbox_id: str, verbose: bool = False) -> api.PodSandboxStatusResponse:
+        request = api.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=verbose)
+        return self._runtime("PodSandboxStatus", request, api.PodSandboxStatusResponse)
+
+    def list_pod_sandbox(self, labels: dict[str, str] | None = None, sandbox_id: str = "") -> list[api.PodSandbox]:
+        sandbox_filter = api.PodSandboxFilter(id=sandbox_id, label_selector=labels or {})
+        reply = self._runtime("ListPodSandbox", api.ListPodSandboxRequest(filter=sandbox_filter),
+                              api.ListPodSandboxResponse)
+        return list(reply.items)
 
     def pod_sandbox_uid(self, sandbox_id: str) -> str:
-        request = encode_message(1, encode_string(1, sandbox_id))
-        for item in Fields(self._call("ListPodSandbox", request)).messages(1):
-            metadata = item.message(2)
-            if metadata is not None and metadata.string(2):
-                return metadata.string(2)
+        for sandbox in self.list_pod_sandbox(sandbox_id=sandbox_id):
+            if sandbox.metadata.uid:
+                return sandbox.metadata.uid
         raise InputError(self.endpoint, f"pod sandbox {sandbox_id} not found or has no uid")
 
-    def _call(self, method: str, request: bytes) -> bytes:
-        call = self._channel.unary_unary(self.SERVICE + method)
+    # containers
+
+    def create_container(self, sandbox_id: str, config: api.ContainerConfig,
+                         sandbox_config: api.PodSandboxConfig) -> str:
+        request = api.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config,
+                                             sandbox_config=sandbox_config)
+        return self._runtime("CreateContainer", request, api.CreateContainerResponse).container_id
+
+    def start_container(self, container_id: str) -> None:
+        self._runtime("StartContainer", api.StartContainerRequest(container_id=container_id),
+                      api.StartContainerResponse)
+
+    def stop_container(self, container_id: str, timeout_s: int = 0) -> None:
+        """Stop signal, then SIGKILL after `timeout_s` (0: at once), as the kubelet's grace period."""
+        request = api.StopContainerRequest(container_id=container_id, timeout=timeout_s)
+        self._runtime("StopContainer", request, api.StopContainerResponse, timeout_s=self.timeout_s + timeout_s)
+
+    def remove_container(self, container_id: str) -> None:
+        self._runtime("RemoveContainer", api.RemoveContainerRequest(container_id=container_id),
+                      api.RemoveContainerResponse)
+
+    def list_containers(self, labels: dict[str, str] | None = None, *, running_only: bool = False,
+                        sandbox_id: str = "") -> list[api.Container]:
+        container_filter = api.ContainerFilter(label_selector=labels or {}, pod_sandbox_id=sandbox_id)
+        if running_only:
+            container_filter.state.state = CONTAINER_RUNNING
+        reply = self._runtime("ListContainers", api.ListContainersRequest(filter=container_filter),
+                              api.ListContainersResponse)
+        return list(reply.containers)
+
+    def container_status(self, container_id: str) -> CriContainerStatus:
+        request = api.ContainerStatusRequest(container_id=container_id, verbose=True)
+        reply = self._runtime("ContainerStatus", request, api.ContainerStatusResponse)
+        pid, cgroups_path = _pid_and_cgroups_path(reply.info)
+        return CriContainerStatus(reply.status, pid, cgroups_path)
+
+    # images
+
+    def image_status(self, image: str) -> api.Image | None:
+        """The image named `image` (name, name@digest or id), None when the runtime has none."""
+        request = api.ImageStatusRequest(image=api.ImageSpec(image=image))
+        reply = self._image("ImageStatus", request, api.ImageStatusResponse)
+        return reply.image if reply.HasField("image") else None
+
+    def list_images(self) -> list[api.Image]:
+        return list(self._image("ListImages", api.ListImagesRequest(), api.ListImagesResponse).images)
+
+    # transport
+
+    def _runtime(self, method: str, request, response_type, timeout_s: float | None = None):
+        return self._call(self.RUNTIME_SERVICE, method, request, response_type, timeout_s)
+
+    def _image(self, method: str, request, response_type):
+        return self._call(self.IMAGE_SERVICE, method, request, response_type, None)
+
+    def _call(self, service: str, method: str, request, response_type, timeout_s: float | None):
+        call = self._channel.unary_unary(service + method, request_serializer=type(request).SerializeToString,
+                                         response_deserializer=response_type.FromString)
         try:
-            return call(request, timeout=CRI_TIMEOUT_S)
+            return call(request, timeout=timeout_s or self.timeout_s)
         except self._grpc.RpcError as err:
-            raise InputError(self.endpoint, f"CRI {method} failed: "
-                                            f"{err.code().name}: {err.details()}") from None
+            raise CriError(self.endpoint, method, err.code().name, err.details()) from None
 
 
-def _container(message: Fields) -> CriContainer:
-    metadata = message.message(3)
-    return CriContainer(
-        id=message.string(1),
-        pod_sandbox_id=message.string(2),
-        name=metadata.string(1) if metadata else "",
-        created_at=message.varint(7),
-        labels=message.map(8),
-    )
-
-
-def _status_from_info(info: dict[str, str]) -> CriContainerStatus:
+def _pid_and_cgroups_path(info) -> tuple[int | None, str | None]:
     """containerd and CRI-O put a JSON document under info["info"] in verbose mode."""
     try:
         details = json.loads(info.get("info") or "{}")
@@ -180,5 +249,4 @@ def _status_from_info(info: dict[str, str]) -> CriContainerStatus:
     pid = details.get("pid")
     spec = details.get("runtimeSpec") or {}
     cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
-    return CriContainerStatus(pid if isinstance(pid, int) and pid > 0 else None,
-                              cgroups_path or None)
+    return (pid if isinstance(pid, int) and pid > 0 else None), (cgroups_path or None)
