@@ -16,6 +16,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "scripts"))  # scri
 
 from live import require_live  # noqa: E402
 
+pytest_plugins = ("crinode",)  # the real CRI node's fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
 

@@ -1,7 +1,7 @@
 """A real CRI node for live tests: a private containerd with its CRI plugin, our own pause and
 mini-NIM images, and pods run on it as the kubelet runs them (tracer.kube.cri.node).
 
-Use the fixtures by importing them into a test module: `from crinode import cri_node, k8s_namespace`.
+Its fixtures (`cri_node`, `k8s_namespace`) reach every test module through `pytest_plugins` in conftest.py.
 """
 
 from __future__ import annotations

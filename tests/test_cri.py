@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, tracer_cli
-from crinode import answers, cri_node, wait_until  # noqa: F401 (cri_node: a fixture)
+from crinode import answers, wait_until
 from live import require_live
 
 from tracer import cgroups

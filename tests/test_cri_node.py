@@ -10,8 +10,7 @@ import time
 import pytest
 from conftest import free_port
 from crinode import (
-    SLEEPER, answers, container_log, cri_node, k8s_namespace, pod_footprint, runtime_knows,  # noqa: F401
-    sandbox_pid, unique, wait_exited, wait_until,
+    SLEEPER, answers, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited, wait_until,
 )
 
 from tracer.cgroups import cgroup_of_pid, cgroup_v2_root
