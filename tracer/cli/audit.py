@@ -49,11 +49,14 @@ def audit_command(
     in audit logs: the API server returns them only to the client.
 
     Only ResponseComplete/Panic events are counted, once per auditID. Malformed lines
-    (bad JSON, JSON that is not an Event, a truncated gzip tail) are reported as
-    FILE:LINE: PROBLEM and skipped.
+    (bad JSON, JSON that is not an Event, an Event with a wrongly typed field, a
+    truncated gzip tail) are reported as FILE:LINE: PROBLEM and skipped; lines without
+    Pod Security content in the API server's own form are counted, not parsed.
 
     Exit status: 0 no findings, 1 denials or audit violations found, 2 a log is missing,
-    unreadable or a directory, or an option is invalid.
+    unreadable, a directory, empty or not an audit log (no audit.k8s.io Event in its
+    first 100 lines, binary data, a corrupt gzip stream), a line over 64 MiB or more than
+    64 GiB decompressed, or an option is invalid.
     """
     report = analyze(logs, namespace, parse_since(since) if since else None)
     result = report.to_dict(suggest=suggest)
@@ -61,14 +64,15 @@ def audit_command(
         sys.stdout.buffer.write(to_json(result))
         sys.stdout.flush()
     else:
-        typer.echo(render_text(result, suggest), nl=False)
+        typer.echo(render_text(result, suggest, report.malformed_lines), nl=False)
     raise typer.Exit(EXIT_FINDINGS if result["findings"] else EXIT_OK)
 
 
 # --- text -------------------------------------------------------------------------------
 
-def render_text(result: dict, suggest: bool) -> str:
-    lines = [_summary(result)]
+def render_text(result: dict, suggest: bool, malformed_lines: int | None = None) -> str:
+    """`malformed_lines`: all malformed lines, where result["malformed"] lists only the first of each file."""
+    lines = [_summary(result, malformed_lines)]
     if result["malformed"]:
         lines += ["", "skipped input:"]
         lines += [f"  {m['file']}:{m['line']}: {m['problem']}" for m in result["malformed"]]
@@ -87,12 +91,13 @@ def render_text(result: dict, suggest: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary(result: dict) -> str:
+def _summary(result: dict, malformed_lines: int | None) -> str:
     findings = result["findings"]
     workloads = {_workload_key(f) for f in findings}
     by_mode = ", ".join(f"{sum(f['mode'] == mode for f in findings)} {mode}" for mode in ("enforce", "audit"))
+    malformed = len(result["malformed"]) if malformed_lines is None else malformed_lines
     return (f"{len(result['files'])} audit log(s): {result['events_read']} events read, "
-            f"{len(result['malformed'])} malformed; {len(findings)} findings ({by_mode}) "
+            f"{malformed} malformed; {len(findings)} findings ({by_mode}) "
             f"in {len(workloads)} workload(s)")
 
 
