@@ -1,0 +1,90 @@
+"""`tracer network`: observe a network namespace, and turn the surface into a NetworkPolicy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tracer.cli.app import FORMAT_OPTION, app, check_format, print_json
+from tracer.errors import InputError
+from tracer.files import atomic_write_json, atomic_write_text, read_json
+from tracer.kube.networkpolicy import network_policy, parse_pod_labels
+from tracer.network import NetworkSurface, ObservationError, describe, observe, pid_namespace_path
+
+EXIT_MACHINE = 3
+
+network_app = typer.Typer(
+    help=(
+        "The network surface of a container: what listens in its network namespace (sock_diag), "
+        "its interfaces, where it connects to; and the Kubernetes NetworkPolicy that allows only that.\n\n"
+        "Exit status: 0 ok, 2 usage or input error, 3 the machine cannot observe (not root)."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(network_app, name="network")
+
+
+@network_app.command("observe")
+def observe_command(
+    namespace: str = typer.Argument(None, metavar="NETNS",
+                                    help="A named namespace (under /run/netns) or a path such as /proc/PID/ns/net."),
+    pid: int = typer.Option(None, "--pid", metavar="PID", help="Observe the network namespace of process PID."),
+    out: Path = typer.Option(None, "--out", metavar="FILE", help="Also write the surface as JSON to FILE."),
+    output_format: str = FORMAT_OPTION,
+) -> None:
+    """Read the listening sockets, interfaces and unprivileged port limit of one network namespace.
+
+    One instant: a listener opened and closed before this runs is not seen. Needs root
+    (entering a namespace needs CAP_SYS_ADMIN).
+    """
+    fmt = check_format(output_format)
+    if (namespace is None) == (pid is None):
+        raise InputError(None, "give either NETNS or --pid")
+    try:
+        surface = observe(pid_namespace_path(pid) if pid is not None else namespace)
+    except ObservationError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_MACHINE) from None
+    if out is not None:
+        atomic_write_json(out, surface.to_json())
+    if fmt == "json":
+        print_json(surface.to_json())
+    else:
+        typer.echo(describe(surface), nl=False)
+
+
+@network_app.command("policy")
+def policy_command(
+    surface_file: Path = typer.Argument(..., metavar="SURFACE",
+                                        help="A network surface (observe --out) or a trace with a network section."),
+    name: str = typer.Option(..., "--name", metavar="NAME", help="The NetworkPolicy's name."),
+    selectors: list[str] = typer.Option(..., "--selector", metavar="KEY=VALUE",
+                                        help="A label of the pods the policy applies to (repeat for several)."),
+    namespace: str = typer.Option(None, "--namespace", metavar="NS", help="The namespace of the policy and pods."),
+    out: Path = typer.Option(None, "--out", metavar="FILE", help="Write the YAML to FILE instead of stdout."),
+) -> None:
+    """Write a NetworkPolicy: ingress only to the observed ports, egress only to the recorded destinations.
+
+    Notes (loopback-only listeners left out, egress left open where destinations were not
+    recorded, DNS) are written as comments in the YAML and on stderr.
+    """
+    surface = load_surface(surface_file)
+    policy = network_policy(surface, name, parse_pod_labels(selectors), namespace)
+    text = policy.to_yaml()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+    for note in policy.notes:
+        typer.echo(f"note: {note}", err=True)
+
+
+def load_surface(path: Path) -> NetworkSurface:
+    """The surface in PATH: a surface document, or a trace's top-level `network` section."""
+    data = read_json(path, "a network surface or a trace")
+    if isinstance(data, dict) and "listening" not in data and "network" in data:
+        if data["network"] is None:
+            raise InputError(path, "the trace has no network section (network: null)")
+        return NetworkSurface.from_json(data["network"], source=path, where="network")
+    return NetworkSurface.from_json(data, source=path, where="surface")
