@@ -329,17 +329,45 @@ def trace_copy(tmp_path: Path, change) -> Path:
     return path
 
 
+MINI_NIM_NETWORK = {
+    "listening": [
+        {"protocol": "tcp", "family": "ipv4", "address": "0.0.0.0", "port": 8000, "interface": None},
+        {"protocol": "tcp", "family": "ipv4", "address": "127.0.0.1", "port": 9000, "interface": None},
+        {"protocol": "udp", "family": "ipv6", "address": "::", "port": 80, "interface": None},
+    ],
+    "interfaces": [
+        {"name": "lo", "kind": None, "up": True, "loopback": True, "addresses": ["127.0.0.1/8", "::1/128"]},
+        {"name": "eth0", "kind": "veth", "up": True, "loopback": False, "addresses": ["10.213.7.2/30"]},
+    ],
+    "destinations": [{"protocol": "udp", "family": "ipv4", "address": "10.96.0.10", "port": 53, "count": 4}],
+    "unprivileged_port_start": 1024,
+}
+
+
 def test_network_section_is_rendered_when_present(tmp_path):
-    network = {"listening": [{"protocol": "tcp", "address": "0.0.0.0", "port": 8000}],
-               "destinations": [{"protocol": "tcp", "address": "10.96.0.10", "port": 53, "connections": 4}],
-               "namespace": "own"}
-    path = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", network))
+    path = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", MINI_NIM_NETWORK))
     report = build_report(MINI_NIM, path)
-    assert report.network.recorded and [t.title for t in report.network.tables] == ["listening", "destinations"]
+    surface = report.network.surface
+    assert surface is not None and surface.privileged_ports() == [80]
     text = page(render_html(report)).joined
-    assert "tcp 0.0.0.0 8000" in text and "10.96.0.10 53 4" in text and "namespace own" in text
+    assert "tcp 0.0.0.0:8000 from outside the pod no" in text
+    assert "tcp 127.0.0.1:9000 the pod only (loopback) no" in text
+    assert "udp [::]:80 from outside the pod below 1024: CAP_NET_BIND_SERVICE" in text
+    assert "udp 10.96.0.10:53 4" in text and "eth0 veth up 10.213.7.2/30" in text
+    assert "2 listener(s) reachable from outside the pod; 1 destination(s)" in text
     markdown = render_markdown(report)
-    assert "| tcp | 0.0.0.0 | 8000 |" in markdown and "Not recorded" not in markdown.split("## Network")[1].split("##")[0]
+    assert "| tcp 0.0.0.0:8000 | from outside the pod | no |" in markdown
+    assert "| udp 10.96.0.10:53 | 4 |" in markdown
+
+
+@pytest.mark.parametrize("destinations, said", [
+    (None, "Not recorded: where the workload connected to is unknown"),
+    ([], "Recorded: none (the workload connected nowhere)."),
+])
+def test_destinations_unknown_and_none_differ(destinations, said, tmp_path):
+    path = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", {**MINI_NIM_NETWORK, "destinations": destinations}))
+    report = build_report(MINI_NIM, path)
+    assert said in page(render_html(report)).joined and said.split(":")[0] in render_markdown(report)
 
 
 def test_network_not_recorded_is_said():
@@ -384,7 +412,8 @@ def hostile_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     def poison(doc):
         doc["metadata"]["hostname"] = HOSTILE
         doc["metadata"]["target"]["name"] = HOSTILE
-        doc["network"] = {"listening": [{"address": HOSTILE, "port": 8000}]}
+        doc["network"] = {**MINI_NIM_NETWORK, "interfaces": [
+            {"name": HOSTILE, "kind": HOSTILE, "up": True, "loopback": False, "addresses": []}]}
 
     trace = trace_copy(tmp_path, poison)
     profile = write_profile(tmp_path / "profile", [
@@ -455,7 +484,8 @@ def test_build_report_raises_input_error_naming_the_file(tmp_path):
     with pytest.raises(InputError) as err:
         build_report(broken)
     assert "seccomp.json" in str(err.value)
-    trace = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", ["not", "an", "object"]))
-    with pytest.raises(InputError, match="'network' must be an object"):
+    trace = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", {**MINI_NIM_NETWORK, "listening": [{}]}))
+    with pytest.raises(InputError) as err:
         build_report(MINI_NIM, trace)
+    assert err.value.source == str(trace) and "network.listening[0]: missing" in err.value.problem
     shutil.rmtree(broken)

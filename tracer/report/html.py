@@ -202,15 +202,19 @@ def argument_conditions(report: Report) -> Safe:
 
 
 def network(report: Report) -> Safe:
-    facts = report.network
-    if not facts.recorded:
+    surface = report.network.surface
+    if surface is None:
         why = "the trace has no network section" if report.activity is not None else "no trace given"
         return section("network", "Network surface", paragraph(f"Not recorded ({why})."))
-    parts = [key_values(list(facts.facts))] if facts.facts else []
-    for item in facts.tables:
-        parts.append(tag("h3", item.title))
-        parts.append(table(list(item.columns), [list(row) for row in item.rows]) if item.rows else paragraph("None."))
-    return section("network", "Network surface", *(parts or [paragraph("Recorded: nothing.")]))
+    parts = [tag("h3", "Listening")]
+    rows = wording.listener_rows(surface)
+    parts.append(table(["socket", "reachable", "privileged port"], rows) if rows else paragraph("Nothing listens."))
+    parts.append(tag("h3", "Destinations"))
+    empty = wording.destinations_text(surface)
+    parts.append(paragraph(empty) if empty else table(["destination", "connections"], wording.destination_rows(surface)))
+    parts.append(tag("h3", "Interfaces"))
+    parts.append(table(["interface", "kind", "state", "addresses"], wording.interface_rows(surface)))
+    return section("network", "Network surface", *parts)
 
 
 def pod_security(report: Report) -> Safe:

@@ -135,17 +135,22 @@ def argument_conditions(report: Report) -> list[str]:
 
 
 def network(report: Report) -> list[str]:
-    facts = report.network
+    surface = report.network.surface
     lines = heading("Network surface")
-    if not facts.recorded:
+    if surface is None:
         why = "the trace has no network section" if report.activity is not None else "no trace given"
         return lines + [f"Not recorded ({why}).", ""]
-    lines += [f"- {md(key)}: {md(value)}" for key, value in facts.facts] + ([""] if facts.facts else [])
-    for item in facts.tables:
-        lines += [f"### {md(item.title)}", ""]
-        lines += table([md(c) for c in item.columns], [[md(v) for v in row] for row in item.rows]) if item.rows \
-            else ["None.", ""]
-    return lines
+    listeners = wording.listener_rows(surface)
+    lines += ["### Listening", ""]
+    lines += table(["socket", "reachable", "privileged port"], [[md(v) for v in row] for row in listeners]) \
+        if listeners else ["Nothing listens.", ""]
+    lines += ["### Destinations", ""]
+    empty = wording.destinations_text(surface)
+    lines += [md(empty), ""] if empty else table(["destination", "connections"],
+                                                 [[md(v) for v in row] for row in wording.destination_rows(surface)])
+    lines += ["### Interfaces", ""]
+    return lines + table(["interface", "kind", "state", "addresses"],
+                         [[md(v) for v in row] for row in wording.interface_rows(surface)])
 
 
 def pod_security(report: Report) -> list[str]:

@@ -3,7 +3,7 @@ it was recorded in and the workload's manifest; the HTML and Markdown renderers 
 out, so both say the same thing.
 
 Sections (each a dataclass below): provenance, syscall activity per phase, capability evidence,
-argument conditions, network surface, Pod Security before and after hardening, ATT&CK
+argument conditions, network surface (tracer.network), Pod Security before and after hardening, ATT&CK
 techniques, and the comparison with the container runtime's default profile.
 """
 
@@ -17,6 +17,7 @@ from tracer import __version__
 from tracer.errors import InputError
 from tracer.files import read_json
 from tracer.kube.harden import HardenResult, ObjectReport, default_localhost_profile, harden_text
+from tracer.network import NetworkSurface
 from tracer.profile.directory import ProfileDir, load_profile_dir
 from tracer.profile.seccomp import allowed_names
 from tracer.profile.surface import compare_with_docker, load_docker_default
@@ -285,59 +286,34 @@ def gather_capabilities(profile: ProfileDir) -> CapabilityFacts:
 
 
 @dataclass(frozen=True)
-class NetworkTable:
-    title: str
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+class NetworkFacts:
+    """The trace's optional `network` section (tracer.network.NetworkSurface), if it has one."""
 
+    surface: NetworkSurface | None
 
-@dataclass(frozen=True)
-class NetworkSurface:
-    """The trace's `network` section, whatever its lists hold: each list becomes a table."""
-
-    recorded: bool
-    tables: tuple[NetworkTable, ...] = ()
-    facts: tuple[tuple[str, str], ...] = ()  # scalar entries
-
-
-def cell(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(cell(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {cell(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
-
-
-def network_table(title: str, items: list) -> NetworkTable:
-    dicts = [item for item in items if isinstance(item, dict)]
-    if len(dicts) != len(items):
-        return NetworkTable(title, ("entry",), tuple((cell(item),) for item in items))
-    columns = tuple(dict.fromkeys(key for item in dicts for key in item))
-    return NetworkTable(title, tuple(map(str, columns)), tuple(tuple(cell(item.get(c)) for c in columns) for item in dicts))
+    @property
+    def recorded(self) -> bool:
+        return self.surface is not None
 
 
 def network_section(trace: Trace | None):
-    """The trace's network section: an attribute once load_trace keeps one, else the document's."""
+    """The trace's `network` section: an attribute once load_trace keeps one, else the document's."""
     if trace is None:
         return None
     section = getattr(trace, "network", None)
-    if section is None and isinstance(trace.metadata.get("network"), dict):
-        section = trace.metadata["network"]
     if section is None and trace.source and Path(trace.source).is_file():
         document = read_json(trace.source, "a trace file")
         section = document.get("network") if isinstance(document, dict) else None
     return section
 
 
-def gather_network(trace: Trace | None) -> NetworkSurface:
+def gather_network(trace: Trace | None) -> NetworkFacts:
     section = network_section(trace)
     if section is None:
-        return NetworkSurface(False)
-    if not isinstance(section, dict):
-        raise InputError(trace.source, "'network' must be an object")
-    tables = tuple(network_table(str(key), value) for key, value in section.items() if isinstance(value, list))
-    facts = tuple((str(key), cell(value)) for key, value in section.items() if not isinstance(value, list))
-    return NetworkSurface(True, tables, facts)
+        return NetworkFacts(None)
+    if isinstance(section, NetworkSurface):
+        return NetworkFacts(section)
+    return NetworkFacts(NetworkSurface.from_json(section, trace.source))
 
 
 # ---------------------------------------------------------------- Pod Security
@@ -548,7 +524,7 @@ class Report:
     activity: SyscallActivity | None
     capabilities: CapabilityFacts
     argument_rules: tuple[ArgumentRule, ...]
-    network: NetworkSurface
+    network: NetworkFacts
     pod_security: PodSecurityFacts | None
     attack: AttackFacts
     runtime_default: RuntimeDefaultComparison

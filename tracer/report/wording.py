@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tracer.network import NetworkSurface
 from tracer.report.model import AttackFacts, CapabilityFacts, Provenance, Recording, Report
 from tracer.risk.attack import Route
 
@@ -125,6 +126,7 @@ def summary_figures(report: Report) -> list[tuple[str, str]]:
     figures += [
         ("Capabilities", capabilities_headline(report.capabilities)),
         ("Argument conditions", argument_headline(report)),
+        ("Network", network_headline(report)),
         ("Pod Security", pod_security_headline(report)),
         (f"ATT&CK v{report.attack.version}", attack_headline(report.attack)),
         ("Lost events", lost_text(report.provenance)),
@@ -134,3 +136,43 @@ def summary_figures(report: Report) -> list[tuple[str, str]]:
 
 RARE_NOTE = ("Rare ({rule}) is marked \u25c6: confirm these with a longer load test before relying on the "
              "profile, and ask whether each is expected.")
+
+
+def listener_rows(surface: NetworkSurface) -> list[list[str]]:
+    """[listener, who can reach it, whether binding it needed privilege] per listening socket."""
+    rows = []
+    for listener in surface.listening:
+        reach = "the pod only (loopback)" if surface.loopback_only(listener) else "from outside the pod"
+        privileged = (f"below {surface.unprivileged_port_start}: CAP_NET_BIND_SERVICE or a lower "
+                      "net.ipv4.ip_unprivileged_port_start" if listener.port < surface.unprivileged_port_start else "no")
+        rows.append([listener.describe(), reach, privileged])
+    return rows
+
+
+def destinations_text(surface: NetworkSurface) -> str | None:
+    """Why there is no destination table: not recorded, or recorded and empty."""
+    if surface.destinations is None:
+        return "Not recorded: where the workload connected to is unknown (egress cannot be narrowed)."
+    if not surface.destinations:
+        return "Recorded: none (the workload connected nowhere)."
+    return None
+
+
+def destination_rows(surface: NetworkSurface) -> list[list[str]]:
+    return [[destination.describe(), f"{destination.count:,}"] for destination in surface.destinations or ()]
+
+
+def interface_rows(surface: NetworkSurface) -> list[list[str]]:
+    return [[interface.name, interface.kind or ("loopback" if interface.loopback else "-"),
+             "up" if interface.up else "down", ", ".join(interface.addresses) or "none"]
+            for interface in surface.interfaces]
+
+
+def network_headline(report: Report) -> str:
+    surface = report.network.surface
+    if surface is None:
+        return "not recorded"
+    reachable = len(surface.reachable_listeners())
+    destinations = "destinations not recorded" if surface.destinations is None else \
+        f"{len(surface.destinations)} destination(s)"
+    return f"{reachable} listener(s) reachable from outside the pod; {destinations}"
