@@ -47,7 +47,7 @@ def test_message_aggregates_reasons_and_details_in_upstream_order():
     assert evaluation.version == "v1.30"
     assert [v.check for v in evaluation.violations] == ["hostNamespaces", "hostPorts", "privileged"]
     assert evaluation.message == (
-        'violates PodSecurity "baseline:v1.30": host namespaces (hostNetwork), '
+        'violates PodSecurity "baseline:v1.30": host namespaces (hostNetwork=true), '
         'hostPort (container "b" uses hostPort 8080), '
         'privileged (container "a" must not set securityContext.privileged=true)')
 
@@ -154,7 +154,7 @@ def test_strictest_level_reports_what_blocks_the_next_level():
     level, blocked = pss.strictest_level({}, {"containers": [{"name": "a"}]}, "latest")
     assert level == "baseline" and blocked.level == "restricted" and not blocked.allowed
     level, blocked = pss.strictest_level({}, {"hostIPC": True}, "v1.20")
-    assert level == "privileged" and blocked.message == 'violates PodSecurity "baseline:v1.20": host namespaces (hostIPC)'
+    assert level == "privileged" and blocked.message == 'violates PodSecurity "baseline:v1.20": host namespaces (hostIPC=true)'
 
 
 # --- manifests -----------------------------------------------------------------------
@@ -318,3 +318,55 @@ def test_level_reports_the_strictest_level_met(tmp_path, capsys):
     assert capsys.readouterr().out == (
         f'{bad}: Pod/bad: privileged (baseline: violates PodSecurity "baseline:latest": privileged '
         '(container "app" must not set securityContext.privileged=true))\n')
+
+
+# --- messages, line by line against upstream's policy/check_*.go ------------------------------------
+
+
+def test_host_namespaces_detail_is_upstreams():
+    spec = spec_with(hostIPC=True, hostPID=True, hostNetwork=True)
+    (violation,) = pss.evaluate({}, spec, "baseline", "v1.0").violations
+    assert violation.describe() == "host namespaces (hostNetwork=true, hostPID=true, hostIPC=true)"
+
+
+def test_annotation_values_are_quoted_as_go_quotes_them():
+    meta = {"annotations": {
+        "container.apparmor.security.beta.kubernetes.io/app": 'un"conf\tined\x7f\u00a0é😀',
+        "seccomp.security.alpha.kubernetes.io/pod": "a\\b\n\x01",
+    }}
+    apparmor = pss.evaluate(meta, RESTRICTED_SPEC, "baseline", "latest").violations[0]
+    assert apparmor.detail == ('annotation must not set AppArmor profile type to '
+                               '"container.apparmor.security.beta.kubernetes.io/app="un\\"conf\\tined\\x7f\\u00a0é😀""')
+    seccomp = pss.evaluate(meta, RESTRICTED_SPEC, "baseline", "v1.18").violations[1]
+    assert seccomp.detail == 'forbidden annotation seccomp.security.alpha.kubernetes.io/pod="a\\\\b\\n\\x01"'
+
+
+def test_unset_names_print_as_go_zero_values():
+    spec = {"containers": [{"name": None, "securityContext": {"privileged": True}}],
+            "volumes": [{"name": None, "hostPath": {"path": "/"}}],
+            "securityContext": {"sysctls": [{"name": None}]}}
+    message = pss.evaluate({}, spec, "baseline", "latest").message
+    assert 'container "" must not set' in message and 'hostPath volumes (volume "")' in message
+    assert message.endswith(", forbidden sysctls") and "None" not in message  # empty detail: no "()"
+
+
+@pytest.mark.parametrize("volume, allowed, detail", [
+    ({"name": "v"}, True, None),  # no source: the API server defaults it to emptyDir
+    ({"name": "v", "hostPath": None}, True, None),
+    ({"name": "v", "emptyDir": {}, "hostPath": {}}, True, None),  # upstream's switch: an allowed source first
+    ({"name": "v", "nfs": {}, "hostPath": {}}, False, 'volume "v" uses restricted volume type "hostPath"'),
+    ({"name": "v", "futureSource": {}}, False, 'volume "v" uses restricted volume type "unknown"'),
+])
+def test_restricted_volumes_follow_upstreams_switch(volume, allowed, detail):
+    evaluation = pss.evaluate({}, spec_with(volumes=[volume]), "restricted", "latest")
+    assert evaluation.allowed is allowed
+    if detail:
+        assert evaluation.violations[0].detail == detail
+
+
+def test_loaded_objects_know_where_they_are(tmp_path):
+    path = write(tmp_path, "w.yaml", WORKLOADS)
+    cronjob, pod = load_objects([path])
+    assert (cronjob.document, cronjob.location, cronjob.template) == (
+        1, (), ("spec", "jobTemplate", "spec", "template"))
+    assert (pod.document, pod.location, pod.template) == (2, ("items", 0), ())

@@ -22,7 +22,10 @@ pss_app = typer.Typer(
         "PATH is a manifest file or a folder searched recursively for *.yaml, *.yml and "
         "*.json. Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, "
         "ReplicationControllers and PodTemplates are evaluated; other kinds are skipped "
-        "with a note on stderr."
+        "with a note on stderr.\n\n"
+        "Manifests are read as kubectl and the API server read them (YAML 1.1: "
+        "`privileged: yes` is true), and every field the checks read must have its API "
+        "type: input that cannot be judged is an error (exit 2), never allowed."
     ),
     no_args_is_help=True,
 )
@@ -48,7 +51,9 @@ def check(
     violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (...), ...
 
     Exit status: 0 every object allowed, 1 at least one denied, 2 usage or input error
-    (unreadable file, malformed YAML or JSON, bad level or version).
+    (unreadable file, malformed YAML or JSON, a field of the wrong type, a file with no
+    object, input past the bounds: 8 MiB, 100 levels, alias expansion, 100-digit
+    numbers; bad level or version).
     """
     pss.parse_level(level)
     pss.parse_version(version)
@@ -75,7 +80,7 @@ def level(
     JSON records carry "level" and "blocked_by" (the failed evaluation of the next
     stricter level, or null when the object meets restricted).
 
-    Exit status: 0 on success, 2 usage or input error.
+    Exit status: 0 on success, 2 usage or input error (as for `check`).
     """
     pss.parse_version(version)
     fmt = _parse_format(output_format)
