@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from tracer import __version__
+from tracer.arch import native_oci_arch
 from tracer.recorder.kernel import KernelRecorder
-from tracer.syscalls import native_oci_arch
 from tracer.targets import Target
 from tracer.trace import PROFILE_PHASES, Snapshot, Trace, write_trace
 
