@@ -12,7 +12,8 @@ from ruamel.yaml import YAML
 
 from tracer.cli import main
 from tracer.kube import pss
-from tracer.kube.harden import guess_indentation, plain
+from tracer.kube.harden import plain
+from tracer.kube.yaml_out import guess_indentation
 
 K8S_VERSION = kubernetes_validate.latest_version()
 

@@ -9,6 +9,7 @@ import typer
 from tracer.cli.app import app
 from tracer.files import atomic_write_text
 from tracer.kube import admission
+from tracer.kube.yaml_out import to_yaml
 
 k8s_app = typer.Typer(
     help=(
@@ -52,7 +53,7 @@ def namespace(
     Exit status: 0 ok, 2 invalid name, level or version.
     """
     manifest = admission.namespace_manifest(name, enforce=enforce, audit=audit, warn=warn, version=version)
-    _emit(admission.to_yaml(manifest), out)
+    _emit(to_yaml(manifest), out)
 
 
 @k8s_app.command("admission-config")
@@ -90,7 +91,7 @@ def admission_config(
         enforce=enforce, enforce_version=enforce_version, audit=audit, audit_version=audit_version,
         warn=warn, warn_version=warn_version, exempt_usernames=exempt_users,
         exempt_runtime_classes=exempt_runtime_classes, exempt_namespaces=exempt_namespaces)
-    _emit(admission.to_yaml(admission.admission_configuration(pod_security)), out)
+    _emit(to_yaml(admission.admission_configuration(pod_security)), out)
 
 
 @k8s_app.command("harden")
