@@ -19,7 +19,7 @@ def parse(text: str) -> dict:
 
 def test_namespace_carries_a_level_and_version_label_per_mode(capsys):
     assert main(["k8s", "namespace", "shop", "--enforce", "baseline", "--warn", "restricted",
-                 "--version", "v1.30"]) == 0
+                 "--policy-version", "v1.30"]) == 0
     assert parse(capsys.readouterr().out) == {
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "shop", "labels": {
@@ -43,7 +43,7 @@ def test_namespace_out_writes_the_file(tmp_path, capsys):
     (["shop", "--enforce", "strict"],
      'metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: "strict": '
      "must be one of privileged, baseline, restricted"),
-    (["shop", "--audit", "baseline", "--version", "1.30"],
+    (["shop", "--audit", "baseline", "--policy-version", "1.30"],
      'metadata.labels[pod-security.kubernetes.io/audit-version]: Invalid value: "1.30": must be "latest" or "v1.x"'),
     (["shop"], "at least one of --enforce, --audit or --warn is required"),
 ])

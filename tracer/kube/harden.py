@@ -72,7 +72,7 @@ def default_localhost_profile(profile: ProfileDir) -> str:
     return f"seccomp-tracer/{profile.name}.json"
 
 
-def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path, *,
+def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path | None, *,
                 container: str | None = None, localhost_profile: str | None = None,
                 pss_version: str = "latest") -> HardenResult:
     """Harden MANIFEST into OUT (written atomically, only when everything succeeded)."""
@@ -85,7 +85,8 @@ def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path, *,
         raise InputError(path, f"cannot read: {err}") from None
     result = harden_text(text, profile, source=str(path), container=container,
                          localhost_profile=localhost_profile, pss_version=pss_version)
-    atomic_write_text(out, result.text)
+    if out is not None:  # None: the caller writes result.text (to standard output)
+        atomic_write_text(out, result.text)
     return result
 
 
