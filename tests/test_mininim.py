@@ -39,7 +39,7 @@ def test_model_build_is_deterministic(tmp_path):
     first, second = write_model(tmp_path / "a"), write_model(tmp_path / "b")
     assert (first / "config.json").read_text() == (second / "config.json").read_text()
     with np.load(first / "model.npz") as a, np.load(second / "model.npz") as b:
-        assert sorted(a.files) == sorted(b.files)
+        assert sorted(a.files) == sorted(b.files) and a.files
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
 
