@@ -124,6 +124,13 @@ def test_usage_errors_are_one_line_and_exit_2(args, problem, capsys):
     assert capsys.readouterr().err == problem + "\n"
 
 
+@pytest.mark.parametrize("group", [[], ["pss"], ["k8s"]])
+def test_a_group_without_a_command_shows_its_help(group, capsys):
+    assert main(group) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"Usage: {' '.join(['tracer', *group])} [OPTIONS] COMMAND") and "Commands:" in err
+
+
 # --- - for standard input and output ------------------------------------------------
 
 

@@ -12,15 +12,20 @@ import sys
 import typer
 
 try:  # typer >= 0.22 vendors click
-    from typer._click.exceptions import BadParameter, ClickException, UsageError
+    from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover
-    from click.exceptions import BadParameter, ClickException, UsageError
+    from click import exceptions as click_exceptions
 
 from tracer.cli.app import EXIT_INPUT, EXIT_OK, app
 from tracer.errors import InputError
 
 # Each module registers its commands on `app`; this order is the order of `tracer --help`.
-from tracer.cli import record, profile, verify, pss, kube, audit, denials, load  # noqa: E402,F401,I001
+from tracer.cli import record, profile, verify, pss, kube, audit, denials, load  # noqa: F401,I001
+
+BadParameter, ClickException, UsageError = (click_exceptions.BadParameter, click_exceptions.ClickException,
+                                            click_exceptions.UsageError)
+# A group called without a command (`tracer`, `tracer pss`): click >= 8.2 raises this to show its help.
+NoArgsIsHelp = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 # Errors a user can act on, and the exit status each means.
 EXIT_BY_ERROR: tuple[tuple[type[Exception], int], ...] = ((InputError, EXIT_INPUT),)
@@ -39,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return 130
+    except NoArgsIsHelp as err:
+        typer.echo(err.ctx.get_help(), err=True)
+        return EXIT_INPUT
     except UsageError as err:  # usage errors surface here in non-standalone mode
         typer.echo(f"error: {usage_problem(err)}{help_hint(err)}", err=True)
         return EXIT_INPUT
