@@ -31,9 +31,12 @@ def recorder(daemonset: dict) -> dict:
     return container
 
 
-@pytest.mark.parametrize("name", ["namespace.yaml", "rbac.yaml", "daemonset.yaml"])
-def test_manifest_validates_against_the_kubernetes_schema(name):
-    for doc in documents(name):
+@pytest.mark.parametrize("name, first_kind", [("namespace.yaml", "Namespace"), ("rbac.yaml", "ServiceAccount"),
+                                              ("daemonset.yaml", "DaemonSet")])
+def test_manifest_validates_against_the_kubernetes_schema(name, first_kind):
+    docs = documents(name)
+    assert docs and docs[0]["kind"] == first_kind
+    for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 

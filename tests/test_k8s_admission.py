@@ -7,7 +7,7 @@ from ruamel.yaml import YAML
 
 from tracer.cli import main
 from tracer.errors import InputError
-from tracer.kube import admission
+from tracer.kube import admission, names
 
 
 def parse(text: str) -> dict:
@@ -19,7 +19,7 @@ def parse(text: str) -> dict:
 
 def test_namespace_carries_a_level_and_version_label_per_mode(capsys):
     assert main(["k8s", "namespace", "shop", "--enforce", "baseline", "--warn", "restricted",
-                 "--version", "v1.30"]) == 0
+                 "--policy-version", "v1.30"]) == 0
     assert parse(capsys.readouterr().out) == {
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "shop", "labels": {
@@ -43,7 +43,7 @@ def test_namespace_out_writes_the_file(tmp_path, capsys):
     (["shop", "--enforce", "strict"],
      'metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: "strict": '
      "must be one of privileged, baseline, restricted"),
-    (["shop", "--audit", "baseline", "--version", "1.30"],
+    (["shop", "--audit", "baseline", "--policy-version", "1.30"],
      'metadata.labels[pod-security.kubernetes.io/audit-version]: Invalid value: "1.30": must be "latest" or "v1.x"'),
     (["shop"], "at least one of --enforce, --audit or --warn is required"),
 ])
@@ -103,12 +103,12 @@ def test_validation_reports_every_problem_in_upstream_order():
     assert admission.validate_pod_security_configuration(config) == [
         'defaults.enforce: Invalid value: "x": must be one of privileged, baseline, restricted',
         'defaults.warn-version: Invalid value: "y": must be "latest" or "v1.x"',
-        'exemptions.namespaces[0]: Invalid value: "-bad-": ' + admission.dns1123_label_problems("-bad-")[0],
+        'exemptions.namespaces[0]: Invalid value: "-bad-": ' + names.dns1123_label_problems("-bad-")[0],
     ]
     with pytest.raises(InputError):
         admission.admission_configuration(config)
 
 
 def test_namespace_names_longer_than_63_characters_are_rejected():
-    assert admission.dns1123_label_problems("a" * 63) == []
-    assert admission.dns1123_label_problems("a" * 64) == ["must be no more than 63 characters"]
+    assert names.dns1123_label_problems("a" * 63) == []
+    assert names.dns1123_label_problems("a" * 64) == ["must be no more than 63 characters"]

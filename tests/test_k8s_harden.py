@@ -12,7 +12,8 @@ from ruamel.yaml import YAML
 
 from tracer.cli import main
 from tracer.kube import pss
-from tracer.kube.harden import guess_indentation, plain
+from tracer.kube.harden import plain
+from tracer.kube.yaml_out import guess_indentation
 
 K8S_VERSION = kubernetes_validate.latest_version()
 
@@ -311,6 +312,8 @@ def test_every_workload_kind_is_hardened_and_validates(tmp_path, profile, capsys
     report = capsys.readouterr().out
 
     assert code == 0
+    assert [doc["kind"] for doc in docs] == ["Pod", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController",
+                                             "Job", "CronJob"]
     for doc in docs:
         kind = doc["kind"]
         assert f"{kind}/{doc['metadata']['name']}: containers app: Pod Security baseline -> restricted" in report
@@ -319,7 +322,9 @@ def test_every_workload_kind_is_hardened_and_validates(tmp_path, profile, capsys
 
 def test_nim_output_validates_against_the_kubernetes_schema(tmp_path, profile):
     harden(tmp_path, NIM_DEPLOYMENT, profile)
-    for doc in load_all((tmp_path / "out.yaml").read_text()):
+    docs = load_all((tmp_path / "out.yaml").read_text())
+    assert [doc["kind"] for doc in docs] == ["Service", "Deployment"]
+    for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 

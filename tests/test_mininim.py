@@ -39,7 +39,7 @@ def test_model_build_is_deterministic(tmp_path):
     first, second = write_model(tmp_path / "a"), write_model(tmp_path / "b")
     assert (first / "config.json").read_text() == (second / "config.json").read_text()
     with np.load(first / "model.npz") as a, np.load(second / "model.npz") as b:
-        assert sorted(a.files) == sorted(b.files)
+        assert sorted(a.files) == sorted(b.files) and a.files
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
 
@@ -195,7 +195,7 @@ def test_requests_past_the_time_limit_are_not_sent():
     assert dispenser.take() is False and dispenser.remaining == 5
 
 
-def test_tracer_load_command_uses_the_same_parser(capsys):
+def test_tracer_load_takes_the_scripts_options(capsys):
     assert tracer_main(["load", "--help"]) == 0
     assert "--concurrency" in capsys.readouterr().out
     assert tracer_main(["load", "--url", "http://10.1.2.3"]) == 2

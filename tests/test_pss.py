@@ -258,7 +258,7 @@ def test_check_exits_0_when_everything_is_allowed(tmp_path, capsys):
 
 def test_check_exits_1_and_prints_the_upstream_message_when_denied(tmp_path, capsys):
     good, bad = write(tmp_path, "good.yaml", HARDENED_POD), write(tmp_path, "bad.yaml", PRIVILEGED_POD)
-    assert main(["pss", "check", str(good), str(bad), "--level", "baseline", "--version", "v1.30"]) == 1
+    assert main(["pss", "check", str(good), str(bad), "--level", "baseline", "--policy-version", "v1.30"]) == 1
     assert capsys.readouterr().out.splitlines() == [
         f"{good}: Pod/web/good: allowed",
         f'{bad}: Pod/bad: violates PodSecurity "baseline:v1.30": privileged '
@@ -282,7 +282,7 @@ def test_check_json_has_one_record_per_object(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, problem", [
     (["--level", "strict"], "invalid level 'strict'"),
-    (["--version", "1.30"], "invalid policy version '1.30'"),
+    (["--policy-version", "1.30"], "invalid policy version '1.30'"),
     (["--format", "xml"], "invalid --format 'xml'"),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, capsys, args, problem):

@@ -56,7 +56,7 @@ def test_running_containerd_task_is_recorded(containerd):
         "/bin/sh", "-c", "while :; do cat /proc/self/status >/dev/null; sleep 0.05; done")
     try:
         trace_path = base / f"{task}.trace.json"
-        done = tracer_cli("record", "--containerd", task, "--namespace", NAMESPACE, "--containerd-state", str(base / "state"),
+        done = tracer_cli("record", "--containerd", task, "--containerd-namespace", NAMESPACE, "--containerd-state", str(base / "state"),
                           "--duration", "1.5", "--out", str(trace_path))
         assert done.returncode == 0, done.stderr
     finally:
@@ -68,6 +68,6 @@ def test_running_containerd_task_is_recorded(containerd):
     assert trace.metadata["target"]["kind"] == "containerd" and trace.metadata["target"]["gated"] is False
     syscalls = trace_summary(trace)["syscalls"]
     assert syscalls["execve"] >= 10 and syscalls["clock_nanosleep"] >= 10 and syscalls["openat"] >= 10
-    done = tracer_cli("record", "--containerd", "nope", "--namespace", NAMESPACE, "--containerd-state", str(base / "state"),
+    done = tracer_cli("record", "--containerd", "nope", "--containerd-namespace", NAMESPACE, "--containerd-state", str(base / "state"),
                       "--out", str(base / "x.json"), check=False)
     assert done.returncode == 2 and "not found" in done.stderr

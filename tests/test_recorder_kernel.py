@@ -8,6 +8,9 @@ import pty
 import re
 import subprocess
 import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import REPO
 
@@ -89,7 +92,44 @@ def test_progress_line_on_a_terminal(live, tmp_path):
     assert re.search(r"\d+\.\ds +(startup|load) +calls +[\d,]+ +syscalls +\d+ +new \+\d+", text), text
 
 
-def test_no_progress_line_when_not_a_terminal(live, tmp_path):
-    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--interval", "0.2", "--out", str(tmp_path / "t.json"),
-                           "--", "sleep", "0.6"], capture_output=True, text=True)
-    assert "\r" not in done.stderr and "syscalls" not in done.stderr.split("recorded")[0]
+def test_status_lines_in_a_log_while_recording(live, tmp_path):
+    """Where stderr is a pipe (a DaemonSet's log), plain lines come during the recording."""
+    script = "sleep 1.5; uname -a >/dev/null; sleep 30"
+    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--duration", "3", "--status-every", "1",
+                           "--out", str(tmp_path / "t.json"), "--", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    progress = [line for line in done.stderr.splitlines() if line.startswith("record: ")]
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr
+    assert len(progress) >= 3, done.stderr  # one a second or so, and the last
+    assert re.fullmatch(r"record: \d+s, phase startup, [\d,]+ calls, \d+ syscalls, new: .+, \ds left", progress[0])
+    new_names = [re.search(r"new: ([^,]*)", line) for line in progress]
+    assert "uname" not in (new_names[0] or [""])[0] and any("uname" in found[1] for found in new_names[1:] if found)
+    assert progress[-1].endswith(", 0s left")
+    assert done.stderr.index(progress[-1]) < done.stderr.index("recorded ")
+
+
+def test_quiet_recording_shows_only_the_summary(live, tmp_path):
+    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--quiet", "--status-every", "0.5",
+                           "--out", str(tmp_path / "t.json"), "--", "sleep", "1.2"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.startswith("recorded ") and "record: " not in done.stderr
+
+
+def test_load_output_is_streamed_while_recording(live, tmp_path):
+    """The load command's lines reach stderr as it writes them, prefixed, not at its end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    tracer = subprocess.Popen([str(REPO / ".venv/bin/tracer"), "record", "--ready-url", url, "--out",
+                               str(tmp_path / "t.json"), "--load", "echo first; sleep 2; echo second", "--",
+                               "sleep", "30"], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        arrivals = {}
+        for line in tracer.stderr:
+            arrivals.setdefault(line.strip(), time.monotonic())
+        assert tracer.wait(30) == 0
+    finally:
+        tracer.kill()
+        server.shutdown()
+    assert arrivals["load | second"] - arrivals["load | first"] >= 1.5
+    assert any(line.startswith("recorded ") and "(load finished (exit 0))" in line for line in arrivals)

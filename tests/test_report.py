@@ -453,7 +453,7 @@ def test_cli_writes_html_and_markdown(tmp_path, capsys):
     assert html_out.read_text().startswith("<!DOCTYPE html>")
     assert main([*base, "--out", str(md_out)]) == 0
     assert md_out.read_text().startswith("# Least-privilege security context: mini-nim")
-    assert main([*base, "--out", str(tmp_path / "r.txt"), "--format", "markdown"]) == 0
+    assert main([*base, "--out", str(tmp_path / "r.txt"), "--page-format", "markdown"]) == 0
     assert (tmp_path / "r.txt").read_text().startswith("# ")
     assert "wrote" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.md", "r.txt"]  # no temporary left
@@ -464,10 +464,10 @@ def test_cli_writes_html_and_markdown(tmp_path, capsys):
     ("bad trace", ["report", str(MINI_NIM), "--trace", "{tmp}/bad.json", "--out", "{tmp}/r.html"], "not valid JSON"),
     ("no manifest", ["report", str(MINI_NIM), "--manifest", "{tmp}/none.yaml", "--out", "{tmp}/r.html"],
      "manifest not found"),
-    ("bad manifest", ["report", str(MINI_NIM), "--manifest", "{tmp}/bad.json", "--out", "{tmp}/r.html"], "not valid YAML"),
+    ("bad manifest", ["report", str(MINI_NIM), "--manifest", "{tmp}/bad.json", "--out", "{tmp}/r.html"], "invalid JSON"),
     ("no pod", ["report", str(MINI_NIM), "--manifest", "{tmp}/configmap.yaml", "--out", "{tmp}/r.html"],
      "no pod template"),
-    ("format", ["report", str(MINI_NIM), "--format", "pdf", "--out", "{tmp}/r.html"], "unknown format 'pdf'"),
+    ("format", ["report", str(MINI_NIM), "--page-format", "pdf", "--out", "{tmp}/r.html"], "invalid --page-format 'pdf'"),
     ("threshold", ["report", str(MINI_NIM), "--rare-below", "0", "--out", "{tmp}/r.html"], "at least 1"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(problem, args, message, tmp_path, capsys):

@@ -6,8 +6,9 @@ latency percentiles and errors. Bounded in count and time, and loopback-only unl
 --allow-remote: our CI machines may send traffic only to loopback addresses.
 
 Standard library + numpy only (pyroute2 just for --netns), so `python3
-scripts/loadtest.py` works with Debian's python3. `tracer load` runs the same `main`.
-Exit status: 0 all requests succeeded, 1 any error, 2 usage error.
+scripts/loadtest.py` works with Debian's python3 (argparse, `main`); `tracer load` is a
+typer command with the same options, defaults and help (`OPTION_HELP`), and both run
+`run_and_report`. Exit status: 0 all requests succeeded, 1 any error, 2 usage error.
 """
 
 from __future__ import annotations
@@ -298,36 +299,66 @@ def format_text(report: LoadReport) -> str:
     return "\n".join(lines)
 
 
+# One help text per option, for both parsers: `tracer load` (typer) and this module's own
+# argparse parser, which `python3 scripts/loadtest.py` uses where only the standard library is.
+OPTION_HELP = {
+    "url": "Base URL of the endpoint; a loopback address unless --allow-remote.",
+    "requests": "Number of completions to send.",
+    "concurrency": "Parallel connections, one thread each.",
+    "model": "Model id; default: the first one /v1/models lists.",
+    "prompt": "Prompt of every completion.",
+    "max_tokens": "max_tokens of every completion.",
+    "temperature": "temperature of every completion.",
+    "ready_timeout": "Seconds to wait for /v1/health/ready to answer 200.",
+    "request_timeout": "Seconds each request may take.",
+    "time_limit": "Stop sending after this many seconds; requests not sent by then count as errors.",
+    "allow_remote": "Allow a host that is not a loopback address.",
+    "netns": "Run inside this named network namespace (ip netns; needs root).",
+    "format": "text for people, json for programs (one document on stdout).",
+}
+DESCRIPTION = ("Load-test an OpenAI-compatible completions endpoint (NIM or mini-NIM): requests/s, latency "
+               "percentiles, errors. Exit status: 0 no errors, 1 any error, 2 usage error.")
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argparse parser of `python3 scripts/loadtest.py` (standard library only)."""
     defaults = LoadOptions()
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Load-test an OpenAI-compatible completions endpoint (NIM or mini-NIM). "
-                    "Exit status: 0 no errors, 1 any error, 2 usage error.")
-    parser.add_argument("--url", default=defaults.url, help="base URL (default: %(default)s)")
-    parser.add_argument("--requests", type=int, default=defaults.requests, help="number of completions (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=defaults.concurrency, help="parallel connections (default: %(default)s)")
-    parser.add_argument("--model", default=None, help="model id (default: the first listed by /v1/models)")
-    parser.add_argument("--prompt", default=defaults.prompt)
-    parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
-    parser.add_argument("--temperature", type=float, default=defaults.temperature)
-    parser.add_argument("--ready-timeout", type=float, default=defaults.ready_timeout, help="seconds to wait for /v1/health/ready (default: %(default)s)")
-    parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout, help="seconds per request (default: %(default)s)")
-    parser.add_argument("--time-limit", type=float, default=defaults.time_limit, help="stop sending after this many seconds; unsent requests are errors (default: %(default)s)")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback host")
-    parser.add_argument("--netns", default=None, help="run inside this named network namespace (root)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+
+    def option(name: str, **kwargs) -> None:
+        default = getattr(defaults, name, None)
+        shown = "" if default is None or isinstance(default, bool) else f" (default: {default})"
+        parser.add_argument("--" + name.replace("_", "-"), help=OPTION_HELP[name] + shown, **kwargs)
+
+    option("url", default=defaults.url)
+    option("requests", type=int, default=defaults.requests)
+    option("concurrency", type=int, default=defaults.concurrency)
+    option("model", default=None)
+    option("prompt", default=defaults.prompt)
+    option("max_tokens", type=int, default=defaults.max_tokens)
+    option("temperature", type=float, default=defaults.temperature)
+    option("ready_timeout", type=float, default=defaults.ready_timeout)
+    option("request_timeout", type=float, default=defaults.request_timeout)
+    option("time_limit", type=float, default=defaults.time_limit)
+    option("allow_remote", action="store_true")
+    option("netns", default=None)
+    option("format", choices=("text", "json"), default="text")
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`python3 scripts/loadtest.py ARGS`: parse with argparse, then run_and_report."""
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # argparse already printed usage or help
         return int(done.code or 0)
     output_format = vars(args).pop("format")
-    options = LoadOptions(**vars(args))
+    return run_and_report(LoadOptions(**vars(args)), output_format)
+
+
+def run_and_report(options: LoadOptions, output_format: str = "text") -> int:
+    """Run the load test and print its report; the exit status (0 ok, 1 errors, 2 usage)."""
     try:
         report = run_load(options)
     except UsageError as err:

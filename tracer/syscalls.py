@@ -11,32 +11,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import platform
 
-# OCI runtime-spec architecture names, by `uname -m`, with libseccomp's own arch names.
-OCI_ARCH_BY_MACHINE = {
-    "x86_64": "SCMP_ARCH_X86_64",
-    "aarch64": "SCMP_ARCH_AARCH64",
-    "ppc64le": "SCMP_ARCH_PPC64LE",
-    "s390x": "SCMP_ARCH_S390X",
-    "riscv64": "SCMP_ARCH_RISCV64",
-}
-_LIBSECCOMP_ARCH = {
-    "SCMP_ARCH_X86_64": b"x86_64",
-    "SCMP_ARCH_AARCH64": b"aarch64",
-    "SCMP_ARCH_PPC64LE": b"ppc64le",
-    "SCMP_ARCH_S390X": b"s390x",
-    "SCMP_ARCH_RISCV64": b"riscv64",
-    "SCMP_ARCH_X86": b"x86",
-}
+from tracer.arch import UnknownArchitecture, by_oci
 
 # The BPF program counts syscall numbers below this bound; every Linux arch fits today
 # (x86_64 tops out in the 460s). Anything at or above it is counted as "out of range".
 MAX_SYSCALL_NR = 512
-
-
-class UnknownArchitecture(ValueError):
-    pass
 
 
 @functools.cache
@@ -52,17 +32,9 @@ def _libseccomp() -> ctypes.CDLL:
     return lib
 
 
-def native_oci_arch() -> str:
-    machine = platform.machine()
-    try:
-        return OCI_ARCH_BY_MACHINE[machine]
-    except KeyError:
-        raise UnknownArchitecture(f"unsupported machine {machine!r}") from None
-
-
 def _arch_token(oci_arch: str) -> int:
-    name = _LIBSECCOMP_ARCH.get(oci_arch)
-    token = _libseccomp().seccomp_arch_resolve_name(name) if name else 0
+    arch = by_oci(oci_arch)
+    token = _libseccomp().seccomp_arch_resolve_name(arch.libseccomp.encode()) if arch else 0
     if not token:
         raise UnknownArchitecture(f"unknown architecture {oci_arch!r}")
     return token

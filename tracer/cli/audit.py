@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from itertools import groupby
 from pathlib import Path
 
 import typer
 
-from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, app
+from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app
 from tracer.files import to_json
 from tracer.kube.audit import analyze, parse_since
 
 
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
 @app.command("audit")
 def audit_command(
-    logs: list[Path] = typer.Argument(..., metavar="AUDIT_LOG", show_default=False,
+    logs: list[Path] = typer.Argument(..., metavar="AUDIT_LOG...", show_default=False,
                                       help="kube-apiserver audit logs: JSON lines or one EventList document, "
                                            "plain or gzip (recognised by content, not by name)."),
     namespace: list[str] = typer.Option([], "--namespace", "-n", metavar="NS",
@@ -29,16 +23,14 @@ def audit_command(
     since: str | None = typer.Option(None, "--since", metavar="T",
                               help="Only events at or after T: RFC3339 (2024-06-03T09:00:00Z) "
                                    "or a duration back from now (30m, 2h, 7d, 1h30m)."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f",
-                                               help="text: a section per namespace and workload; "
-                                                    "json: one document on stdout."),
+    output_format: OutputFormat = FORMAT_OPTION,
     suggest: bool = typer.Option(False, "--suggest",
                                  help="Add, per finding, the smallest securityContext change or exemption "
                                       "that clears it."),
 ) -> None:
-    """Report Pod Security admission outcomes recorded in kube-apiserver audit logs.
+    """Report the Pod Security findings in kube-apiserver audit logs.
 
-    Reads audit.k8s.io/v1 Events and collects, per namespace and workload (the Deployment,
+    Text has a section per namespace and workload. Reads audit.k8s.io/v1 Events and collects, per namespace and workload (the Deployment,
     StatefulSet, DaemonSet, CronJob or Job that owns the pods; bare pods by name): each
     violated Pod Security check (upstream check ids such as runAsNonRoot or
     capabilities_restricted), the policy level:version, the mode (enforce = the request
@@ -56,7 +48,13 @@ def audit_command(
     Exit status: 0 no findings, 1 denials or audit violations found, 2 a log is missing,
     unreadable, a directory, empty or not an audit log (no audit.k8s.io Event in its
     first 100 lines, binary data, a corrupt gzip stream), a line over 64 MiB or more than
-    64 GiB decompressed, or an option is invalid.
+    64 GiB decompressed, or an option is invalid, 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer audit /var/log/kubernetes/audit/audit.log --since 24h
+      tracer audit audit.log.gz audit.log -n nim --suggest -f json
     """
     report = analyze(logs, namespace, parse_since(since) if since else None)
     result = report.to_dict(suggest=suggest)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import typer
 
-from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, app
+from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app
 from tracer.verify.complain import format_text, format_warnings, log_to_dict, read_log
 from tracer.files import to_json
 from tracer.kube.audit import parse_since
-
-
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
 
 
 @app.command("denials")
@@ -22,7 +15,7 @@ def denials_command(
     since: str | None = typer.Option(None, "--since", metavar="T",
                                      help="Only records at or after T: RFC3339 (2024-06-03T09:00:00Z) "
                                           "or a duration back from now (30s, 10m, 2h, 1h30m)."),
-    source: str = typer.Option("auto", "--source", metavar="auto|audit|kmsg|journal|FILE",
+    source: str = typer.Option("auto", "--source", metavar="[auto|audit|kmsg|journal]|FILE",
                                help="Where to read: audit (/var/log/audit/audit.log), kmsg (/dev/kmsg, "
                                     "the kernel log dmesg shows), journal (journalctl -k), a saved copy "
                                     "of any of them (plain or gzip; - for stdin), or auto: audit.log when "
@@ -30,12 +23,11 @@ def denials_command(
     cgroup: str | None = typer.Option(None, "--cgroup", metavar="PATH",
                                       help="Only processes of this cgroup v2 (as in /proc/PID/cgroup, "
                                            "or under /sys/fs/cgroup)."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f",
-                                               help="text: a section per container; json: one document on stdout."),
+    output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """List the syscalls seccomp filters logged or refused, per container.
 
-    Reads the kernel's seccomp audit records (type 1326 / SECCOMP). A profile written with
+    Text has a section per container. Reads the kernel's seccomp audit records (type 1326 / SECCOMP). A profile written with
     `tracer generate --default-action log` allows everything but logs each syscall outside
     its allow-list: run the workload under it, then this lists what the profile still
     lacks (action log). Records of enforcing filters are listed too, with their action:
@@ -54,7 +46,14 @@ def denials_command(
     "first", "last"}]}], "denials", "malformed", "suppressed"}.
 
     Exit status: 0 no records, 1 records found, 2 a source is missing or unreadable, or an
-    option is invalid.
+    option is invalid, 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer denials --since 10m
+      tracer denials --source kmsg --cgroup /kubepods.slice -f json
+      dmesg | tracer denials --source -
     """
     since_time = parse_since(since) if since else None
     log = read_log(source, since_time, cgroup)

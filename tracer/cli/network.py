@@ -6,21 +6,20 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import FORMAT_OPTION, app, check_format, print_json
+from tracer.cli.app import (EXIT_MACHINE, EXIT_STATUS, FORMAT_OPTION, OutputFormat, app, input_path, print_json,
+                            write_text_output)
+from tracer.cli.helptext import TracerTyper
 from tracer.errors import InputError
-from tracer.files import atomic_write_json, atomic_write_text, read_json
+from tracer.files import atomic_write_json, read_json
 from tracer.kube.networkpolicy import network_policy, parse_pod_labels
 from tracer.network import NetworkSurface, ObservationError, describe, observe, pid_namespace_path
 
-EXIT_MACHINE = 3
-
-network_app = typer.Typer(
+network_app = TracerTyper(
     help=(
-        "The network surface of a container: what listens in its network namespace (sock_diag), "
-        "its interfaces, where it connects to; and the Kubernetes NetworkPolicy that allows only that.\n\n"
-        "Exit status: 0 ok, 2 usage or input error, 3 the machine cannot observe (not root)."
+        "Observe a container's network surface and write the NetworkPolicy that allows only it. "
+        "The surface is what listens in its network namespace (sock_diag), its interfaces and "
+        "where it connects to.\n\n" + EXIT_STATUS
     ),
-    no_args_is_help=True,
 )
 app.add_typer(network_app, name="network")
 
@@ -31,14 +30,22 @@ def observe_command(
                                     help="A named namespace (under /run/netns) or a path such as /proc/PID/ns/net."),
     pid: int = typer.Option(None, "--pid", metavar="PID", help="Observe the network namespace of process PID."),
     out: Path = typer.Option(None, "--out", metavar="FILE", help="Also write the surface as JSON to FILE."),
-    output_format: str = FORMAT_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Read the listening sockets, interfaces and unprivileged port limit of one network namespace.
 
     One instant: a listener opened and closed before this runs is not seen. Needs root
     (entering a namespace needs CAP_SYS_ADMIN).
+
+    Exit status: 0 ok, 2 usage or input error, 3 a problem of the machine (not root, no
+    sock_diag for a protocol).
+
+    Examples:
+
+    \b
+      tracer network observe mininim-netns
+      tracer network observe --pid 4242 --out surface.json -f json
     """
-    fmt = check_format(output_format)
     if (namespace is None) == (pid is None):
         raise InputError(None, "give either NETNS or --pid")
     try:
@@ -48,7 +55,7 @@ def observe_command(
         raise typer.Exit(EXIT_MACHINE) from None
     if out is not None:
         atomic_write_json(out, surface.to_json())
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         print_json(surface.to_json())
     else:
         typer.echo(describe(surface), nl=False)
@@ -61,21 +68,28 @@ def policy_command(
     name: str = typer.Option(..., "--name", metavar="NAME", help="The NetworkPolicy's name."),
     selectors: list[str] = typer.Option(..., "--selector", metavar="KEY=VALUE",
                                         help="A label of the pods the policy applies to (repeat for several)."),
-    namespace: str = typer.Option(None, "--namespace", metavar="NS", help="The namespace of the policy and pods."),
-    out: Path = typer.Option(None, "--out", metavar="FILE", help="Write the YAML to FILE instead of stdout."),
+    namespace: str = typer.Option(None, "--namespace", "-n", metavar="NS", help="The Kubernetes namespace of the policy and pods."),
+    out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
+                             help="Write the YAML to FILE (atomically); without it, or with -, to standard output."),
 ) -> None:
     """Write a NetworkPolicy: ingress only to the observed ports, egress only to the recorded destinations.
 
     Notes (loopback-only listeners left out, egress left open where destinations were not
-    recorded, DNS) are written as comments in the YAML and on stderr.
+    recorded, DNS) are written as comments in the YAML and on stderr. SURFACE may be - for
+    standard input.
+
+    Exit status: 0 ok, 2 usage or input error, 3 a problem of the machine (the output cannot
+    be written).
+
+    Examples:
+
+    \b
+      tracer network policy surface.json --name nim --selector app=nim -n nim
+      tracer network policy mini-nim.trace.json --name nim --selector app=nim --out netpol.yaml
     """
-    surface = load_surface(surface_file)
+    surface = load_surface(input_path(surface_file))
     policy = network_policy(surface, name, parse_pod_labels(selectors), namespace)
-    text = policy.to_yaml()
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        atomic_write_text(out, text)
+    write_text_output(policy.to_yaml(), out)
     for note in policy.notes:
         typer.echo(f"note: {note}", err=True)
 

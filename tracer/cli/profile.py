@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, app, check_format, print_json
+from tracer.capabilities import parse_capability
+from tracer.cli.app import (EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app, input_paths, is_stdout,
+                            print_json)
 from tracer.errors import InputError
+
+
+class DefaultAction(str, Enum):
+    errno = "errno"
+    kill = "kill"
+    log = "log"
 
 
 @app.command()
 def generate(
-    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="One or more traces (several are combined)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Profile directory to write."),
-    default_action: str = typer.Option("errno", "--default-action", help="What the profile does with any other syscall: errno (EPERM), kill, or log (allow and log: complain mode)."),
-    add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand (e.g. one a call failed without during the recording)."),
+    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="One or more traces (several are combined); - reads one from standard input."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Profile directory to write."),
+    default_action: DefaultAction = typer.Option(DefaultAction.errno, "--default-action", help="What the profile does with any other syscall: errno (fail with EPERM), kill, or log (allow and log: complain mode)."),
+    add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand, e.g. one a call failed without during the recording: CHOWN, cap_chown and CAP_CHOWN are the same (repeatable)."),
     min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
-    add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials)."),
-    fmt: str = FORMAT_OPTION,
+    add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials; repeatable)."),
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
 
@@ -29,21 +39,33 @@ def generate(
     back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}: a capability is
     added when a check for it was granted in the workload's phases (advisory no-audit checks
     aside); one that calls failed without is reported, not added. DIR/recording.json says
-    what the recording says about the process. Exit status 0, or 2 for bad input.
+    what the recording says about the process.
+
+    Exit status: 0 ok, 2 usage or input error (a bad trace, an unknown capability; DIR is
+    left as it was), 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer generate nim.trace.json --out profiles/nim
+      tracer generate merged.trace.json --min-runs 2 --out profiles/nim
+      tracer generate nim.trace.json --add-capability NET_BIND_SERVICE --out profiles/nim
+      tracer generate nim.trace.json --default-action log --out profiles/nim-complain
     """
     from tracer.profile.generate import generate as write_profile
     from tracer.trace import load_trace
 
-    check_format(fmt)
-    loaded = [load_trace(path) for path in traces]
+    capabilities = [parse_capability(name, "--add-capability") for name in add_capability]
+    loaded = [load_trace(path) for path in input_paths(traces)]
     extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
-    result = write_profile(loaded, out, default_action, extra_syscalls=extra, add_capabilities=add_capability,
+    result = write_profile(loaded, out, default_action.value, extra_syscalls=extra, add_capabilities=capabilities,
                            min_runs=min_runs)
     caps = result["capabilities"]["add"]
     failed_without = result["capabilities"]["failed_without"]
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         print_json({"out": str(out), "allowed": result["syscalls"].allowed, "enosys": result["syscalls"].enosys_only,
-                     "capabilities": caps, "failed_without": failed_without})
+                    "capabilities": caps, "failed_without": failed_without, "left_out": result["left_out"],
+                    "rare": result["rare"]})
     else:
         typer.echo(f"{out}/seccomp.json: {len(result['syscalls'].allowed)} syscalls allowed, default {result['seccomp']['defaultAction']}")
         if extra:
@@ -70,49 +92,69 @@ def _syscalls_from_logs(logs: list[Path], arch: str) -> list[str]:
 
 @app.command()
 def merge(
-    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="Traces of the same workload: replicas, nodes, repeated load tests."),
-    out: Path = typer.Option(..., "--out", "-o", help="Merged trace to write."),
-    fmt: str = FORMAT_OPTION,
+    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="Traces of the same workload: replicas, nodes, repeated load tests; - reads one from standard input."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="TRACE", help="Merged trace to write; - writes it to standard output (the summary then goes to stderr)."),
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
-    """Merge recordings into one trace: the union of what every run did, and for each
-    syscall and capability the number of runs it appeared in. Syscalls seen in one run
-    only are listed as rare: a longer load test should confirm them. `generate
-    --min-runs K` keeps only what appeared in at least K runs. Exit 0, or 2 for bad input.
+    """Merge recordings into one trace: the union of every run, with per-run counts.
+
+    For each syscall and capability the merged trace keeps the number of runs it appeared
+    in. Syscalls seen in one run only are listed as rare: a longer load test should
+    confirm them. `generate --min-runs K` keeps only what appeared in at least K runs.
+
+    Exit status: 0 ok, 2 a missing or bad trace, traces of different architectures, 3 a
+    problem of the machine.
+
+    Examples:
+
+    \b
+      tracer merge node-*.trace.json --out nim.merged.trace.json
+      tracer merge a.trace.json b.trace.json --out - | tracer show -
     """
     from tracer.profile.merge import merge_traces, rare_syscalls
-    from tracer.trace import load_trace, write_trace
+    from tracer.trace import load_trace, trace_to_document, write_trace
 
-    check_format(fmt)
-    merged = merge_traces([load_trace(path) for path in traces])
-    write_trace(merged, out)
-    rare = rare_syscalls(merged)
-    if fmt == "json":
-        print_json({"out": str(out), "runs": merged.runs["count"], "syscalls": merged.runs["syscalls"], "rare": rare})
+    merged = merge_traces([load_trace(path) for path in input_paths(traces)])
+    summary_stream = sys.stderr if is_stdout(out) else sys.stdout
+    if is_stdout(out):
+        print_json(trace_to_document(merged))
     else:
-        typer.echo(f"{out}: {merged.runs['count']} runs, {len(merged.runs['syscalls'])} syscalls")
+        write_trace(merged, out)
+    rare = rare_syscalls(merged)
+    if fmt is OutputFormat.json:
+        print_json({"out": str(out), "runs": merged.runs["count"], "syscalls": merged.runs["syscalls"], "rare": rare},
+                   stream=summary_stream)
+    else:
+        typer.echo(f"{out}: {merged.runs['count']} runs, {len(merged.runs['syscalls'])} syscalls", file=summary_stream)
         if rare and merged.runs["count"] > 1:
-            typer.echo(f"rare (seen in one run only): {' '.join(rare)}")
+            typer.echo(f"rare (seen in one run only): {' '.join(rare)}", file=summary_stream)
 
 
 @app.command("diff")
 def diff_command(
     old: Path = typer.Argument(..., metavar="OLD", help="Profile directory, seccomp.json or trace."),
     new: Path = typer.Argument(..., metavar="NEW", help="Profile directory, seccomp.json or trace."),
-    fmt: str = FORMAT_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Compare two profiles or traces: syscalls and capabilities added and removed.
 
-    Exit 1 when NEW needs more than OLD grants (the check a reviewer runs when the NIM
-    image is upgraded), 0 otherwise, 2 for bad input.
+    The check a reviewer runs when the NIM image is upgraded: record the new image,
+    then diff the committed profile against the new trace.
+
+    Exit status: 0 NEW needs nothing OLD does not grant, 1 NEW needs more (a syscall or a
+    capability added), 2 a missing or bad profile or trace, 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer diff profiles/nim nim-2.0.trace.json
+      tracer diff profiles/nim/seccomp.json profiles/nim-2.0 -f json
     """
     from tracer.profile.diff import diff
 
-    check_format(fmt)
     result = diff(old, new)
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         print_json(result.to_json())
     else:
         typer.echo(result.to_text())
     raise typer.Exit(EXIT_FINDINGS if result.needs_more else EXIT_OK)
-
-

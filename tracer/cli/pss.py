@@ -6,61 +6,70 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import app
-from tracer.errors import InputError
+from tracer.cli.app import EXIT_STATUS, FORMAT_OPTION, OutputFormat, app, deprecated_alias, input_paths, preferred
+from tracer.cli.helptext import TracerTyper
 from tracer.files import to_json
 from tracer.kube import pss
 from tracer.kube.manifests import LoadedObject, LoadResult, load_manifests
 
 EXIT_OK, EXIT_DENIED = 0, 1
 
-pss_app = typer.Typer(
+pss_app = TracerTyper(
     help=(
-        "Evaluate pods and pod templates against the Kubernetes Pod Security Standards "
-        "(privileged, baseline, restricted) exactly as the PodSecurity admission plugin "
-        "does, for any policy version from v1.0 to the newest.\n\n"
-        "PATH is a manifest file or a folder searched recursively for *.yaml, *.yml and "
-        "*.json. Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, "
-        "ReplicationControllers and PodTemplates are evaluated; other kinds are skipped "
-        "with a note on stderr.\n\n"
+        "Check pods and pod templates against the Pod Security Standards, as the API server "
+        "would. The levels are privileged, baseline and restricted; the evaluation is the "
+        "PodSecurity admission plugin's, for any policy version from v1.0 to the newest.\n\n"
+        "PATH is a manifest file, a folder searched recursively for *.yaml, *.yml and "
+        "*.json, or - for standard input. Pods, Deployments, StatefulSets, DaemonSets, "
+        "ReplicaSets, Jobs, CronJobs, ReplicationControllers and PodTemplates are evaluated; "
+        "other kinds are skipped with a note on stderr.\n\n"
         "Manifests are read as kubectl and the API server read them (YAML 1.1: "
         "`privileged: yes` is true), and every field the checks read must have its API "
-        "type: input that cannot be judged is an error (exit 2), never allowed."
+        "type: input that cannot be judged is an error (exit 2), never allowed.\n\n" + EXIT_STATUS
     ),
-    no_args_is_help=True,
 )
 
-PATHS = typer.Argument(..., metavar="PATH", help="Manifest files or folders.", show_default=False)
-VERSION = typer.Option("latest", "--version", metavar="VERSION",
-                       help=f'Policy version: "latest" (the newest known, v1.{pss.NEWEST_MINOR}) or "v1.N".')
-FORMAT = typer.Option("text", "--format", metavar="text|json",
-                      help="text: one line per object; json: {\"results\": [...]} on stdout.")
+PATHS = typer.Argument(..., metavar="PATH...", show_default=False,
+                       help="Manifest files or folders; - reads one manifest from standard input.")
+POLICY_VERSION = typer.Option("latest", "--policy-version", metavar="VERSION",
+                              help=f'Pod Security policy version: "latest" (the newest known, v1.{pss.NEWEST_MINOR}) or "v1.N".')
+OLD_VERSION = deprecated_alias("--version", "--policy-version", "VERSION")
 
 
 @pss_app.command("check")
 def check(
     paths: list[Path] = PATHS,
-    level: str = typer.Option("restricted", "--level", metavar="LEVEL",
-                              help="Level to enforce: privileged, baseline or restricted."),
-    version: str = VERSION,
-    output_format: str = FORMAT,
+    level: str = typer.Option("restricted", "--level", metavar="[privileged|baseline|restricted]",
+                              autocompletion=lambda: list(pss.LEVELS), help="Level to enforce."),
+    version: str = POLICY_VERSION,
+    old_version: str = OLD_VERSION,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
-    """Say whether each object would be admitted at LEVEL and VERSION.
+    """Say whether each object would be admitted at a level and policy version.
 
     A denied object shows the admission error upstream returns, e.g.
     violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (...), ...
+    JSON: {"results": [{"source", "kind", "namespace", "name", "level", "version",
+    "allowed", "message", "violations"}]}.
 
     Exit status: 0 every object allowed, 1 at least one denied, 2 usage or input error
     (unreadable file, malformed YAML or JSON, a field of the wrong type, a file with no
     object, input past the bounds: 8 MiB, 100 levels, alias expansion, 100-digit
-    numbers; bad level or version).
+    numbers; bad level or version), 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer pss check deploy/ --level baseline
+      tracer pss check nim.yaml --policy-version v1.30 -f json
+      helm template nim ./charts/nim | tracer pss check -
     """
+    version = preferred(version, old_version)
     pss.parse_level(level)
     pss.parse_version(version)
-    fmt = _parse_format(output_format)
     loaded = _load(paths)
     results = [(obj, pss.evaluate(obj.pod_metadata, obj.pod_spec, level, version)) for obj in loaded.objects]
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         print_json([_check_record(obj, evaluation) for obj, evaluation in results])
     else:
         for obj, evaluation in results:
@@ -71,8 +80,9 @@ def check(
 @pss_app.command("level")
 def level(
     paths: list[Path] = PATHS,
-    version: str = VERSION,
-    output_format: str = FORMAT,
+    version: str = POLICY_VERSION,
+    old_version: str = OLD_VERSION,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show the strictest level each object meets, and what keeps it from the next one.
 
@@ -80,13 +90,19 @@ def level(
     JSON records carry "level" and "blocked_by" (the failed evaluation of the next
     stricter level, or null when the object meets restricted).
 
-    Exit status: 0 on success, 2 usage or input error (as for `check`).
+    Exit status: 0 ok, 2 usage or input error (as for `check`), 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer pss level deploy/
+      kubectl get deploy -n nim -o yaml | tracer pss level - -f json
     """
+    version = preferred(version, old_version)
     pss.parse_version(version)
-    fmt = _parse_format(output_format)
     loaded = _load(paths)
     results = [(obj, *pss.strictest_level(obj.pod_metadata, obj.pod_spec, version)) for obj in loaded.objects]
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         print_json([_level_record(obj, met, blocked, version) for obj, met, blocked in results])
     else:
         for obj, met, blocked in results:
@@ -95,14 +111,8 @@ def level(
     raise typer.Exit(EXIT_OK)
 
 
-def _parse_format(value: str) -> str:
-    if value not in ("text", "json"):
-        raise InputError(None, f"invalid --format {value!r}: must be text or json")
-    return value
-
-
 def _load(paths: list[Path]) -> LoadResult:
-    loaded = load_manifests(paths)
+    loaded = load_manifests(input_paths(paths))
     for skipped in loaded.skipped:
         typer.echo(f"skipped: {skipped.source}: {skipped.kind}/{skipped.name} (runs no pod)", err=True)
     return loaded
@@ -138,7 +148,6 @@ def _level_record(obj: LoadedObject, met: str, blocked: pss.Evaluation | None, v
 
 def print_json(results: list[dict]) -> None:
     typer.echo(to_json({"results": results}).decode(), nl=False)
-
 
 
 app.add_typer(pss_app, name="pss")

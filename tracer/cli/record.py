@@ -3,79 +3,116 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, app, check_format, print_json
+from tracer.cli.app import (EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app, deprecated_alias, input_path,
+                            preferred, print_json)
 from tracer.errors import InputError
+
+
+class CapabilitySource(str, Enum):
+    auto = "auto"
+    tracepoint = "tracepoint"
+    kprobe = "kprobe"
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def record(
-    out: Path = typer.Option(..., "--out", "-o", help="Trace file to write (checkpointed atomically every interval)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="TRACE", help="Trace file to write (checkpointed atomically every interval)."),
     command: list[str] = typer.Argument(None, metavar="[-- COMMAND ARGS...]",
                                         help="Run COMMAND in a new cgroup and record it; its output and exit status pass through."),
     runc: str = typer.Option(None, "--runc", metavar="ID", help="A runc container made with `runc create` and not yet started: attach, start it, stop when its init exits."),
-    runc_bundle: str = typer.Option(None, "--runc-bundle", metavar="BUNDLE", help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime)."),
+    runc_bundle: str = typer.Option(None, "--runc-bundle", metavar="DIR", help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime)."),
     runc_id: str = typer.Option(None, "--runc-id", metavar="ID", help="Container id for --runc-bundle (default tracer-PID)."),
     runc_root: str = typer.Option(None, "--runc-root", metavar="DIR", help="runc's state directory (runc --root)."),
     containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A running containerd task."),
-    namespace: str = typer.Option("default", "--namespace", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
+    containerd_namespace: str = typer.Option("default", "--containerd-namespace", metavar="NS", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
+    old_namespace: str = deprecated_alias("--namespace", "--containerd-namespace", "NS"),
     containerd_state: Path = typer.Option(Path("/run/containerd"), "--containerd-state", metavar="DIR", help="containerd's state directory (its config's `state`)."),
     cgroup: str = typer.Option(None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."),
-    pid: int = typer.Option(None, "--pid", help="The cgroup of this process (every process in it counts)."),
+    pid: int = typer.Option(None, "--pid", metavar="PID", help="The cgroup of this process (every process in it counts)."),
     kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod's container on this node, found through the CRI socket."),
-    container: str = typer.Option(None, "--container", help="Container name within --kubernetes-pod."),
-    duration: float = typer.Option(None, "--duration", min=0.1, help="Stop after this many seconds."),
-    interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between checkpoints of the trace file."),
+    container: str = typer.Option(None, "--container", metavar="NAME", help="Container name within --kubernetes-pod."),
+    duration: float = typer.Option(None, "--duration", min=0.1, metavar="S", help="Stop after S seconds."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, metavar="S", help="Seconds between checkpoints of the trace file."),
     ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand). Asked inside the container's network namespace when it joins a named one."),
-    load: str = typer.Option(None, "--load", metavar="COMMAND", help="Shell command to run once phase load begins (e.g. scripts/loadtest.py); when it ends the target is stopped and the recording ends."),
+    load: str = typer.Option(None, "--load", metavar="COMMAND", help="Shell command to run once phase load begins (e.g. scripts/loadtest.py); its output is shown as it comes, prefixed `load |`; when it ends the target is stopped and the recording ends."),
     container_log: str = typer.Option(None, "--container-log", metavar="FILE", help="With --runc-bundle: append the container's output to FILE instead of passing it through."),
-    capability_source: str = typer.Option("auto", "--capability-source", help="auto, tracepoint (capability:cap_capable) or kprobe (cap_capable, drops no-audit checks)."),
-    fmt: str = FORMAT_OPTION,
+    capability_source: CapabilitySource = typer.Option(CapabilitySource.auto, "--capability-source", help="tracepoint: capability:cap_capable; kprobe: cap_capable (drops no-audit checks); auto: the tracepoint where the kernel has it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (the final summary and errors still print)."),
+    status_every: float = typer.Option(5.0, "--status-every", min=0.5, metavar="S", help="Where stderr is not a terminal (a log): a status line at most every S seconds."),
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Record every syscall and capability check of one container (or cgroup) with eBPF.
 
     Counts are aggregated in the kernel per phase (runtime set-up, startup, load) and
     written to TRACE every --interval seconds; Ctrl-C or SIGTERM stops cleanly with
     everything recorded so far. Counters the kernel could not record are reported.
-    Needs root. Exit status: with -- COMMAND, the command's own when it ended by itself;
-    otherwise 0, or 1 when counters were lost.
+    Needs root.
+
+    Progress goes to stderr: on a terminal one live status line; elsewhere (a pod's
+    log) a plain line at most every --status-every seconds with the elapsed time,
+    calls, distinct syscalls, the new ones by name, the time left with --duration and
+    how long no new syscall has appeared. --quiet silences it.
+
+    Exit status: with -- COMMAND, the command's own when it ended by itself; otherwise
+    0 ok, 1 counters were lost or the load command failed, 2 usage or input error (a
+    target that does not exist), 3 a problem of the machine (no BPF, no cgroup v2, runc
+    failed).
+
+    Examples:
+
+    \b
+      tracer record --out ls.trace.json -- ls -l /
+      tracer record --duration 60 --out app.trace.json --pid 4242
+      tracer record --runc-bundle ./bundle --ready-url http://127.0.0.1:8000/v1/health/ready \\
+          --load 'scripts/loadtest.py --requests 400' --out nim.trace.json
+      tracer record --kubernetes-pod nim/nim-llm-0 --duration 900 --out nim.trace.json
     """
     from tracer.recorder.session import RecordOptions
     from tracer.recorder.session import record as run_recording
 
-    check_format(fmt)
-    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid,
+    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd,
+                            preferred(containerd_namespace, old_namespace), cgroup, pid,
                             kubernetes_pod, container, container_log, containerd_state)
-    result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=fmt == "text",
-                                                 capability_source=capability_source, load_command=load))
+    result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=not quiet,
+                                                 status_every=status_every, capability_source=capability_source.value,
+                                                 load_command=load))
     trace = result.trace
     lost = {k: v for k, v in trace.lost.items() if v}
     calls = int(trace.calls_by_nr().sum())
     distinct = int((trace.calls_by_nr() > 0).sum())
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         # A recorded command owns stdout; the summary then goes to stderr.
         print_json({"out": str(out), "stopped_by": result.stopped_by, "exit_status": result.exit_status,
-                     "calls": calls, "syscalls": distinct, "lost": trace.lost, "phase_changes": result.phase_changes,
-                     "load_status": result.load_status},
-                    stream=sys.stderr if target.kind == "command" else sys.stdout)
+                    "calls": calls, "syscalls": distinct, "lost": trace.lost, "phase_changes": result.phase_changes,
+                    "load_status": result.load_status},
+                   stream=sys.stderr if target.kind == "command" else sys.stdout)
     else:
         typer.echo(f"recorded {calls:,} calls of {distinct} syscalls from {target.kind} {target.name} "
                    f"({result.stopped_by}) -> {out}", err=True)
         typer.echo("lost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"), err=True)
-    if load:
-        if fmt == "text":
-            typer.echo(result.load_output.rstrip(), err=True)
-        if result.load_status != 0:
-            typer.echo(f"error: the load command {'never ran' if result.load_status is None else f'exited {result.load_status}'}", err=True)
-            raise typer.Exit(EXIT_FINDINGS)
+    if load and result.load_status != 0:
+        if quiet:  # its output was not shown as it came: show how it ended
+            typer.echo("\n".join(f"load | {line}" for line in result.load_output.splitlines()[-20:]), err=True)
+        typer.echo(f"error: the load command {load_outcome(result.load_status)}", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
     if target.details.get("warning"):
         typer.echo(f"warning: {target.details['warning']}", err=True)
     if target.kind == "command" and result.stopped_by == "target finished":
         raise typer.Exit(result.exit_status)
     raise typer.Exit(EXIT_FINDINGS if lost else EXIT_OK)
+
+
+def load_outcome(status: int | None) -> str:
+    if status is None:
+        return "never ran (phase load never began: see --ready-url)"
+    if status < 0:
+        return f"was killed by signal {-status} (the recording ended first)"
+    return f"exited {status}"
 
 
 def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container,
@@ -104,24 +141,30 @@ def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, n
 
 @app.command()
 def show(
-    trace_file: Path = typer.Argument(..., metavar="TRACE", help="A trace written by tracer record or tracer merge."),
-    fmt: str = FORMAT_OPTION,
-    top: int = typer.Option(None, "--top", help="Show only the N most frequent syscalls per phase (text)."),
+    trace_file: Path = typer.Argument(..., metavar="TRACE", help="A trace written by tracer record or tracer merge; - reads standard input."),
+    fmt: OutputFormat = FORMAT_OPTION,
+    top: int = typer.Option(None, "--top", min=1, metavar="N", help="Show only the N most frequent syscalls per phase (text)."),
 ) -> None:
-    """Summarise a trace: calls per phase and syscall with their EPERM/EACCES/ENOSYS
-    results, capability checks with the evidence for each, and lost counters.
+    """Summarise a trace: calls per phase and syscall, capability checks, lost counters.
 
-    JSON has {"syscalls": {name: calls in the workload's phases}, "phases", "capabilities",
-    "lost", "metadata"}. Works offline, unprivileged. Exit status 0, or 2 for a bad trace.
+    Each syscall is shown with its EPERM/EACCES/ENOSYS results, each capability check
+    with the evidence for it. JSON has {"syscalls": {name: calls in the workload's
+    phases}, "phases", "capabilities", "lost", "metadata"}. Works offline, unprivileged.
+
+    Exit status: 0 ok, 2 a missing or bad trace, 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer show nim.trace.json --top 15
+      tracer show -f json nim.trace.json | jq '.syscalls | keys'
+      ssh node cat /var/lib/seccomp-tracer/traces/n1.trace.json | tracer show -
     """
     from tracer.summary import format_summary_text, trace_summary
     from tracer.trace import load_trace
 
-    check_format(fmt)
-    summary = trace_summary(load_trace(trace_file))
-    if fmt == "json":
+    summary = trace_summary(load_trace(input_path(trace_file)))
+    if fmt is OutputFormat.json:
         print_json(summary)
     else:
         typer.echo(format_summary_text(summary, top))
-
-

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 
 from tracer.cli.app import app
-from tracer.errors import InputError
 from tracer.report import RARE_BELOW
 
-FORMATS = ("html", "markdown")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 
 
-def report_format(fmt: str | None, out: Path) -> str:
+class PageFormat(str, Enum):
+    html = "html"
+    markdown = "markdown"
+
+
+def report_format(fmt: PageFormat | None, out: Path) -> PageFormat:
     """--format when given, else from the file name: .md/.markdown is Markdown, anything else HTML."""
     if fmt is None:
-        return "markdown" if out.suffix.lower() in MARKDOWN_SUFFIXES else "html"
-    if fmt not in FORMATS:
-        raise InputError(None, f"unknown format {fmt!r} (html or markdown)")
+        return PageFormat.markdown if out.suffix.lower() in MARKDOWN_SUFFIXES else PageFormat.html
     return fmt
 
 
@@ -38,8 +40,8 @@ def report(
     rare_below: int = typer.Option(RARE_BELOW, "--rare-below", metavar="N",
                                    help="Mark syscalls seen fewer than N times in the recording as rare."),
     out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Write the page to FILE (atomically)."),
-    fmt: str = typer.Option(None, "--format", "-f", metavar="FORMAT",
-                            help="html or markdown; default from FILE's suffix (.md is Markdown)."),
+    page_format: PageFormat = typer.Option(None, "--page-format",
+                                           help="The page's format; default from FILE's suffix (.md is Markdown)."),
 ) -> None:
     """Write a one-page security review of a profile for a change request.
 
@@ -50,14 +52,20 @@ def report(
     or closed, the comparison with the runtime default profile, and the provenance (when,
     where, kernel, runtime, lost counters).
 
-    Exit status: 0 written, 2 bad input (nothing written).
+    Exit status: 0 written, 2 usage or input error (nothing written), 3 a problem of the machine.
+
+    Examples:
+
+    \b
+      tracer report profiles/mini-nim --trace fixtures/mini-nim.trace.json --out report.html
+      tracer report profiles/mini-nim --manifest deploy/nim.yaml --out report.md
     """
     from tracer.files import atomic_write_text
     from tracer.report.html import render_html
     from tracer.report.markdown import render_markdown
     from tracer.report.model import build_report
 
-    chosen = report_format(fmt, out)
+    chosen = report_format(page_format, out)
     facts = build_report(profile, trace, manifest, container=container, pss_version=pss_version, rare_below=rare_below)
-    atomic_write_text(out, render_markdown(facts) if chosen == "markdown" else render_html(facts))
-    typer.echo(f"wrote {out} ({chosen})")
+    atomic_write_text(out, render_markdown(facts) if chosen is PageFormat.markdown else render_html(facts))
+    typer.echo(f"wrote {out} ({chosen.value})")

@@ -8,23 +8,17 @@ the one the API server would report.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 
-from ruamel.yaml import YAML
-
 from tracer.errors import InputError
+from tracer.kube.names import dns1123_label_problems, dns1123_subdomain_problems
 from tracer.kube.pss import LEVELS
 
 LABEL_PREFIX = "pod-security.kubernetes.io/"
 MODES = ("enforce", "audit", "warn")
 
 _VERSION_RE = re.compile(r"^v1\.([0-9]|[1-9][0-9]*)$")
-_DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_LABEL_RE = re.compile(f"^{_DNS1123_LABEL}$")
-_DNS1123_SUBDOMAIN = rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*"
-_DNS1123_SUBDOMAIN_RE = re.compile(f"^{_DNS1123_SUBDOMAIN}$")
 
 
 # --- upstream field errors (k8s.io/apimachinery/pkg/util/validation/field) ------------
@@ -59,32 +53,6 @@ def version_problem(value: str) -> str | None:
     if value == "latest" or _VERSION_RE.match(value):
         return None
     return 'must be "latest" or "v1.x"'
-
-
-def dns1123_label_problems(value: str) -> list[str]:
-    """apimachinery IsDNS1123Label, which ValidateNamespaceName applies."""
-    problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not _DNS1123_LABEL_RE.match(value):
-        problems.append(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-            "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
-            f"regex used for validation is '{_DNS1123_LABEL}')")
-    return problems
-
-
-def dns1123_subdomain_problems(value: str) -> list[str]:
-    """apimachinery IsDNS1123Subdomain, which NameIsDNSSubdomain applies."""
-    problems = []
-    if len(value) > 253:
-        problems.append("must be no more than 253 characters")
-    if not _DNS1123_SUBDOMAIN_RE.match(value):
-        problems.append(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-            "and must start and end with an alphanumeric character (e.g. 'example.com', "
-            f"regex used for validation is '{_DNS1123_SUBDOMAIN}')")
-    return problems
 
 
 # --- namespace labels ----------------------------------------------------------------
@@ -188,12 +156,3 @@ def admission_configuration(pod_security: dict) -> dict:
 def _raise_if(errors: list[str], what: str) -> None:
     if errors:
         raise InputError(None, f"{what}: {'; '.join(errors)}")
-
-
-def to_yaml(obj: dict) -> str:
-    """Block-style YAML, keys in the order given."""
-    yaml = YAML(typ="rt")
-    yaml.default_flow_style = False
-    buffer = io.StringIO()
-    yaml.dump(obj, buffer)
-    return buffer.getvalue()

@@ -31,6 +31,7 @@ from tracer.errors import InputError
 from tracer.files import atomic_write_text
 from tracer.kube import pss, yaml11
 from tracer.kube.manifests import POD_TEMPLATE_PATHS, LoadedObject, LoadResult, classify_documents, path_text
+from tracer.kube.yaml_out import round_trip_yaml
 from tracer.profile.directory import ProfileDir
 
 KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
@@ -127,7 +128,7 @@ def default_localhost_profile(profile: ProfileDir) -> str:
     return f"seccomp-tracer/{profile.name}.json"
 
 
-def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path, *,
+def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path | None, *,
                 container: str | None = None, localhost_profile: str | None = None,
                 pss_version: str = "latest") -> HardenResult:
     """Harden MANIFEST into OUT (written atomically, only when everything succeeded)."""
@@ -137,7 +138,8 @@ def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path, *,
     text = yaml11.read_text(path)
     result = harden_text(text, profile, source=str(path), container=container,
                          localhost_profile=localhost_profile, pss_version=pss_version)
-    atomic_write_text(out, result.text)
+    if out is not None:  # None: the caller writes result.text (to standard output)
+        atomic_write_text(out, result.text)
     return result
 
 
@@ -351,36 +353,6 @@ def _require_container(source: str, templates: list[PodTemplate], name: str) -> 
 
 
 # --- YAML round trip ---
-
-def round_trip_yaml(text: str = "") -> YAML:
-    """A round-trip YAML that writes sequences indented the way `text` indents them."""
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long strings
-    mapping, offset = guess_indentation(text)
-    yaml.indent(mapping=mapping, sequence=mapping + offset, offset=offset)
-    return yaml
-
-
-def guess_indentation(text: str) -> tuple[int, int]:
-    """(mapping indent, dash offset) from the first block sequence under a key.
-
-    Kubernetes manifests come in two styles: `- ` level with the parent key (kubectl's
-    output) or indented under it (most hand-written and Helm-rendered files).
-    """
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    mapping = 2
-    for parent, child in zip(lines, lines[1:]):
-        if not re.match(r"^\s*[^\s-][^:]*:\s*$", parent):
-            continue
-        parent_indent = len(parent) - len(parent.lstrip())
-        child_indent = len(child) - len(child.lstrip())
-        if child.lstrip().startswith("- "):
-            return mapping, max(child_indent - parent_indent, 0)
-        if child_indent > parent_indent:
-            mapping = child_indent - parent_indent
-    return mapping, 0
-
 
 def split_prologue(text: str) -> tuple[str, str]:
     """(comments up to and including a leading `---`, the rest).

@@ -182,6 +182,36 @@ def _pod_and_containers_where(spec: dict, bad_context) -> list[str]:
     return setters
 
 
+def _pod_or_container_setting(spec: dict, reason: str, read, *, is_bad, covers, must_not_set,
+                              must_set: str) -> Forbidden | None:
+    """A setting a pod may make for all its containers (runAsNonRoot, seccompProfile), judged
+    and worded as upstream does: first who sets a bad value ("pod and containers "a", "b"
+    must not set ..."), then the containers that leave it unset while the pod sets no value
+    that covers them ("pod or container "c" must set ...")."""
+    setters, bad_values = [], []
+    pod_value = read(spec)
+    if pod_value is not None and is_bad(pod_value):
+        setters.append("pod")
+        bad_values.append(pod_value)
+    pod_covers = pod_value is not None and covers(pod_value)
+    explicitly_bad, unset = [], []
+    for container in _containers(spec):
+        value = read(container)
+        if value is None:
+            if not pod_covers:
+                unset.append(_name(container))
+        elif is_bad(value):
+            explicitly_bad.append(_name(container))
+            bad_values.append(value)
+    if explicitly_bad:
+        setters.append(_named("container", explicitly_bad))
+    if setters:
+        return reason, f"{' and '.join(setters)} must not set {must_not_set(bad_values)}"
+    if unset:
+        return reason, f"pod or {_named('container', unset)} must set {must_set}"
+    return None
+
+
 def _user_namespace_pod(spec: dict) -> bool:
     """hostUsers: false relaxes some checks from v1.35 (KEP-127)."""
     return spec.get("hostUsers") is False
@@ -544,25 +574,11 @@ def restricted_volumes_1_0(meta: dict, spec: dict) -> Forbidden | None:
 
 
 def run_as_non_root_1_0(meta: dict, spec: dict) -> Forbidden | None:
-    setters = []
-    pod_value = _get(spec, "securityContext", "runAsNonRoot")
-    if pod_value is False:
-        setters.append("pod")
-    explicitly_bad, implicitly_bad = [], []
-    for container in _containers(spec):
-        value = _get(container, "securityContext", "runAsNonRoot")
-        if value is False:
-            explicitly_bad.append(_name(container))
-        elif value is None and pod_value is not True:
-            implicitly_bad.append(_name(container))
-    if explicitly_bad:
-        setters.append(_named("container", explicitly_bad))
-    if setters:
-        return "runAsNonRoot != true", f"{' and '.join(setters)} must not set securityContext.runAsNonRoot=false"
-    if implicitly_bad:
-        return "runAsNonRoot != true", (f"pod or {_named('container', implicitly_bad)} "
-                                        "must set securityContext.runAsNonRoot=true")
-    return None
+    return _pod_or_container_setting(
+        spec, "runAsNonRoot != true", lambda holder: _get(holder, "securityContext", "runAsNonRoot"),
+        is_bad=lambda value: value is False, covers=lambda value: value is True,
+        must_not_set=lambda bad_values: "securityContext.runAsNonRoot=false",
+        must_set="securityContext.runAsNonRoot=true")
 
 
 def run_as_non_root_1_35(meta: dict, spec: dict) -> Forbidden | None:
@@ -581,30 +597,11 @@ def run_as_user_1_35(meta: dict, spec: dict) -> Forbidden | None:
 
 
 def seccomp_profile_restricted_1_19(meta: dict, spec: dict) -> Forbidden | None:
-    setters, bad_values = [], set()
-    pod_type = _seccomp_type(spec.get("securityContext"))
-    pod_sets_valid_profile = pod_type is not None and _valid_seccomp_type(pod_type)
-    if pod_type is not None and not pod_sets_valid_profile:
-        setters.append("pod")
-        bad_values.add(pod_type)
-    explicitly_bad, implicitly_bad = [], []
-    for container in _containers(spec):
-        type_ = _seccomp_type(container.get("securityContext"))
-        if type_ is None:
-            if not pod_sets_valid_profile:
-                implicitly_bad.append(_name(container))
-        elif not _valid_seccomp_type(type_):
-            explicitly_bad.append(_name(container))
-            bad_values.add(type_)
-    if explicitly_bad:
-        setters.append(_named("container", explicitly_bad))
-    if setters:
-        return "seccompProfile", (f"{' and '.join(setters)} must not set securityContext.seccompProfile.type to "
-                                  f"{_join_quote(sorted(bad_values))}")
-    if implicitly_bad:
-        return "seccompProfile", (f"pod or {_named('container', implicitly_bad)} must set "
-                                  'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
-    return None
+    return _pod_or_container_setting(
+        spec, "seccompProfile", lambda holder: _seccomp_type(holder.get("securityContext")),
+        is_bad=lambda type_: not _valid_seccomp_type(type_), covers=_valid_seccomp_type,
+        must_not_set=lambda bad_values: f"securityContext.seccompProfile.type to {_join_quote(sorted(set(bad_values)))}",
+        must_set='securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
 
 
 def seccomp_profile_restricted_1_25(meta: dict, spec: dict) -> Forbidden | None:

@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import InputError
 from tracer.files import atomic_write_json, atomic_write_text
-from tracer.kube.harden import KUBELET_SECCOMP_ROOT, round_trip_yaml
+from tracer.kube.harden import KUBELET_SECCOMP_ROOT
+from tracer.kube.names import dns1123_label_problems, dns1123_subdomain_problems
+from tracer.kube.yaml_out import to_yaml
 from tracer.profile.directory import ProfileDir
 
 SPO_API_VERSION = "security-profiles-operator.x-k8s.io/v1beta1"
@@ -26,8 +26,6 @@ SPO_PROFILES_DIR = "operator"  # under the kubelet seccomp root
 PLAIN_PROFILES_DIR = "seccomp-tracer"
 EPERM = 1
 
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -44,10 +42,10 @@ class InstallFiles:
 
 
 def check_names(name: str, namespace: str) -> None:
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    if dns1123_subdomain_problems(name):
         raise InputError(None, f"--name {name!r} is not a valid object name "
                                "(lower-case letters, digits, '-' and '.')")
-    if len(namespace) > 63 or not _DNS1123_LABEL.match(namespace):
+    if dns1123_label_problems(namespace):
         raise InputError(None, f"--namespace {namespace!r} is not a valid namespace name "
                                "(lower-case letters, digits and '-', at most 63)")
 
@@ -110,14 +108,7 @@ def write_install_files(profile: ProfileDir, name: str, namespace: str,
     directory = Path(out_dir)
     object_file = directory / f"{name}.seccompprofile.yaml"
     plain_file = directory / f"{name}.json"
-    atomic_write_text(object_file, dump_yaml(seccomp_profile_object(profile, name, namespace)))
+    atomic_write_text(object_file, to_yaml(seccomp_profile_object(profile, name, namespace)))
     atomic_write_json(plain_file, plain_profile(profile))
     return InstallFiles(object_file, plain_file, spo_localhost_profile(name, namespace),
                         plain_localhost_profile(name), tuple(warnings))
-
-
-def dump_yaml(obj: dict) -> str:
-    out = io.StringIO()
-    yaml = round_trip_yaml()
-    yaml.dump(obj, out)
-    return out.getvalue()

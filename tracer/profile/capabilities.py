@@ -24,21 +24,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tracer.errors import InputError
+from tracer.capabilities import capability_name, parse_capability
 from tracer.syscalls import syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
-
-CAPABILITY_NAMES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)
 
 # The capability:cap_capable tracepoint does not carry the check's options, so it cannot
 # drop the checks the kernel makes with CAP_OPT_NOAUDIT. The one that matters in practice is
@@ -52,10 +40,6 @@ ADVISORY_CHECKS = {
         "pwritev2", "fallocate", "memfd_create",
     }),
 }
-
-
-def capability_name(cap: int) -> str:
-    return CAPABILITY_NAMES[cap] if cap < len(CAPABILITY_NAMES) else f"CAP_{cap}"
 
 
 @dataclass(frozen=True)
@@ -106,9 +90,7 @@ def infer_capabilities(evidence: list[CapabilityEvidence], add_by_hand: list[str
     by_cap: dict[str, list[CapabilityEvidence]] = defaultdict(list)
     for row in evidence:
         by_cap[row.capability].append(row)
-    for cap in add_by_hand:
-        if cap not in CAPABILITY_NAMES:
-            raise InputError(None, f"unknown capability {cap!r} (e.g. CAP_CHOWN)")
+    add_by_hand = [parse_capability(cap) for cap in add_by_hand]
     used = {cap for cap, rows in by_cap.items() if any(r.verdict == "used" for r in rows)}
     needed = sorted(used | set(add_by_hand))
     failed_without = {cap: [r.to_json() for r in rows if r.verdict == "required by the call"]

@@ -47,26 +47,19 @@ def _needs_of_trace(path: Path) -> Needs:
     return Needs(str(path), set(syscalls.allowed), set(caps))
 
 
+def changes(old: set[str], new: set[str]) -> tuple[list[str], list[str]]:
+    """(added, removed), each sorted."""
+    return sorted(new - old), sorted(old - new)
+
+
 @dataclass
 class Diff:
     old: Needs
     new: Needs
 
-    @property
-    def added_syscalls(self) -> list[str]:
-        return sorted(self.new.syscalls - self.old.syscalls)
-
-    @property
-    def removed_syscalls(self) -> list[str]:
-        return sorted(self.old.syscalls - self.new.syscalls)
-
-    @property
-    def added_capabilities(self) -> list[str]:
-        return sorted(self.new.capabilities - self.old.capabilities)
-
-    @property
-    def removed_capabilities(self) -> list[str]:
-        return sorted(self.old.capabilities - self.new.capabilities)
+    def __post_init__(self) -> None:
+        self.added_syscalls, self.removed_syscalls = changes(self.old.syscalls, self.new.syscalls)
+        self.added_capabilities, self.removed_capabilities = changes(self.old.capabilities, self.new.capabilities)
 
     @property
     def needs_more(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracer.arch import docker_name
 from tracer.files import read_json
 
 DOCKER_DEFAULT = Path(__file__).with_name("data") / "docker-default-seccomp.json"
@@ -25,13 +26,9 @@ def load_docker_default(path: Path = DOCKER_DEFAULT) -> dict:
     return read_json(path, "a Docker seccomp profile")
 
 
-DOCKER_ARCH = {"SCMP_ARCH_X86_64": "amd64", "SCMP_ARCH_AARCH64": "arm64", "SCMP_ARCH_PPC64LE": "ppc64le",
-               "SCMP_ARCH_S390X": "s390x", "SCMP_ARCH_RISCV64": "riscv64"}
-
-
 def arch_allows(docker_profile: dict, oci_arch: str) -> set[str]:
     """Names Docker's profile allows only on this architecture (e.g. arch_prctl on amd64)."""
-    arch = DOCKER_ARCH.get(oci_arch)
+    arch = docker_name(oci_arch)
     return {
         name
         for rule in docker_profile.get("syscalls", [])

@@ -7,7 +7,6 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -16,13 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from tracer import __version__
+from tracer.arch import native_oci_arch
 from tracer.recorder.kernel import KernelRecorder
-from tracer.syscalls import native_oci_arch
+from tracer.recorder.progress import Progress
 from tracer.targets import Target
-from tracer.trace import PROFILE_PHASES, Snapshot, Trace, write_trace
+from tracer.trace import Trace, write_trace
 
 # ---------------------------------------------------------------- the session
 
@@ -33,7 +31,8 @@ class RecordOptions:
     interval: float = 1.0
     duration: float | None = None
     ready_url: str | None = None
-    progress: bool = True
+    progress: bool = True  # False (--quiet): nothing on stderr while recording
+    status_every: float = 5.0  # seconds between status lines where stderr is not a terminal
     capability_source: str = "auto"
     load_command: str | None = None  # run once in phase load; the recording ends when it does
     # Rows the kernel keeps for capability checks; far more than any workload needs. Tests
@@ -52,11 +51,13 @@ class RecordResult:
 
 
 class LoadRunner:
-    """Runs the load command once, in its own thread, when the recording reaches phase load."""
+    """Runs the load command once, in its own thread, when the recording reaches phase load;
+    each line of its output goes to `on_line` as it comes. `stop` ends it with the recording."""
 
-    def __init__(self, command: str | None, netns: str | None):
-        self.command, self.netns = command, netns
+    def __init__(self, command: str | None, netns: str | None, on_line=None):
+        self.command, self.netns, self.on_line = command, netns, on_line
         self.thread: threading.Thread | None = None
+        self.process: subprocess.Popen | None = None
         self.status: int | None = None
         self.output = ""
 
@@ -66,7 +67,19 @@ class LoadRunner:
             self.thread.start()
 
     def _run(self) -> None:
-        self.status, self.output = run_load_command(self.command, self.netns)
+        self.status, self.output = run_load_command(self.command, self.netns, on_line=self.on_line,
+                                                    on_start=self._started)
+
+    def _started(self, process: subprocess.Popen) -> None:
+        self.process = process
+
+    def stop(self) -> None:
+        """Kill a load command still running (the recording ended first) and wait for its status."""
+        if self.thread is None or not self.thread.is_alive():
+            return
+        if self.process is not None:
+            kill_group(self.process)
+        self.thread.join(timeout=5)
 
     @property
     def finished(self) -> bool:
@@ -115,38 +128,43 @@ def url_ready(url: str, netns: str | None = None) -> bool:
         return False
 
 
-def run_load_command(command: str, netns: str | None = None, timeout: float = 600) -> tuple[int, str]:
-    """Run a load command (shell) to completion, inside the named netns if given."""
+def run_load_command(command: str, netns: str | None = None, timeout: float = 600, on_line=None,
+                     on_start=None) -> tuple[int, str]:
+    """Run a load command (shell) to completion, inside the named netns if given: (exit
+    status, its output). Each line of output (stdout and stderr, in order) also goes to
+    `on_line`, prefixed `load | `, as soon as the command writes it. The command runs in
+    its own process group, so that a timeout ends everything it started."""
     argv = ["/bin/sh", "-c", command]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # a Python load tool's lines come as written
+    timed_out = threading.Event()
+    lines: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          env=env, process_group=0) as process:
+        if on_start is not None:
+            on_start(process)
+        timer = threading.Timer(timeout, lambda: (timed_out.set(), kill_group(process)))
+        timer.start()
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(f"load | {line.rstrip()}")
+            status = process.wait()
+        finally:
+            timer.cancel()
+    if timed_out.is_set():
+        return 124, "".join(lines) + f"load command timed out after {timeout}s"
+    return status, "".join(lines)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group PROCESS leads (a shell and whatever it started)."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return 124, f"load command timed out after {timeout}s"
-    return done.returncode, done.stdout + done.stderr
-
-
-class Progress:
-    """One live line on a terminal: elapsed, calls, distinct syscalls, new distinct lately."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last_distinct = 0
-
-    def update(self, t: float, snapshot: Snapshot, phase: str) -> None:
-        if not self.enabled:
-            return
-        calls = snapshot.calls_in(PROFILE_PHASES)
-        distinct = int(np.count_nonzero(calls))
-        new = distinct - self.last_distinct
-        self.last_distinct = distinct
-        sys.stderr.write(f"\r\x1b[K{t:7.1f}s  {phase:<7}  calls {int(calls.sum()):>12,}  syscalls {distinct:>3}  new {new:+d}")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def record(target: Target, options: RecordOptions) -> RecordResult:
@@ -168,8 +186,8 @@ def record(target: Target, options: RecordOptions) -> RecordResult:
             stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-    progress = Progress(options.progress)
-    load = LoadRunner(options.load_command, target.netns)
+    progress = Progress.create(options.progress, metadata["arch"], options.duration, options.status_every)
+    load = LoadRunner(options.load_command, target.netns, on_line=progress.note)
     try:
         target.start()
         if options.ready_url:
@@ -196,6 +214,7 @@ def record(target: Target, options: RecordOptions) -> RecordResult:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        load.stop()
         progress.done()
         recorder.close()
         target.close()
@@ -215,7 +234,7 @@ def _checkpoint(recorder, trace, switch, started, out, progress, final=False) ->
         trace.lost["unattributed_capability_checks"] = recorder.unattributed_capability_checks()
     trace.metadata.update(ended_at=_now(), phase_changes=switch.changes, workload_started=recorder.armed)
     write_trace(trace, out)
-    progress.update(t, snapshot, switch.phase)
+    progress.update(t, snapshot, switch.phase, final)
 
 
 def _metadata(target: Target, recorder: KernelRecorder, options: RecordOptions, started_at: str) -> dict:

@@ -14,9 +14,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tracer import __version__
+from tracer.arch import docker_name
 from tracer.errors import InputError
 from tracer.files import read_json
-from tracer.kube.harden import HardenResult, ObjectReport, default_localhost_profile, harden_text
+from tracer.kube.harden import (
+    HardenResult,
+    ObjectReport,
+    default_localhost_profile,
+    harden_text,
+)
 from tracer.network import NetworkSurface
 from tracer.profile.directory import ProfileDir, load_profile_dir
 from tracer.profile.seccomp import allowed_names
@@ -457,7 +463,7 @@ def refusal_text(rule_or_profile: dict, action_key: str) -> str:
 def docker_treatment(docker: dict, name: str, arch: str) -> str:
     """How Docker's profile treats a syscall it does not allow unconditionally on `arch`:
     'allowed only with CAP_SYS_ADMIN; otherwise SCMP_ACT_ERRNO (errno 38)'."""
-    arch_name = attack.DOCKER_ARCH_NAMES.get(arch, arch)
+    arch_name = docker_name(arch)
     rules = [r for r in docker.get("syscalls") or [] if name in (r.get("names") or []) and rule_on_arch(r, arch_name)]
     allowing = [r for r in rules if attack.action_allows(r.get("action"))]
     by_requirement: dict[str, list[str]] = {}

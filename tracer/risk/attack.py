@@ -21,6 +21,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from tracer.arch import docker_name
+from tracer.capabilities import normalise_capability
+
 # Values the mapping's "when" conditions name (x86_64 and aarch64 numbering). A flag set is
 # written with |, e.g. "SOCK_RAW|SOCK_CLOEXEC".
 ARGUMENT_VALUES = {
@@ -53,12 +56,6 @@ ARGUMENT_VALUES = {
 REFUSING_ACTIONS = frozenset({
     "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
 })
-
-# Docker's includes/excludes name architectures its own way.
-DOCKER_ARCH_NAMES = {
-    "SCMP_ARCH_X86_64": "amd64", "SCMP_ARCH_X86": "x86", "SCMP_ARCH_X32": "x32", "SCMP_ARCH_AARCH64": "arm64",
-    "SCMP_ARCH_ARM": "arm", "SCMP_ARCH_PPC64LE": "ppc64le", "SCMP_ARCH_S390X": "s390x", "SCMP_ARCH_RISCV64": "riscv64",
-}
 
 UINT64 = (1 << 64) - 1
 
@@ -208,7 +205,7 @@ def profile_arch(seccomp: dict) -> str:
 def rule_applies(rule: dict, capabilities: Iterable[str], arch: str) -> bool:
     """Docker-style `includes`/`excludes` (caps, arches); minKernel is taken as met."""
     caps = {normalise_capability(c) for c in capabilities}
-    arch_name = DOCKER_ARCH_NAMES.get(arch, arch)
+    arch_name = docker_name(arch)  # Docker's includes/excludes name architectures its own way
     includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
     if includes.get("caps") and not {normalise_capability(c) for c in includes["caps"]} <= caps:
         return False
@@ -254,11 +251,6 @@ def refusing_action(seccomp: dict, name: str, capabilities: Iterable[str] = ()) 
         if not action_allows(rule.get("action")) and not rule.get("args"):
             return rule["action"]
     return seccomp.get("defaultAction", "")
-
-
-def normalise_capability(name: str) -> str:
-    name = name.strip().upper()
-    return name if name.startswith("CAP_") else f"CAP_{name}"
 
 
 # ---------------------------------------------------------------- routes and techniques

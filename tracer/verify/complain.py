@@ -32,21 +32,12 @@ from pathlib import Path
 
 from tracer.cgroups import cgroup_v2_root
 from tracer.errors import InputError
-from tracer.syscalls import UnknownArchitecture, syscall_name
+from tracer.arch import UnknownArchitecture, by_audit
+from tracer.syscalls import syscall_name
 
 AUDIT_LOG = Path("/var/log/audit/audit.log")
 KMSG = Path("/dev/kmsg")
 SOURCES = ("auto", "audit", "kmsg", "journal")
-
-# AUDIT_ARCH_* (include/uapi/linux/audit.h) -> OCI runtime-spec architecture names.
-OCI_ARCH_BY_AUDIT_ARCH = {
-    0xC000003E: "SCMP_ARCH_X86_64",
-    0xC00000B7: "SCMP_ARCH_AARCH64",
-    0x40000003: "SCMP_ARCH_X86",
-    0xC0000015: "SCMP_ARCH_PPC64LE",
-    0x80000016: "SCMP_ARCH_S390X",
-    0xC00000F3: "SCMP_ARCH_RISCV64",
-}
 
 # SECCOMP_RET_* (include/uapi/linux/seccomp.h): the top 16 bits of code= are the action,
 # the low 16 bits its data (the errno number for ERRNO).
@@ -137,7 +128,8 @@ def parse_record(line: str, cgroup_of=None) -> Denial | None:
         raise MalformedRecord(f"bad number ({err})") from None
     time = datetime.fromtimestamp(float(match["time"]), timezone.utc)
     action, errno = decode_action(code)
-    arch = OCI_ARCH_BY_AUDIT_ARCH.get(audit_arch, f"audit arch 0x{audit_arch:08x}")
+    known = by_audit(audit_arch)
+    arch = known.oci if known else f"audit arch 0x{audit_arch:08x}"
     return Denial(time=time, pid=pid, comm=untrusted_string(fields.get("comm", "")),
                   exe=untrusted_string(fields.get("exe", "")), arch=arch, syscall_nr=syscall_nr,
                   syscall=resolve_syscall(arch, syscall_nr), action=action,

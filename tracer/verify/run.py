@@ -24,10 +24,11 @@ import numpy as np
 from tracer import cgroups, runc
 from tracer.oci import check_bundle, enforce, named_netns, read_config, stop_signal, write_config
 from tracer.targets import process_alive, recording_config
-from tracer.profile.capabilities import capability_name
+from tracer.capabilities import capability_name
 from tracer.profile.directory import load_profile_dir
 from tracer.profile.seccomp import allowed_names
-from tracer.syscalls import native_oci_arch, syscall_name
+from tracer.arch import native_oci_arch
+from tracer.syscalls import syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, write_trace
 
 
