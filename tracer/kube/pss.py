@@ -244,14 +244,24 @@ BASELINE_CAPABILITIES = frozenset({
 })
 
 
-def capabilities_baseline_1_0(meta: dict, spec: dict) -> Forbidden | None:
-    bad, capabilities = [], set()
+def _containers_using(spec: dict, values_of) -> tuple[list[str], set]:
+    """The containers for which values_of(container) is not empty, and the union of those values."""
+    bad, values = [], set()
     for container in _containers(spec):
-        added = _get(container, "securityContext", "capabilities", "add") or []
-        extra = {cap for cap in added if cap not in BASELINE_CAPABILITIES}
-        if extra:
+        used = values_of(container)
+        if used:
             bad.append(_name(container))
-            capabilities |= extra
+            values |= used
+    return bad, values
+
+
+def _added_beyond_baseline(container: dict) -> set:
+    added = _get(container, "securityContext", "capabilities", "add") or []
+    return {cap for cap in added if cap not in BASELINE_CAPABILITIES}
+
+
+def capabilities_baseline_1_0(meta: dict, spec: dict) -> Forbidden | None:
+    bad, capabilities = _containers_using(spec, _added_beyond_baseline)
     if bad:
         return "non-default capabilities", (
             f"{_named('container', bad)} must not include {_join_quote(sorted(capabilities))} "
@@ -266,14 +276,13 @@ def host_path_volumes_1_0(meta: dict, spec: dict) -> Forbidden | None:
     return None
 
 
+def _host_ports(container: dict) -> set:
+    return {str(p["hostPort"]) for p in container.get("ports") or []
+            if isinstance(p, dict) and p.get("hostPort") not in (None, 0)}
+
+
 def host_ports_1_0(meta: dict, spec: dict) -> Forbidden | None:
-    bad, ports = [], set()
-    for container in _containers(spec):
-        used = {str(p["hostPort"]) for p in container.get("ports") or []
-                if isinstance(p, dict) and p.get("hostPort") not in (None, 0)}
-        if used:
-            bad.append(_name(container))
-            ports |= used
+    bad, ports = _containers_using(spec, _host_ports)
     if bad:
         return "hostPort", (f"{_named('container', bad)} {_pluralize('uses', 'use', len(bad))} "
                             f"{_pluralize('hostPort', 'hostPorts', len(ports))} {', '.join(sorted(ports))}")
@@ -284,15 +293,15 @@ def _probe_hosts(handler) -> list[str]:
     return [host for kind in ("httpGet", "tcpSocket") if (host := _text(_get(handler, kind, "host")))]
 
 
+def _probe_and_lifecycle_hosts(container: dict) -> set:
+    handlers = [container.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+    handlers += [_get(container, "lifecycle", h) for h in ("postStart", "preStop")]
+    return {host for handler in handlers for host in _probe_hosts(handler)}
+
+
 def host_probes_and_host_lifecycle_1_34(meta: dict, spec: dict) -> Forbidden | None:
-    bad, hosts = set(), set()
-    for container in _containers(spec):
-        handlers = [container.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
-        handlers += [_get(container, "lifecycle", h) for h in ("postStart", "preStop")]
-        used = {host for handler in handlers for host in _probe_hosts(handler)}
-        if used:
-            bad.add(_name(container))
-            hosts |= used
+    bad, hosts = _containers_using(spec, _probe_and_lifecycle_hosts)
+    bad = set(bad)
     if bad:
         return "probe or lifecycle host", (
             f"{_named('container', sorted(bad))} {_pluralize('uses', 'use', len(bad))} "

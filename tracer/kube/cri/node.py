@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracer.cgroups import remove_cgroup
 from tracer.errors import InputError
 from tracer.kube.cri import images
 from tracer.kube.cri.client import (
@@ -357,7 +358,7 @@ def remove_pod_cgroups(cgroup_parent: str) -> None:
     for pod_cgroup in pod_cgroups(cgroup_parent):
         children = sorted((p for p in pod_cgroup.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
         for directory in [*children, pod_cgroup]:
-            if not rmdir_when_empty(directory):
+            if not remove_cgroup(directory):
                 stuck.append(str(directory))
     if stuck:
         raise InputError(None, f"pod cgroups still hold processes: {', '.join(stuck)}")
@@ -372,20 +373,6 @@ def remove_empty_qos_cgroups() -> None:
                 (point / level).rmdir()
             except OSError:
                 pass
-
-
-def rmdir_when_empty(directory: Path, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            directory.rmdir()
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
 
 
 # --- a node of our own ---
