@@ -239,7 +239,7 @@ def load_recorder(target: Target, options: RecordOptions) -> KernelRecorder:
 
 def load_bpf(cgroup_id: int, **options) -> KernelRecorder:
     """The BPF program for one cgroup, or MachineError with bcc's reason on one line."""
-    with _stderr_captured() as captured_text:
+    with _bcc_output_captured() as captured_text:
         try:
             return KernelRecorder(cgroup_id, **options)
         except Exception as err:  # noqa: BLE001 (bcc raises plain Exception for every failure)
@@ -248,23 +248,27 @@ def load_bpf(cgroup_id: int, **options) -> KernelRecorder:
 
 
 @contextlib.contextmanager
-def _stderr_captured():
-    """Collect what libbcc and clang print on file descriptor 2 (several lines per failure);
-    yields a function that returns it. Shown as it was when the load succeeds."""
+def _bcc_output_captured():
+    """Collect what libbcc and clang print while the program loads (several lines per failure,
+    some on stdout, which belongs to a recorded command); yields a function that returns it.
+    Shown on stderr when the load succeeds."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with tempfile.TemporaryFile() as captured:
 
         def text() -> str:
             captured.seek(0)
             return captured.read().decode(errors="replace")
 
-        os.dup2(captured.fileno(), 2)
+        for fd in saved:
+            os.dup2(captured.fileno(), fd)
         try:
             yield text
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
         sys.stderr.write(text())  # reached only when the load succeeded
 
 
