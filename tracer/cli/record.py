@@ -53,14 +53,17 @@ def record(
     from tracer.recorder.session import record as run_recording
 
     signals = Signals.install()  # before anything is made: a signal from now on stops cleanly
-    check_format(fmt)
-    for output in (out, container_log):
-        if output:
-            check_output_file(output)
-    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid,
-                            kubernetes_pod, container, container_log, containerd_state)
-    result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=fmt == "text",
-                                                 capability_source=capability_source, load_command=load), signals)
+    try:
+        check_format(fmt)
+        for output in (out, container_log):
+            if output:
+                check_output_file(output)
+        target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid,
+                                kubernetes_pod, container, container_log, containerd_state)
+        result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=fmt == "text",
+                                                     capability_source=capability_source, load_command=load), signals)
+    finally:
+        signals.restore()
     trace = result.trace
     lost = {k: v for k, v in trace.lost.items() if v}
     calls = int(trace.calls_by_nr().sum())

@@ -110,7 +110,10 @@ class CommandTarget(Target):
     def close(self) -> None:
         OWNED.release(*self.owned)  # kills whatever is left (grandchildren too) and removes the cgroup
         if self.process is not None:
-            self.exit_status = _shell_status(self.process.wait())
+            try:
+                self.exit_status = _shell_status(self.process.wait(timeout=10))
+            except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): reported by release()
+                pass
 
 
 def _shell_status(returncode: int) -> int:

@@ -79,6 +79,7 @@ def stop_runc_container(container_id: str, pid: int, runc_root: str | None, grac
             return  # already stopped
         deadline = time.monotonic() + grace
         while process_alive(pid) and time.monotonic() < deadline:
+            runc.reap_runc_orphans(keep=pid)  # an exiting init waits for runc's zombie helpers
             time.sleep(0.05)
         if not process_alive(pid):
             return
