@@ -27,8 +27,20 @@ def daemonset() -> dict:
 
 
 def recorder(daemonset: dict) -> dict:
-    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    (container,) = daemonset["spec"]["template"]["spec"]["initContainers"]
+    assert container["name"] == "recorder"
     return container
+
+
+def idle(daemonset: dict) -> dict:
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "idle"
+    return container
+
+
+# Measured: a recording with exactly these, and nothing else, works (tests/test_deploy_recorder.py).
+RECORDER_CAPABILITIES = ["BPF", "PERFMON"]
+DIGEST_REFERENCE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$")
 
 
 @pytest.mark.parametrize("name, first_kind", [("namespace.yaml", "Namespace"), ("rbac.yaml", "ServiceAccount"),
@@ -57,29 +69,41 @@ def test_rbac_is_a_service_account_without_api_access(daemonset):
     assert pod["automountServiceAccountToken"] is False
 
 
-def test_daemonset_runs_on_gpu_nodes_with_the_privileges_the_recorder_needs(daemonset):
+def test_daemonset_runs_on_gpu_nodes_with_least_privilege(daemonset):
     pod = daemonset["spec"]["template"]["spec"]
     assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
-    assert pod["hostPID"] is True
-    assert recorder(daemonset)["securityContext"]["privileged"] is True
+    assert not pod.get("hostPID") and not pod.get("hostNetwork") and not pod.get("hostIPC")
+    context = recorder(daemonset)["securityContext"]
+    assert context["privileged"] is False and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"], "add": RECORDER_CAPABILITIES}
+    assert context["runAsUser"] == 0  # root's files, no DAC override
+    idle_context = idle(daemonset)["securityContext"]
+    assert idle_context["capabilities"] == {"drop": ["ALL"]} and idle_context["runAsNonRoot"] is True
+    assert idle_context["readOnlyRootFilesystem"] is True and idle_context["allowPrivilegeEscalation"] is False
 
 
 def test_daemonset_mounts_the_host_paths_the_recorder_reads(daemonset):
     pod = daemonset["spec"]["template"]["spec"]
     host_paths = {v["name"]: v["hostPath"] for v in pod["volumes"] if "hostPath" in v}
-    mounts = {m["name"]: m["mountPath"] for m in recorder(daemonset)["volumeMounts"]}
-    mounted = {host_paths[name]["path"]: path for name, path in mounts.items() if name in host_paths}
+    mounts = {m["name"]: m for m in recorder(daemonset)["volumeMounts"]}
+    mounted = {host_paths[name]["path"]: mount["mountPath"] for name, mount in mounts.items() if name in host_paths}
 
     for path in ("/sys/kernel/tracing", "/sys/fs/cgroup", "/lib/modules", "/usr/src",
                  "/var/lib/seccomp-tracer/traces"):
         assert mounted[path] == path
-    socket_path = cri.DEFAULT_CRI_ENDPOINTS[0].removeprefix("unix://")
-    assert mounted[socket_path] == socket_path
-    assert {"path": socket_path, "type": "Socket"} in host_paths.values()
+    # the socket's directory, which outlives a containerd restart; a missing one is a Directory error
+    socket_dir = str(Path(cri.DEFAULT_CRI_ENDPOINTS[0].removeprefix("unix://")).parent)
+    assert mounted[socket_dir] == socket_dir
+    assert {"path": socket_dir, "type": "Directory"} in host_paths.values()
+    assert not any(v.get("type") == "Socket" for v in host_paths.values())
+    writable = {name for name, mount in mounts.items() if not mount.get("readOnly")}
+    assert writable == {"traces"}
+    assert [m["name"] for m in idle(daemonset)["volumeMounts"]] == ["traces"]
+    assert idle(daemonset)["volumeMounts"][0]["readOnly"] is True
 
 
-def test_recorder_records_the_target_into_a_per_node_trace(daemonset):
+def test_recorder_records_the_target_once_into_a_per_node_trace(daemonset):
     container = recorder(daemonset)
     env = {e["name"]: e for e in container["env"]}
     script = container["args"][0]
@@ -87,13 +111,26 @@ def test_recorder_records_the_target_into_a_per_node_trace(daemonset):
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert re.match(r"^[a-z0-9-]+/(\*|[a-z0-9-]+)$", env["TARGET"]["value"])
     assert env["CONTAINER_RUNTIME_ENDPOINT"]["value"] == cri.DEFAULT_CRI_ENDPOINTS[0]
-    assert 'tracer record --kubernetes-pod "$TARGET"' in script
-    assert 'out="/var/lib/seccomp-tracer/traces/${NODE_NAME}-' in script and '--out "$out"' in script
+    traces = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "traces")
+    assert env["TRACES_DIR"]["value"] == traces
+    # tini: SIGTERM reaches the recorder, and exit 1 (trace written) is no failure to retry
+    assert container["command"] == ["tini", "-e", "1", "--", "/bin/sh", "-c"]
+    assert script.lstrip().startswith('exec tracer record --kubernetes-pod "$TARGET"')
+    assert '--out "$TRACES_DIR/$NODE_NAME-' in script
+    assert idle(daemonset)["command"] == ["sleep", "infinity"]
+
+
+def test_the_image_is_referenced_by_digest(daemonset):
+    images = {recorder(daemonset)["image"], idle(daemonset)["image"]}
+    assert len(images) == 1
+    assert DIGEST_REFERENCE.match(images.pop())
+    assert not DIGEST_REFERENCE.match("registry.example.com/seccomp-tracer:0.1.0")
+    assert not DIGEST_REFERENCE.match("registry.example.com/seccomp-tracer@sha256:abc")
 
 
 def test_containerfile_installs_what_the_recorder_imports():
     containerfile = (DEPLOY / "Containerfile").read_text()
-    for package in ("python3-bpfcc", "bpfcc-tools", "libseccomp2"):
+    for package in ("python3-bpfcc", "bpfcc-tools", "libseccomp2", "tini"):
         assert package in containerfile
     for copied in re.findall(r"^COPY (.+) \S+$", containerfile, re.MULTILINE):
         for source in copied.split():

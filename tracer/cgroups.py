@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import time
 from pathlib import Path
 
-from tracer.errors import InputError
+from tracer.errors import InputError, MachineError
 
 TRACER_PARENT = "seccomp-tracer"
 
@@ -90,13 +91,85 @@ def cgroup_pids(path: Path) -> list[int]:
         return []
 
 
-def make_cgroup(label: str) -> Path:
-    """A fresh cgroup below <v2 root>/seccomp-tracer/ for a target the tracer starts."""
-    parent = cgroup_v2_root() / TRACER_PARENT
-    parent.mkdir(exist_ok=True)
-    path = parent / f"{label}-{os.getpid()}-{secrets.token_hex(3)}"
-    path.mkdir()
+def new_cgroup_path(label: str) -> Path:
+    """A fresh, unique cgroup path below <v2 root>/seccomp-tracer/ (not yet made): named
+    after this process, so that what a run leaves can be told apart."""
+    return cgroup_v2_root() / TRACER_PARENT / f"{label}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def make_cgroup(label: str | None = None, path: Path | None = None) -> Path:
+    """Make the cgroup `path` (default: a new one for `label`) for a target the tracer starts."""
+    path = path or new_cgroup_path(label or "target")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        path.mkdir()
+    except OSError as err:
+        raise MachineError(path, f"cannot create the cgroup: {err.strerror}") from None
     return path
+
+
+def subtree_pids(path: Path) -> list[int]:
+    """Every process in cgroup `path` and the cgroups below it."""
+    pids = []
+    for directory, _subdirs, _files in os.walk(path):
+        pids += cgroup_pids(Path(directory))
+    return pids
+
+
+def kill_cgroup(path: Path, timeout: float = 10.0) -> bool:
+    """SIGKILL every process in cgroup `path` and below, until none is left; True when empty.
+
+    cgroup.kill (kernel 5.14+) kills the whole subtree atomically, forks included; without
+    it, each pid in cgroup.procs is killed again until the cgroup stays empty."""
+    deadline = time.monotonic() + timeout
+    while subtree_pids(path):
+        if not _write_cgroup_kill(path):
+            for pid in subtree_pids(path):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def signal_cgroup(path: Path, signum: int) -> None:
+    """Send `signum` to every process in cgroup `path` and below."""
+    for pid in subtree_pids(path):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _write_cgroup_kill(path: Path) -> bool:
+    try:
+        (path / "cgroup.kill").write_text("1")
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:  # the cgroup went away meanwhile
+        return (path / "cgroup.kill").exists()
+
+
+def v1_counterparts(path: Path) -> list[Path]:
+    """The same cgroup in each cgroup v1 hierarchy (runc makes them on hybrid hosts), where present."""
+    relative = path.relative_to(cgroup_v2_root())
+    return [mount / relative for mount in _v1_mounts().values() if (mount / relative).is_dir()]
+
+
+def remove_everywhere(path: Path, timeout: float = 5.0) -> list[Path]:
+    """Kill what runs in cgroup `path`, then remove it, the cgroups below it and its v1
+    counterparts. Returns what could not be removed."""
+    kill_cgroup(path)
+    left = []
+    for top in [path, *v1_counterparts(path)]:
+        for directory in sorted((Path(d) for d, _, _ in os.walk(top)), key=lambda d: len(d.parts), reverse=True):
+            if not remove_cgroup(directory, timeout):
+                left.append(directory)
+    return left
 
 
 def remove_cgroup(path: Path, timeout: float = 5.0) -> bool:

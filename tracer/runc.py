@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from tracer.errors import InputError
+from tracer.errors import InputError, MachineError
 from tracer.oci import check_bundle
 
 # Same rule as runc's own container id check.
@@ -34,13 +34,27 @@ PR_SET_CHILD_SUBREAPER = 36
 Stdio = int | IO | None
 
 
-class RuncError(RuntimeError):
-    """A runc command failed at run time; the message carries runc's stderr."""
+class RuncError(MachineError):
+    """A runc command failed at run time (exit 3); the message carries runc's stderr on one line."""
 
     def __init__(self, command: list[str], detail: str, returncode: int | None = None):
         self.command, self.detail, self.returncode = command, detail.strip(), returncode
         status = "" if returncode is None else f" (exit {returncode})"
-        super().__init__(f"{' '.join(command)} failed{status}: {self.detail}")
+        one_line = "; ".join(line.strip() for line in self.detail.splitlines() if line.strip())
+        super().__init__(" ".join(_without_options(command)), f"failed{status}: {one_line}")
+
+
+def _without_options(command: list[str]) -> list[str]:
+    """`runc create ID` of `/usr/sbin/runc --log F --log-format json create --bundle B --pid-file P ID`."""
+    words, skip = ["runc"], False
+    for word in command[1:]:
+        if skip:
+            skip = False
+        elif word.startswith("--"):
+            skip = word in ("--root", "--log", "--log-format", "--bundle", "--pid-file", "--cgroup")
+        else:
+            words.append(word)
+    return words
 
 
 def runc_binary() -> str:

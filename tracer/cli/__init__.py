@@ -1,13 +1,16 @@
 """The `tracer` command line: thin typer commands over the library modules.
 
-`main()` is the one error boundary: every error a user can act on becomes one line on
-stderr and an exit code (see tracer.cli.app.EXIT_STATUS).
+`main()` is the one error boundary: every failure becomes one line on stderr naming what
+failed, and an exit code (see tracer.cli.app.EXIT_STATUS); TRACER_DEBUG=1 adds the traceback.
+Whatever a command made and has not removed yet is removed before `main()` returns.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import traceback
 
 import typer
 
@@ -17,18 +20,16 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
 from tracer.cli.app import EXIT_INPUT, EXIT_OK, app
-from tracer.errors import InputError
+from tracer.errors import EXIT_MACHINE, TracerError
+from tracer.owned import OWNED
 
 # Each module registers its commands on `app`; this order is the order of `tracer --help`.
-from tracer.cli import record, profile, verify, report, pss, kube, audit, denials, network, load  # noqa: F401,I001
+from tracer.cli import record, profile, verify, report, pss, kube, audit, denials, network, load  # noqa: F401,I001  isort: skip
 
 BadParameter, ClickException, UsageError = (click_exceptions.BadParameter, click_exceptions.ClickException,
                                             click_exceptions.UsageError)
 # A group called without a command (`tracer`, `tracer pss`): click >= 8.2 raises this to show its help.
 NoArgsIsHelp = getattr(click_exceptions, "NoArgsIsHelpError", ())
-
-# Errors a user can act on, and the exit status each means.
-EXIT_BY_ERROR: tuple[tuple[type[Exception], int], ...] = ((InputError, EXIT_INPUT),)
 
 # typer and click word a bad choice as "'xml' is not one of 'text', 'json'." (typer's
 # pydantic layer puts "Value error, " in front).
@@ -36,9 +37,18 @@ _NOT_ONE_OF = re.compile(r"(?P<value>'[^']*'|\"[^\"]*\") is not one of (?P<choic
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; turn errors into one line on stderr and an exit status."""
+    """Entry point: run the app; the one place where failures become exit codes."""
+    try:
+        return _run(argv)
+    finally:
+        OWNED.close()
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="tracer", standalone_mode=False)
+    except TracerError as err:  # InputError (exit 2), MachineError (exit 3)
+        return _fail(str(err), err.exit_code)
     except typer.Exit as done:
         return done.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -53,17 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as err:
         err.show()
         return err.exit_code
-    except Exception as err:
-        status = exit_status_of(err)
-        if status is None:
-            raise
-        typer.echo(f"error: {err}", err=True)
-        return status
+    except OSError as err:  # the machine refused something no command expected to fail
+        where = f"{err.filename}: " if err.filename else ""
+        return _fail(f"{where}{err.strerror or err}", EXIT_MACHINE)
+    except Exception as err:  # noqa: BLE001 (the one boundary: a bug is one line too)
+        return _fail(f"internal: {type(err).__name__}: {err}", EXIT_MACHINE)
     return result if isinstance(result, int) else EXIT_OK
 
 
-def exit_status_of(err: Exception) -> int | None:
-    return next((status for kind, status in EXIT_BY_ERROR if isinstance(err, kind)), None)
+def _fail(message: str, code: int) -> int:
+    if os.environ.get("TRACER_DEBUG") == "1":
+        traceback.print_exc()
+    one_line = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    typer.echo(f"error: {one_line}", err=True)
+    return code
 
 
 def usage_problem(err: UsageError) -> str:

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import (EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app, deprecated_alias, input_path,
-                            preferred, print_json)
+from tracer.cli.app import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    FORMAT_OPTION,
+    OutputFormat,
+    app,
+    deprecated_alias,
+    input_path,
+    preferred,
+    print_json,
+)
 from tracer.errors import InputError
 
 
@@ -23,10 +32,10 @@ class CapabilitySource(str, Enum):
 def record(
     out: Path = typer.Option(..., "--out", "-o", metavar="TRACE", help="Trace file to write (checkpointed atomically every interval)."),
     command: list[str] = typer.Argument(None, metavar="[-- COMMAND ARGS...]",
-                                        help="Run COMMAND in a new cgroup and record it; its output and exit status pass through."),
+                                        help="Run COMMAND in a new cgroup and record it; its output passes through, its exit status is printed and kept in the trace (workload_exit_status)."),
     runc: str = typer.Option(None, "--runc", metavar="ID", help="A runc container made with `runc create` and not yet started: attach, start it, stop when its init exits."),
     runc_bundle: str = typer.Option(None, "--runc-bundle", metavar="DIR", help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime)."),
-    runc_id: str = typer.Option(None, "--runc-id", metavar="ID", help="Container id for --runc-bundle (default tracer-PID)."),
+    runc_id: str = typer.Option(None, "--runc-id", metavar="ID", help="Container id for --runc-bundle (default tracer-PID-RANDOM); an id that exists is refused (exit 2)."),
     runc_root: str = typer.Option(None, "--runc-root", metavar="DIR", help="runc's state directory (runc --root)."),
     containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A running containerd task."),
     containerd_namespace: str = typer.Option("default", "--containerd-namespace", metavar="NS", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
@@ -49,19 +58,21 @@ def record(
     """Record every syscall and capability check of one container (or cgroup) with eBPF.
 
     Counts are aggregated in the kernel per phase (runtime set-up, startup, load) and
-    written to TRACE every --interval seconds; Ctrl-C or SIGTERM stops cleanly with
-    everything recorded so far. Counters the kernel could not record are reported.
-    Needs root.
+    written to TRACE every --interval seconds; Ctrl-C, SIGTERM or SIGHUP stops cleanly with
+    everything recorded so far. Counters the kernel could not record are reported. What the
+    recording started (the command and its children, a container) is stopped with it, also
+    when the tracer is killed. Needs root.
 
     Progress goes to stderr: on a terminal one live status line; elsewhere (a pod's
     log) a plain line at most every --status-every seconds with the elapsed time,
     calls, distinct syscalls, the new ones by name, the time left with --duration and
     how long no new syscall has appeared. --quiet silences it.
 
-    Exit status: with -- COMMAND, the command's own when it ended by itself; otherwise
-    0 ok, 1 counters were lost or the load command failed, 2 usage or input error (a
-    target that does not exist), 3 a problem of the machine (no BPF, no cgroup v2, runc
-    failed).
+    Exit status: the recording's, not the workload's (also with -- COMMAND, whose
+    status is printed and kept in the trace as workload_exit_status): 0 complete, 1
+    counters lost, the workload's start missed or the load command failed, 2 usage or
+    input error, 3 a problem of the machine (BPF, runc, cgroups, the trace could not be
+    written).
 
     Examples:
 
@@ -72,15 +83,24 @@ def record(
           --load 'scripts/loadtest.py --requests 400' --out nim.trace.json
       tracer record --kubernetes-pod nim/nim-llm-0 --duration 900 --out nim.trace.json
     """
-    from tracer.recorder.session import RecordOptions
+    from tracer.files import check_output_file
+    from tracer.recorder.session import RecordOptions, Signals
     from tracer.recorder.session import record as run_recording
 
-    target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd,
-                            preferred(containerd_namespace, old_namespace), cgroup, pid,
-                            kubernetes_pod, container, container_log, containerd_state)
-    result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=not quiet,
-                                                 status_every=status_every, capability_source=capability_source.value,
-                                                 load_command=load))
+    signals = Signals.install()  # before anything is made: a signal from now on stops cleanly
+    try:
+        for output in (out, container_log):
+            if output:
+                check_output_file(output)
+        target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd,
+                                preferred(containerd_namespace, old_namespace), cgroup, pid,
+                                kubernetes_pod, container, container_log, containerd_state)
+        result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=not quiet,
+                                                     status_every=status_every,
+                                                     capability_source=capability_source.value, load_command=load),
+                               signals)
+    finally:
+        signals.restore()
     trace = result.trace
     lost = {k: v for k, v in trace.lost.items() if v}
     calls = int(trace.calls_by_nr().sum())
@@ -102,9 +122,18 @@ def record(
         raise typer.Exit(EXIT_FINDINGS)
     if target.details.get("warning"):
         typer.echo(f"warning: {target.details['warning']}", err=True)
-    if target.kind == "command" and result.stopped_by == "target finished":
-        raise typer.Exit(result.exit_status)
-    raise typer.Exit(EXIT_FINDINGS if lost else EXIT_OK)
+    raise typer.Exit(_recording_status(target, trace, result))
+
+
+def _recording_status(target, trace, result) -> int:
+    """0 complete; 1 when counters were lost or the workload's start was missed."""
+    if result.exit_status is not None:
+        typer.echo(f"workload exit status: {result.exit_status}", err=True)
+    start_missed = target.gated and not trace.metadata.get("workload_started")
+    if start_missed:
+        typer.echo(f"start-up missed: the workload never started under the recorder ({result.stopped_by})", err=True)
+    lost = any(trace.lost.values())
+    return EXIT_FINDINGS if lost or start_missed else EXIT_OK
 
 
 def load_outcome(status: int | None) -> str:

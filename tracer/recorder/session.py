@@ -3,10 +3,13 @@ trace, switch phases (readiness, load test), checkpoint, stop cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from tracer import __version__
 from tracer.arch import native_oci_arch
+from tracer.errors import MachineError, TracerError
 from tracer.recorder.kernel import KernelRecorder
 from tracer.recorder.progress import Progress
 from tracer.targets import Target
@@ -167,62 +171,180 @@ def kill_group(process: subprocess.Popen) -> None:
         pass
 
 
-def record(target: Target, options: RecordOptions) -> RecordResult:
+class Signals:
+    """SIGINT, SIGTERM and SIGHUP ask the recording to stop; SIGUSR1 asks for phase load.
+
+    Installed before anything is made or started (a cgroup, a container, the BPF program):
+    from then on no signal finds its default action, which would end the tracer without a
+    trace and leave the workload to the watchdog."""
+
+    STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.stopped_by: str | None = None
+        self.load_requested = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    @classmethod
+    def install(cls) -> "Signals":
+        signals = cls()
+        for signum in (*cls.STOP, signal.SIGUSR1):
+            signals._previous[signum] = signal.signal(signum, signals._handle)
+        return signals
+
+    def _handle(self, signum, _frame) -> None:
+        if signum == signal.SIGUSR1:
+            self.load_requested.set()
+        else:
+            self.stopped_by = self.stopped_by or signal.Signals(signum).name
+            self.stop.set()
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class StoppedBeforeRecording(TracerError):
+    """A stop signal came before the BPF program was loaded: nothing recorded (exit 1)."""
+
+    exit_code = 1
+
+
+class CheckpointFailures:
+    """Checkpoints that could not be written: reported, counted in the trace, retried at the
+    next interval. The recording and the workload go on."""
+
+    def __init__(self, trace: Trace, interval: float):
+        self.trace, self.interval, self.count = trace, interval, 0
+        trace.metadata["checkpoint_failures"] = 0
+
+    def attempt(self, *args, **kwargs) -> None:
+        try:
+            _checkpoint(*args, **kwargs)
+        except (TracerError, OSError) as err:
+            self.count += 1
+            self.trace.metadata["checkpoint_failures"] = self.count
+            sys.stderr.write(f"warning: checkpoint {self.count} failed, recording goes on (retry in {self.interval:g} s): {err}\n")
+
+
+def record(target: Target, options: RecordOptions, signals: Signals | None = None) -> RecordResult:
     """Attach, start the target, checkpoint every interval, stop on the first of: target
-    finished, duration elapsed, SIGINT/SIGTERM. Returns with the final trace written."""
-    recorder = KernelRecorder(target.cgroup_id, gated=target.gated, capability_source=options.capability_source,
-                              cap_map_entries=options.cap_map_entries)
+    finished, duration elapsed, SIGINT/SIGTERM/SIGHUP. Returns with the final trace written.
+
+    `signals`: handlers the caller installed before making the target (installed here
+    otherwise). The target is closed on every way out: what the recording started stops."""
+    own_signals = signals is None
+    signals = signals or Signals.install()
+    try:
+        try:
+            if signals.stop.is_set():
+                raise StoppedBeforeRecording(None, f"stopped by {signals.stopped_by} before the recording began; "
+                                                   "nothing was started, no trace written")
+            recorder = load_recorder(target, options)
+        except BaseException:
+            target.close()
+            raise
+        return _record(target, options, signals, recorder)  # closes the target itself
+    finally:
+        if own_signals:
+            signals.restore()
+
+
+def load_recorder(target: Target, options: RecordOptions) -> KernelRecorder:
+    return load_bpf(target.cgroup_id, gated=target.gated, capability_source=options.capability_source,
+                    cap_map_entries=options.cap_map_entries)
+
+
+def load_bpf(cgroup_id: int, **options) -> KernelRecorder:
+    """The BPF program for one cgroup, or MachineError with bcc's reason on one line."""
+    with _bcc_output_captured() as captured_text:
+        try:
+            return KernelRecorder(cgroup_id, **options)
+        except Exception as err:  # noqa: BLE001 (bcc raises plain Exception for every failure)
+            reasons = [line.strip() for line in captured_text().splitlines() if line.strip()]
+            raise MachineError("BPF", f"the recorder could not be loaded: {reasons[-1] if reasons else err}") from None
+
+
+@contextlib.contextmanager
+def _bcc_output_captured():
+    """Collect what libbcc and clang print while the program loads (several lines per failure,
+    some on stdout, which belongs to a recorded command); yields a function that returns it.
+    Shown on stderr when the load succeeds."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile() as captured:
+
+        def text() -> str:
+            captured.seek(0)
+            return captured.read().decode(errors="replace")
+
+        for fd in saved:
+            os.dup2(captured.fileno(), fd)
+        try:
+            yield text
+        finally:
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
+        sys.stderr.write(text())  # reached only when the load succeeded
+
+
+def _record(target: Target, options: RecordOptions, signals: Signals, recorder: KernelRecorder) -> RecordResult:
     started_at, started = _now(), time.monotonic()
     switch = PhaseSwitch(recorder, started)
-    stop, stopped_by = threading.Event(), ["target finished"]
+    stopped_by = "target finished"
     metadata = _metadata(target, recorder, options, started_at)
     trace = Trace(metadata, [], {})
-
-    def on_signal(signum, _frame) -> None:
-        if signum == signal.SIGUSR1:
-            switch.to_load("SIGUSR1")
-        else:
-            stopped_by[0] = signal.Signals(signum).name
-            stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    checkpoints = CheckpointFailures(trace, options.interval)
     progress = Progress.create(options.progress, metadata["arch"], options.duration, options.status_every)
     load = LoadRunner(options.load_command, target.netns, on_line=progress.note)
     try:
-        target.start()
+        if not signals.stop.is_set():
+            target.start()
         if options.ready_url:
-            switch.watch_url(options.ready_url, stop, target.netns)
+            switch.watch_url(options.ready_url, signals.stop, target.netns)
         next_checkpoint = started + options.interval
-        while not stop.is_set():
+        while not signals.stop.is_set():
             if target.finished():
                 break
             if options.duration is not None and time.monotonic() - started >= options.duration:
-                stopped_by[0] = "duration"
+                stopped_by = "duration"
                 break
+            if signals.load_requested.is_set():
+                switch.to_load("SIGUSR1")
             if switch.phase == "load":
                 load.start_once()
             if load.finished:
-                stopped_by[0] = f"load finished (exit {load.status})"
+                stopped_by = f"load finished (exit {load.status})"
                 break
             if time.monotonic() >= next_checkpoint:
-                _checkpoint(recorder, trace, switch, started, options.out, progress)
+                checkpoints.attempt(recorder, trace, switch, started, options.out, progress)
                 next_checkpoint += options.interval
-            stop.wait(min(0.05, max(0.0, next_checkpoint - time.monotonic())))
-        if stopped_by[0] != "target finished":
+            signals.stop.wait(min(0.05, max(0.0, next_checkpoint - time.monotonic())))
+        stopped_by = signals.stopped_by or stopped_by
+        if stopped_by != "target finished":
             target.stop()
-        _checkpoint(recorder, trace, switch, started, options.out, progress, final=True)
+        checkpoints.attempt(recorder, trace, switch, started, options.out, progress, final=True)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         load.stop()
         progress.done()
         recorder.close()
         target.close()
-    trace.metadata.update(complete=True, stopped_by=stopped_by[0], exit_status=target.exit_status)
+    trace.metadata.update(complete=True, stopped_by=stopped_by, workload_exit_status=target.exit_status)
     if options.load_command:
         trace.metadata["load"] = {"command": options.load_command, "exit_status": load.status}
-    write_trace(trace, options.out)
-    return RecordResult(trace, stopped_by[0], target.exit_status, switch.changes, load.status, load.output)
+    _write_final_trace(trace, options.out)
+    return RecordResult(trace, stopped_by, target.exit_status, switch.changes, load.status, load.output)
+
+
+def _write_final_trace(trace: Trace, out: Path) -> None:
+    try:
+        write_trace(trace, out)
+    except TracerError as err:
+        kept = "the last checkpoint written is kept" if out.exists() else "no checkpoint was written"
+        raise MachineError(out, f"the final trace could not be written ({err.problem}); {kept}") from None
 
 
 def _checkpoint(recorder, trace, switch, started, out, progress, final=False) -> None:

@@ -9,12 +9,15 @@ already running are counted from the moment we attach.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer import cgroups
 from tracer.errors import InputError
+from tracer.owned import CGROUP, OWNED, Owned
 
 
 @dataclass
@@ -60,16 +63,22 @@ class Target:
 @dataclass
 class CommandTarget(Target):
     argv: list[str] = field(default_factory=list)
+    executable: str = ""  # argv[0] resolved on PATH by the tracer, so the workload execs once
     process: subprocess.Popen | None = None
+    owned: list[Owned] = field(default_factory=list)
 
     @classmethod
     def create(cls, argv: list[str]) -> "CommandTarget":
         if not argv:
             raise InputError(None, "no command given after --")
-        if shutil.which(argv[0]) is None:
+        executable = shutil.which(argv[0])
+        if executable is None:
             raise InputError(argv[0], "command not found")
-        path = cgroups.make_cgroup("cmd")
-        return cls("command", " ".join(argv), path, gated=True, argv=list(argv))
+        path = cgroups.new_cgroup_path("cmd")
+        owned = [OWNED.own(Owned(CGROUP, str(path)))]
+        cgroups.make_cgroup(path=path)
+        return cls("command", " ".join(argv), path, gated=True, argv=list(argv), executable=str(Path(executable).absolute()),
+                   owned=owned)
 
     def start(self) -> None:
         procs = str(self.cgroup_path / "cgroup.procs")
@@ -78,7 +87,9 @@ class CommandTarget(Target):
             with open(procs, "w") as handle:
                 handle.write("0")
 
-        self.process = subprocess.Popen(self.argv, preexec_fn=join_cgroup)
+        # An absolute executable: one execve in the cgroup, no PATH search that the
+        # recorder would count as the workload's.
+        self.process = subprocess.Popen(self.argv, executable=self.executable, preexec_fn=join_cgroup)
 
     def finished(self) -> bool:
         if self.process is None or self.process.poll() is None:
@@ -86,29 +97,27 @@ class CommandTarget(Target):
         self.exit_status = _shell_status(self.process.returncode)
         return True
 
-    def stop(self) -> None:
-        _terminate(self.process)
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM to every process of the workload, as a container runtime stops a
+        container; what is left after `grace` is killed with the cgroup in close()."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        cgroups.signal_cgroup(self.cgroup_path, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while cgroups.subtree_pids(self.cgroup_path) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def close(self) -> None:
-        _terminate(self.process)
+        OWNED.release(*self.owned)  # kills whatever is left (grandchildren too) and removes the cgroup
         if self.process is not None:
-            self.exit_status = _shell_status(self.process.returncode)
-        cgroups.remove_cgroup(self.cgroup_path)
+            try:
+                self.exit_status = _shell_status(self.process.wait(timeout=10))
+            except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): reported by release()
+                pass
 
 
 def _shell_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
-
-
-def _terminate(process: subprocess.Popen | None, grace: float = 5.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # ---------------------------------------------------------------- --pid, --cgroup

@@ -17,17 +17,19 @@ has none, so runc makes the seccomp() call exactly where the real profile will b
 from __future__ import annotations
 
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer import cgroups, runc
 from tracer.errors import InputError
 from tracer.oci import check_bundle, named_netns, process_facts, read_config, write_config
-from tracer.targets.base import PidTarget
+from tracer.owned import CGROUP, DIRECTORY, OWNED, RUNC, STARTED, Owned
+from tracer.targets.base import PidTarget, process_alive
 
 MARKER_SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW"}
 
@@ -51,10 +53,36 @@ class RuncTarget(PidTarget):
                      runc_root=runc_root, started=status == "running")
         return target
 
+    owned: list[Owned] = field(default_factory=list)
+
     def start(self) -> None:
         if not self.started:
+            # The recording starts it, so the recording's end stops it (never deletes it).
+            self.owned.append(OWNED.own(Owned(STARTED, str(self.cgroup_path))))
             runc.start(self.name, root=self.runc_root)
             self.started = True
+
+    def stop(self) -> None:
+        if self.owned:
+            stop_runc_container(self.name, self.pid, self.runc_root)
+
+    def close(self) -> None:
+        OWNED.release(*self.owned)
+
+
+def stop_runc_container(container_id: str, pid: int, runc_root: str | None, grace: float = 10.0) -> None:
+    """SIGTERM to the container's init, SIGKILL after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            runc.kill(container_id, sig, root=runc_root)
+        except runc.RuncError:
+            return  # already stopped
+        deadline = time.monotonic() + grace
+        while process_alive(pid) and time.monotonic() < deadline:
+            runc.reap_runc_orphans(keep=pid)  # an exiting init waits for runc's zombie helpers
+            time.sleep(0.05)
+        if not process_alive(pid):
+            return
 
 
 @dataclass
@@ -65,21 +93,30 @@ class RuncBundleTarget(PidTarget):
     runc_root: str | None = None
     workdir: Path | None = None
     output: str | None = None  # file for the container's stdout and stderr (default: ours)
+    owned: list[Owned] = field(default_factory=list)
 
     @classmethod
     def create(cls, bundle: str, container_id: str | None = None, runc_root: str | None = None,
                output: str | None = None) -> "RuncBundleTarget":
         source = check_bundle(bundle)
-        container_id = container_id or f"tracer-{os.getpid()}"
-        runc.check_container_id(container_id)
-        cgroup = cgroups.make_cgroup(f"runc-{container_id}")
-        workdir = Path(tempfile.mkdtemp(prefix="tracer-bundle-"))
-        config = recording_config(source, cgroup)
-        write_config(workdir, config)
+        container_id = container_id or unique_container_id("tracer")
+        check_unused_container_id(container_id, runc_root)
+        cgroup = cgroups.new_cgroup_path(f"runc-{container_id}")
+        workdir = Path(tempfile.gettempdir()) / f"tracer-bundle-{container_id}-{secrets.token_hex(4)}"
+        owned = [OWNED.own(Owned(CGROUP, str(cgroup))), OWNED.own(Owned(DIRECTORY, str(workdir))),
+                 OWNED.own(Owned(RUNC, str(workdir), container_id, runc_root))]
+        try:
+            workdir.mkdir(mode=0o700)
+            cgroups.make_cgroup(path=cgroup)
+            config = recording_config(source, cgroup)
+            write_config(workdir, config)
+        except BaseException:
+            OWNED.release(*owned)
+            raise
         details = {"runtime": runtime_version("runc"), "container_id": container_id, **bundle_facts(str(source)),
                    "marker_filter": config["linux"]["seccomp"] is MARKER_SECCOMP}
         return cls("runc-bundle", container_id, cgroup, gated=True, details=details, bundle=workdir,
-                   runc_root=runc_root, workdir=workdir, output=output, netns=named_netns(config))
+                   runc_root=runc_root, workdir=workdir, output=output, netns=named_netns(config), owned=owned)
 
     def start(self) -> None:
         runc.become_subreaper()
@@ -101,20 +138,33 @@ class RuncBundleTarget(PidTarget):
 
     def stop(self) -> None:
         if self.exit_status is None and self.pid:
-            runc.kill(self.name, signal.SIGTERM, root=self.runc_root)
-            try:
-                self.exit_status = runc.wait_exit(self.pid, timeout=10)
-            except TimeoutError:
-                runc.kill(self.name, signal.SIGKILL, root=self.runc_root)
-                self.exit_status = runc.wait_exit(self.pid, timeout=10)
+            stop_runc_container(self.name, self.pid, self.runc_root)
+            self._reap()
 
     def close(self) -> None:
+        OWNED.release(*self.owned)
+        if self.exit_status is None and self.pid:  # killed with its cgroup
+            self._reap()
+
+    def _reap(self) -> None:
+        """The container's init is our child (we are its subreaper): collect its status."""
         try:
-            runc.delete(self.name, force=True, root=self.runc_root)
-        except runc.RuncError:
+            self.exit_status = runc.wait_exit(self.pid, timeout=10)
+        except (TimeoutError, ChildProcessError):
             pass
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        cgroups.remove_cgroup(self.cgroup_path)
+
+
+def unique_container_id(prefix: str) -> str:
+    """An id no earlier or concurrent run uses: pids are reused, random bits are not."""
+    return f"{prefix}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def check_unused_container_id(container_id: str, runc_root: str | None) -> None:
+    """A container under that id is someone else's: refuse before anything is made."""
+    runc.check_container_id(container_id)
+    if runc.exists(container_id, root=runc_root):
+        raise InputError(f"runc container {container_id}", "already exists; choose another id (--runc-id) "
+                         "(--runc-bundle creates its own container; --runc ID records an existing one)")
 
 
 def recording_config(bundle: Path, cgroup: Path) -> dict:

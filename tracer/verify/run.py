@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -22,14 +21,30 @@ from pathlib import Path
 import numpy as np
 
 from tracer import cgroups, runc
-from tracer.oci import check_bundle, enforce, named_netns, read_config, stop_signal, write_config
-from tracer.targets import process_alive, recording_config
+from tracer.arch import native_oci_arch
 from tracer.capabilities import capability_name
+from tracer.oci import (
+    check_bundle,
+    enforce,
+    named_netns,
+    read_config,
+    stop_signal,
+    write_config,
+)
+from tracer.owned import CGROUP, DIRECTORY, OWNED, RUNC, Owned
 from tracer.profile.directory import load_profile_dir
 from tracer.profile.seccomp import allowed_names
-from tracer.arch import native_oci_arch
 from tracer.syscalls import syscall_name
-from tracer.trace import CAP_OUTCOMES, PHASES, PROFILE_PHASES, Snapshot, Trace, write_trace
+from tracer.targets import process_alive, recording_config
+from tracer.targets.runc import unique_container_id
+from tracer.trace import (
+    CAP_OUTCOMES,
+    PHASES,
+    PROFILE_PHASES,
+    Snapshot,
+    Trace,
+    write_trace,
+)
 
 
 def apply_profile(profile_dir: Path, bundle: Path) -> dict:
@@ -260,8 +275,13 @@ def run_probe_in_twin(workdir: Path, config: dict, names: list[str]) -> dict[str
     twin["linux"].pop("cgroupsPath", None)
     write_config(twin_dir, twin)
     output = twin_dir / "probe.out"
-    with open(output, "w") as stdout:
-        status = runc.run_to_completion(twin_dir, f"{workdir.name}-probe", stdout=stdout, timeout=30)
+    twin_id = f"{workdir.name}-probe"
+    owned = OWNED.own(Owned(RUNC, str(twin_dir), twin_id))
+    try:
+        with open(output, "w") as stdout:
+            status = runc.run_to_completion(twin_dir, twin_id, stdout=stdout, timeout=30)
+    finally:
+        OWNED.release(owned)
     if status != 0:
         raise runc.RuncError(["runc", "run", "probe"], f"probe exited {status}", status)
     return {name: int(errno) for name, errno in (line.split() for line in output.read_text().splitlines())}
@@ -271,57 +291,31 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
            ready_timeout: float = 120, load_timeout: float = 600, stop_timeout: float = 30,
            probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
     """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
-    from tracer.recorder.kernel import KernelRecorder
-    from tracer.recorder.session import run_load_command  # noqa: PLC0415
+    from tracer.recorder.session import load_bpf  # noqa: PLC0415 (bcc only when verifying)
 
     profile = load_profile_dir(profile_dir)
     seccomp, capabilities = profile.seccomp, profile.capabilities
     bundle = check_bundle(bundle)
     report = VerifyReport(str(profile_dir), str(bundle), load_command=load_command, stop_signal=stop_signal(bundle).name)
-    container_id = f"verify-{os.getpid()}"
-    cgroup = cgroups.make_cgroup(container_id)
-    workdir = Path(tempfile.mkdtemp(prefix="tracer-verify-"))
-    probe_path = probe_binary() if probe else None
-    config = verification_config(bundle, profile_dir, cgroup, probe_path)
-    write_config(workdir, config)
-    netns = named_netns(config)
-    recorder = KernelRecorder(cgroups.cgroup_id(cgroup), gated=True)
-    started = time.monotonic()
-    container_log = open(workdir / "container.log", "w+")
-    pid = None
+    container_id = unique_container_id("verify")
+    cgroup = cgroups.new_cgroup_path(container_id)
+    workdir = Path(tempfile.gettempdir()) / f"tracer-{container_id}"
+    owned = [OWNED.own(Owned(CGROUP, str(cgroup))), OWNED.own(Owned(DIRECTORY, str(workdir))),
+             OWNED.own(Owned(RUNC, str(workdir), container_id))]
     try:
-        runc.become_subreaper()
-        pid = runc.create(workdir, container_id, stdout=container_log, stderr=container_log)
-        runc.start(container_id)
-        log(f"container {container_id} started under {profile_dir}")
-        if ready_url:
-            report.ready = wait_ready(ready_url, netns, pid, ready_timeout)
-            report.ready_after_s = round(time.monotonic() - started, 2)
-            log(f"ready: {report.ready} after {report.ready_after_s}s")
-        if report.ready or load_command:  # without either, a batch workload stays in startup
-            recorder.set_phase("load")
-        if load_command and report.ready is not False:
-            report.load_status, report.load_output = run_load_command(load_command, netns, load_timeout)
-            log(f"load command exited {report.load_status}")
-        if probe_path is not None:
-            names = [name for name in DANGEROUS_SYSCALLS if name not in allowed_names(seccomp)]
-            try:
-                results = probe_container(container_id, pid, workdir, config, names)
-            except (runc.RuncError, subprocess.TimeoutExpired) as err:
-                report.problems.append(f"the dangerous-syscall probe could not run in the container: {err}")
-                results = {}
-            report.dangerous = [{"syscall": name, "errno": errno, "refused": errno in refusal_errnos(seccomp),
-                                 "allowed_by_profile": False} for name, errno in results.items()]
-            report.dangerous += [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
-                                 for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
-        report.stop_status = stop_container(container_id, pid, report.stop_signal, stop_timeout)
-        log(f"container stopped: exit {report.stop_status}")
-        final, lost = recorder.read(time.monotonic() - started)
+        workdir.mkdir(mode=0o700)
+        cgroups.make_cgroup(path=cgroup)
+        probe_path = probe_binary() if probe else None
+        config = verification_config(bundle, profile_dir, cgroup, probe_path)
+        write_config(workdir, config)
+        recorder = load_bpf(cgroups.cgroup_id(cgroup), gated=True)
+        try:
+            final, lost = _run_verification(report, container_id, workdir, config, recorder, probe_path, seccomp,
+                                            load_command, ready_url, ready_timeout, load_timeout, stop_timeout, log)
+        finally:
+            recorder.close()
     finally:
-        recorder.close()
-        container_log.seek(0)
-        report.container_output = container_log.read()
-        _cleanup(container_id, workdir, cgroup, container_log)
+        OWNED.release(*owned)
     report.refused, report.fallbacks = find_refusals(Snapshot.empty(), final, native_oci_arch(), seccomp, capabilities)
     report.calls = int(final.calls_in(PROFILE_PHASES).sum())
     if any(lost.values()):
@@ -330,6 +324,52 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
         write_trace(Trace({"arch": native_oci_arch(), "verification_of": str(profile_dir), "bundle": str(bundle),
                            "complete": True}, [final], lost, source=str(out)), out)
     return report
+
+
+def _run_verification(report: VerifyReport, container_id: str, workdir: Path, config: dict, recorder, probe_path,
+                      seccomp: dict, load_command, ready_url, ready_timeout, load_timeout, stop_timeout, log):
+    """Start the container, wait for readiness, load, probe and stop it; the final counters."""
+    from tracer.recorder.session import run_load_command  # noqa: PLC0415
+
+    netns = named_netns(config)
+    started = time.monotonic()
+    with open(workdir / "container.log", "w+") as container_log:
+        try:
+            runc.become_subreaper()
+            pid = runc.create(workdir, container_id, stdout=container_log, stderr=container_log)
+            runc.start(container_id)
+            log(f"container {container_id} started under {report.profile}")
+            if ready_url:
+                report.ready = wait_ready(ready_url, netns, pid, ready_timeout)
+                report.ready_after_s = round(time.monotonic() - started, 2)
+                log(f"ready: {report.ready} after {report.ready_after_s}s")
+            if report.ready or load_command:  # without either, a batch workload stays in startup
+                recorder.set_phase("load")
+            if load_command and report.ready is not False:
+                report.load_status, report.load_output = run_load_command(load_command, netns, load_timeout)
+                log(f"load command exited {report.load_status}")
+            if probe_path is not None:
+                report.dangerous = probe_dangerous(container_id, pid, workdir, config, seccomp, report)
+            report.stop_status = stop_container(container_id, pid, report.stop_signal, stop_timeout)
+            log(f"container stopped: exit {report.stop_status}")
+            return recorder.read(time.monotonic() - started)
+        finally:
+            container_log.seek(0)
+            report.container_output = container_log.read()
+
+
+def probe_dangerous(container_id: str, pid: int, workdir: Path, config: dict, seccomp: dict, report: VerifyReport) -> list[dict]:
+    """Each dangerous syscall the profile does not allow, tried inside the container."""
+    names = [name for name in DANGEROUS_SYSCALLS if name not in allowed_names(seccomp)]
+    try:
+        results = probe_container(container_id, pid, workdir, config, names)
+    except (runc.RuncError, subprocess.TimeoutExpired) as err:
+        report.problems.append(f"the dangerous-syscall probe could not run in the container: {err}")
+        results = {}
+    dangerous = [{"syscall": name, "errno": errno, "refused": errno in refusal_errnos(seccomp), "allowed_by_profile": False}
+                 for name, errno in results.items()]
+    return dangerous + [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
+                        for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
 
 
 def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:
@@ -357,13 +397,3 @@ def stop_container(container_id: str, pid: int, signal_name: str, timeout: float
         return None
     except runc.RuncError:
         return runc.wait_exit(pid, timeout=timeout)
-
-
-def _cleanup(container_id: str, workdir: Path, cgroup: Path, container_log) -> None:
-    try:
-        runc.delete(container_id, force=True)
-    except runc.RuncError:
-        pass
-    container_log.close()
-    shutil.rmtree(workdir, ignore_errors=True)
-    cgroups.remove_cgroup(cgroup)

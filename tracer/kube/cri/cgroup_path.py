@@ -21,8 +21,10 @@ def find_container_cgroup(pod_uid: str, container_id: str, *, pid: int | None = 
     root = root or cgroup_v2_root()
     tried = []
     if pid:
+        # The runtime's pid is a host pid: without the host's PID namespace (a pod without
+        # hostPID) it may name another process, whose cgroup does not carry the container id.
         from_proc = cgroup_of_pid(pid)
-        if from_proc is not None and from_proc.is_dir():
+        if from_proc is not None and from_proc.is_dir() and container_id in from_proc.name:
             return from_proc
         tried.append(f"/proc/{pid}/cgroup")
     candidates = ([relative_from_cgroups_path(cgroups_path)] if cgroups_path else [])
