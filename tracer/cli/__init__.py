@@ -1,7 +1,8 @@
 """The `tracer` command line: thin typer commands over the library modules.
 
 Exit codes: 0 ok, 1 findings (a denied pod, a refused syscall, a profile that grew),
-2 usage or input error (one line on stderr naming the file and the problem).
+2 usage or input error (one line on stderr naming the file and the problem), 3 the machine
+failed (a full file system).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ try:  # typer >= 0.22 vendors click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException
 
-from tracer.cli.app import EXIT_INPUT, EXIT_OK, app
-from tracer.errors import InputError
+from tracer.cli.app import EXIT_INPUT, EXIT_MACHINE, EXIT_OK, app
+from tracer.errors import InputError, MachineError
 
 # Each module registers its commands on `app`; this order is the order of `tracer --help`.
 from tracer.cli import record, profile, verify, pss, kube, audit, denials, load  # noqa: E402,F401,I001
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         typer.echo(f"error: {err}", err=True)
         return EXIT_INPUT
+    except MachineError as err:
+        typer.echo(f"error: {err}", err=True)
+        return EXIT_MACHINE
     except typer.Exit as done:
         return done.exit_code
     except (typer.Abort, KeyboardInterrupt):

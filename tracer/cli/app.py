@@ -14,7 +14,7 @@ from tracer import __version__
 from tracer.errors import InputError
 from tracer.files import to_json
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_MACHINE = 0, 1, 2, 3
 
 app = typer.Typer(
     name="tracer",

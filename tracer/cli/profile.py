@@ -18,6 +18,7 @@ def generate(
     add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand (e.g. one a call failed without during the recording)."),
     min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
     add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Write a profile even from a recording that ended without its last checkpoint (complete: false) or missed the workload's start-up (startup_missed: true)."),
     fmt: str = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
@@ -29,7 +30,10 @@ def generate(
     back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}: a capability is
     added when a check for it was granted in the workload's phases (advisory no-audit checks
     aside); one that calls failed without is reported, not added. DIR/recording.json says
-    what the recording says about the process. Exit status 0, or 2 for bad input.
+    what the recording says about the process. The directory is replaced as a unit: readers
+    see the old profile or the new one, never a mix (other files in it are carried over).
+    An incomplete recording is refused unless --allow-incomplete. Exit status 0, 2 for bad
+    input, 3 when the machine fails (a full file system; the old profile is left as it was).
     """
     from tracer.profile.generate import generate as write_profile
     from tracer.trace import load_trace
@@ -38,7 +42,9 @@ def generate(
     loaded = [load_trace(path) for path in traces]
     extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
     result = write_profile(loaded, out, default_action, extra_syscalls=extra, add_capabilities=add_capability,
-                           min_runs=min_runs)
+                           min_runs=min_runs, allow_incomplete=allow_incomplete)
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     caps = result["capabilities"]["add"]
     failed_without = result["capabilities"]["failed_without"]
     if fmt == "json":
@@ -77,13 +83,19 @@ def merge(
     """Merge recordings into one trace: the union of what every run did, and for each
     syscall and capability the number of runs it appeared in. Syscalls seen in one run
     only are listed as rare: a longer load test should confirm them. `generate
-    --min-runs K` keeps only what appeared in at least K runs. Exit 0, or 2 for bad input.
+    --min-runs K` keeps only what appeared in at least K runs (and the capability evidence
+    of what it leaves out). A recording given twice counts once; recordings of different
+    workloads (images, bundles, targets) are merged with a warning. Exit 0, or 2 for bad
+    input (counters that would pass 2^64-1 among them).
     """
-    from tracer.profile.merge import merge_traces, rare_syscalls
+    from tracer.profile.merge import merge_runs, rare_syscalls
     from tracer.trace import load_trace, write_trace
 
     check_format(fmt)
-    merged = merge_traces([load_trace(path) for path in traces])
+    result = merge_runs([load_trace(path) for path in traces])
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    merged = result.trace
     write_trace(merged, out)
     rare = rare_syscalls(merged)
     if fmt == "json":

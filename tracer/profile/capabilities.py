@@ -24,21 +24,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from tracer.capnames import CAPABILITY_NAMES, capability_name
 from tracer.errors import InputError
 from tracer.syscalls import syscall_name
 from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
 
-CAPABILITY_NAMES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)
+__all__ = ["CAPABILITY_NAMES", "capability_name", "CapabilityEvidence", "capability_evidence", "infer_capabilities"]
 
 # The capability:cap_capable tracepoint does not carry the check's options, so it cannot
 # drop the checks the kernel makes with CAP_OPT_NOAUDIT. The one that matters in practice is
@@ -54,8 +45,14 @@ ADVISORY_CHECKS = {
 }
 
 
-def capability_name(cap: int) -> str:
-    return CAPABILITY_NAMES[cap] if cap < len(CAPABILITY_NAMES) else f"CAP_{cap}"
+# What a capability check says about the workload's need (CapabilityEvidence.verdict).
+USED = "used"
+REQUIRED_BY_CALL = "required by the call"
+ADVISORY = "advisory"
+NOT_REQUIRED = "not required"
+RUNTIMES_OWN = "container runtime's own"
+# Verdicts that count as evidence of need when runs are counted (merge).
+EVIDENCE_OF_NEED = frozenset({USED, REQUIRED_BY_CALL})
 
 
 @dataclass(frozen=True)
@@ -69,12 +66,12 @@ class CapabilityEvidence:
     @property
     def verdict(self) -> str:
         if self.phase not in WORKLOAD_PHASES:
-            return "container runtime's own"
+            return RUNTIMES_OWN
         if self.outcome == "denied_failed":
-            return "required by the call"
+            return REQUIRED_BY_CALL
         if self.outcome == "granted":
-            return "advisory" if self.syscall in ADVISORY_CHECKS.get(self.capability, ()) else "used"
-        return "not required"
+            return ADVISORY if self.syscall in ADVISORY_CHECKS.get(self.capability, ()) else USED
+        return NOT_REQUIRED
 
     def explain(self) -> str:
         what = {
@@ -109,9 +106,9 @@ def infer_capabilities(evidence: list[CapabilityEvidence], add_by_hand: list[str
     for cap in add_by_hand:
         if cap not in CAPABILITY_NAMES:
             raise InputError(None, f"unknown capability {cap!r} (e.g. CAP_CHOWN)")
-    used = {cap for cap, rows in by_cap.items() if any(r.verdict == "used" for r in rows)}
+    used = {cap for cap, rows in by_cap.items() if any(r.verdict == USED for r in rows)}
     needed = sorted(used | set(add_by_hand))
-    failed_without = {cap: [r.to_json() for r in rows if r.verdict == "required by the call"]
+    failed_without = {cap: [r.to_json() for r in rows if r.verdict == REQUIRED_BY_CALL]
                       for cap, rows in sorted(by_cap.items()) if cap not in needed}
     return {
         "add": needed,

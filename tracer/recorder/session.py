@@ -207,9 +207,11 @@ def record(target: Target, options: RecordOptions) -> RecordResult:
 
 
 def _checkpoint(recorder, trace, switch, started, out, progress, final=False) -> None:
+    """Read the counters, keep them (the totals, one point of the bounded series) and rewrite
+    the trace: the same work at every checkpoint however long the recording has run."""
     t = time.monotonic() - started
     snapshot, lost = recorder.read(t)
-    trace.snapshots.append(snapshot)
+    trace.keep(snapshot)
     trace.lost = lost
     if final:
         trace.lost["unattributed_capability_checks"] = recorder.unattributed_capability_checks()
