@@ -23,10 +23,16 @@ MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` via a temporary file in the same directory and rename."""
+    """Write `data` to `path` via a temporary file in the same directory and rename. A path
+    that cannot be written is an InputError (a full file system a MachineError)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise InputError(target, "is a directory, expected a file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise _write_error(target, err, existed=False) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -34,11 +40,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(err, OSError):
+            raise _write_error(target, err, existed=target.exists()) from None
         raise
 
 
@@ -163,7 +171,7 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _write_error(target: Path, err: OSError, existed: bool):
-    unchanged = "; the old directory is unchanged" if existed else ""
+    unchanged = f"; the old {'directory' if target.is_dir() else 'file'} is unchanged" if existed else ""
     problem = f"cannot write: {err.strerror or err}{unchanged}"
     return (MachineError if err.errno in MACHINE_ERRNOS else InputError)(target, problem)
 

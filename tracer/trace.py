@@ -287,7 +287,7 @@ def _snapshot(path: tuple, doc: dict) -> Snapshot:
         seen[phase, nr] = True
         for column, count in enumerate(errors, start=1):
             if count > calls:
-                raise SchemaViolation(where + (column + 1,), f"{RESULTS[column]} {count} is more than the {calls} calls")
+                raise SchemaViolation(where + (column + 2,), f"{RESULTS[column]} {count} is more than the {calls} calls")
         snap.syscalls[phase, nr] = (calls, *errors)
     for column, total in enumerate(exact_sums(snap.syscalls.reshape(-1, len(RESULTS)), axis=0)):
         if total > UINT64_MAX:
