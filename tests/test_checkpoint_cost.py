@@ -3,7 +3,8 @@
 The real checkpoint path (tracer.recorder.session._checkpoint) runs 28,800 times, an 8-hour
 recording at --interval 1, fast-forwarded with a synthetic recorder (scripts/fastforward.py).
 Version 1 kept every snapshot: at that length 10.9 s per write, 110 MB of file, 2.8 GB of
-memory. Times are compared within this run only (first 100 checkpoints against the last 100).
+memory. Times (CPU time of each checkpoint) are compared within this run only: the first 100
+checkpoints against the last 100.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from tracer.trace_series import SERIES_LIMIT
 MAX_FILE_BYTES = 128 * 1024
 MAX_PYTHON_MEMORY = 2 * 2**20
 MAX_SWING_AFTER_WARM_UP = 256 * 1024
-MAX_SLOWDOWN = 2.0
+# Version 1 took ~500x longer for the last 100 checkpoints than for the first 100. Flat is
+# ~1.0x; the margin is for a shared machine, where other processes' load moves CPU times too.
+MAX_SLOWDOWN = 3.0
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ A crash or a bad input never leaves a half-written output behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -50,12 +51,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
         raise
 
 
+@contextlib.contextmanager
+def opened_directory(path: str | os.PathLike):
+    """A descriptor of the directory at PATH as it is now: files read through it come from
+    this one directory even if `replace_directory` swaps another in meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        raise InputError(path, "no such directory") from None
+    except OSError as err:
+        raise InputError(path, f"cannot open: {err.strerror}") from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def replace_directory(target: str | os.PathLike, files: dict[str, bytes], mode: int = 0o644) -> None:
     """Write a directory of files as a unit: readers see the old directory or the new one,
     never a mix, and a failure (a full file system) leaves the old one as it was.
 
     The files are written into a new directory beside TARGET, which then takes TARGET's place
-    in one rename (the old one is renamed aside first, then removed). Entries of the old
+    in one rename (the old one is renamed aside first, then removed). A reader that opens the
+    directory once and reads its files through it (`opened_directory`) gets one generation. Entries of the old
     directory that are not among FILES (a README, derived output) are carried over. An
     existing non-empty directory holding none of FILES is not replaced: it is not one this
     writer made.
@@ -189,12 +207,15 @@ def to_json(obj) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
 
-def read_json(path: str | os.PathLike, what: str = "a JSON file", max_bytes: int | None = None):
+def read_json(path: str | os.PathLike, what: str = "a JSON file", max_bytes: int | None = None,
+              dir_fd: int | None = None):
     """The JSON document in PATH, or InputError naming the file and what is wrong with it.
-    With `max_bytes`, a larger file is refused before it is read (memory stays bounded)."""
+    With `max_bytes`, a larger file is refused before it is read (memory stays bounded).
+    With `dir_fd`, PATH's name is opened in that directory (see `opened_directory`)."""
     source = Path(path)
+    opener = None if dir_fd is None else (lambda _path, flags: os.open(source.name, flags, dir_fd=dir_fd))
     try:
-        with open(source, "rb") as handle:
+        with open(source, "rb", opener=opener) as handle:
             size = os.fstat(handle.fileno()).st_size
             if max_bytes is not None and size > max_bytes:
                 raise InputError(source, f"is {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.0f} MiB "

@@ -9,13 +9,15 @@ Every problem is an `InputError(path, problem)`: one line naming the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import InputError
-from tracer.files import read_json
+from tracer.files import opened_directory, read_json
 from tracer.profile.validate import check_capabilities, check_recording, check_seccomp
 
+READ_ATTEMPTS = 3
 # Far beyond any profile (Docker's default is 30 KiB); a larger file is refused unread.
 MAX_PROFILE_BYTES = 16 * 2**20
 
@@ -50,21 +52,49 @@ class ProfileDir:
 
 
 def load_profile_dir(path: str | Path) -> ProfileDir:
+    """The three files as one generation, even while `generate` replaces the directory: they
+    are read through one descriptor of it, and read again if it was replaced (and the old one
+    removed) while they were being read."""
     directory = Path(path)
     if not directory.is_dir():
         raise InputError(directory, "profile directory not found")
-    seccomp = load_seccomp(directory / "seccomp.json")
-    capabilities = read_json(directory / "capabilities.json", "a capabilities.json", max_bytes=MAX_PROFILE_BYTES)
+    for attempt in range(READ_ATTEMPTS):
+        with opened_directory(directory) as fd:
+            try:
+                return _load_generation(directory, fd)
+            except InputError:
+                if attempt + 1 == READ_ATTEMPTS or not _replaced(directory, fd):
+                    raise
+    raise AssertionError("unreachable")
+
+
+def _replaced(directory: Path, fd: int) -> bool:
+    try:
+        now = os.stat(directory)
+    except FileNotFoundError:
+        return True
+    then = os.fstat(fd)
+    return (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino)
+
+
+def _load_generation(directory: Path, fd: int) -> ProfileDir:
+    seccomp = load_seccomp(directory / "seccomp.json", dir_fd=fd)
+    capabilities = read_json(directory / "capabilities.json", "a capabilities.json", MAX_PROFILE_BYTES, fd)
     check_capabilities(directory / "capabilities.json", capabilities)
     recording_file = directory / "recording.json"
-    recording = read_json(recording_file, "a recording.json", max_bytes=MAX_PROFILE_BYTES) if recording_file.exists() else None
+    try:
+        recording = read_json(recording_file, "a recording.json", MAX_PROFILE_BYTES, fd)
+    except InputError as err:
+        if err.problem != "no such file":
+            raise
+        recording = None
     if recording is not None:
         check_recording(recording_file, recording)
     return ProfileDir(directory.resolve(), seccomp, capabilities, recording)
 
 
-def load_seccomp(file: str | Path) -> dict:
+def load_seccomp(file: str | Path, dir_fd: int | None = None) -> dict:
     """A seccomp.json on its own (an OCI LinuxSeccomp), checked as runc would take it."""
-    seccomp = read_json(file, "a seccomp profile", max_bytes=MAX_PROFILE_BYTES)
+    seccomp = read_json(file, "a seccomp profile", MAX_PROFILE_BYTES, dir_fd)
     check_seccomp(file, seccomp)
     return seccomp
