@@ -160,7 +160,16 @@ def test_version_2_series_rows_must_be_in_the_totals(tmp_path, capsys):
     (tmp_path / "dup.json").write_bytes(orjson.dumps(doc))
     assert main(["show", str(tmp_path / "dup.json")]) == 2
     err = capsys.readouterr().err
-    assert "snapshots[1].new_syscalls: " in err and "is already seen at an earlier point" in err
+    assert "snapshots[1].new_syscalls: syscall row" in err and "is first seen twice" in err
+
+
+def test_version_1_counters_never_go_down(tmp_path, capsys):
+    doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
+    doc["snapshots"][0]["syscalls"].append([2, 165, 1, 0, 0, 0])  # mount, gone by the last snapshot
+    (tmp_path / "t.json").write_bytes(orjson.dumps(doc))
+    assert main(["show", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert "snapshots[0]: " in err and "more than the" in err and "of the last snapshot" in err
 
 
 def test_oversized_file_is_refused_unread(tmp_path):

@@ -241,6 +241,7 @@ def _trace_v1(doc: dict) -> Trace:
     trace = Trace(upgrade_metadata_v1(doc["metadata"]), lost=doc.get("lost", {}))
     for index, snap in enumerate(doc["snapshots"]):
         trace.keep(_snapshot(("snapshots", index), snap))
+    _check_series(trace.snapshots, trace.totals, version=1)
     if "runs" in doc:
         runs = {key: doc["runs"][key] for key in ("count", "syscalls", "capabilities")}
         _check_runs(runs)
@@ -309,29 +310,34 @@ def _series_point(path: tuple, doc: dict) -> SeriesPoint:
                        [tuple(row) for row in doc["new_syscalls"]], [tuple(row) for row in doc["new_capabilities"]])
 
 
-def _check_series(points: list[SeriesPoint], totals: Snapshot) -> None:
-    """Points in order, within the totals, each row first seen once and present in the totals."""
+def _check_series(points: list[SeriesPoint], totals: Snapshot, version: int = VERSION) -> None:
+    """Points in order, within the totals, each row first seen once and present in the totals
+    (counters are cumulative: a row never disappears, a count never passes the total). For
+    version 1 the points were rebuilt from its snapshots, numbered by snapshot: a problem
+    names the snapshot."""
     called = totals.syscalls[:, :, 0] > 0
     per_phase = totals.calls_per_phase()
+    final = "the totals" if version == 2 else "the last snapshot"
     seen_syscalls, seen_capabilities = set(), set()
     for index, (before, point) in enumerate(zip([None, *points], points)):
-        path = ("snapshots", index)
+        path = ("snapshots", index if version == 2 else point.n)
+        rows_path = (lambda key: path + (key,)) if version == 2 else (lambda key: path)
         if before is not None and (point.n <= before.n or point.t < before.t):
-            raise SchemaViolation(path, f"comes before the point above it (n {point.n}, t {point.t})")
+            raise SchemaViolation(path, f"comes before the one above it (n {point.n}, t {point.t})")
         if point.t > totals.t:
-            raise SchemaViolation(path + ("t",), f"{point.t} is after the totals' t {totals.t}")
+            raise SchemaViolation(path + ("t",), f"{point.t} is later than the t {totals.t} of {final}")
         for phase, (calls, total) in enumerate(zip(point.calls, per_phase)):
             if calls > total:
-                raise SchemaViolation(path + ("calls", phase), f"{calls} calls is more than the totals' {total}")
+                raise SchemaViolation(rows_path("calls"), f"{calls} calls in phase {PHASES[phase]}, more than the {total} of {final}")
         for row in point.new_syscalls:
             if row in seen_syscalls or not called[row]:
-                problem = "already seen at an earlier point" if row in seen_syscalls else "not in the totals"
-                raise SchemaViolation(path + ("new_syscalls",), f"{list(row)} is {problem}")
+                problem = "first seen twice" if row in seen_syscalls else f"not in {final}"
+                raise SchemaViolation(rows_path("new_syscalls"), f"syscall row {list(row)} is {problem}")
             seen_syscalls.add(row)
         for row in point.new_capabilities:
             if row in seen_capabilities or not totals.capabilities.get(row):
-                problem = "already seen at an earlier point" if row in seen_capabilities else "not in the totals"
-                raise SchemaViolation(path + ("new_capabilities",), f"{list(row)} is {problem}")
+                problem = "first seen twice" if row in seen_capabilities else f"not in {final}"
+                raise SchemaViolation(rows_path("new_capabilities"), f"capability row {list(row)} is {problem}")
             seen_capabilities.add(row)
 
 
