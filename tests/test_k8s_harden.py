@@ -374,7 +374,7 @@ def _missing_file(directory: Path) -> None:
 
 @pytest.mark.parametrize("damage, problem", [
     (_bad_json, "seccomp.json: not valid JSON"),
-    (_wrong_shape, "capabilities.json: 'add' must be a list"),
+    (_wrong_shape, "capabilities.json: add: expected a list"),
     (_missing_file, "capabilities.json: no such file"),
 ])
 def test_bad_profile_dir_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, damage, problem):

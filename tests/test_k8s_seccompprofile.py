@@ -170,5 +170,5 @@ def test_bad_profile_dir_exits_2_and_writes_nothing(tmp_path, capsys):
     code = run(profile, "--name", "nim-llm", "--out-dir", str(tmp_path / "out"))
 
     err = capsys.readouterr().err
-    assert code == 2 and "seccomp.json: 'syscalls' must be a list of rules" in err
+    assert code == 2 and "seccomp.json: syscalls: expected a list, got the string \"read\"" in err
     assert not (tmp_path / "out").exists()

@@ -20,13 +20,19 @@ from tracer.kube.harden import harden_text
 from tracer.profile.directory import load_profile_dir
 from tracer.profile.merge import merge_traces
 from tracer.profile.seccomp import allowed_names
+from tracer.profile.surface import load_docker_default
 from tracer.report.arguments import argument_rules, describe_condition
 from tracer.report.html import render_html
 from tracer.report.markdown import render_markdown
 from tracer.report.model import RARE_BELOW, build_report, docker_treatment
-from tracer.profile.surface import load_docker_default
 from tracer.syscalls import syscall_name
-from tracer.trace import PROFILE_PHASES, PHASES, load_trace, write_trace
+from tracer.trace import (
+    PHASES,
+    PROFILE_PHASES,
+    load_trace,
+    trace_to_document,
+    write_trace,
+)
 
 MINI_NIM = REPO / "profiles/mini-nim"
 MINI_NIM_TRACE = FIXTURES / "mini-nim.trace.json"
@@ -322,7 +328,8 @@ def test_profile_with_argument_conditions(tmp_path):
 
 
 def trace_copy(tmp_path: Path, change) -> Path:
-    document = json.loads(MINI_NIM_TRACE.read_text())
+    """The mini-NIM fixture as a current-version trace (which may hold a network section), changed."""
+    document = trace_to_document(load_trace(MINI_NIM_TRACE))
     change(document)
     path = tmp_path / "changed.trace.json"
     path.write_bytes(orjson.dumps(document))
@@ -417,7 +424,7 @@ def hostile_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
 
     trace = trace_copy(tmp_path, poison)
     profile = write_profile(tmp_path / "profile", [
-        {"names": ["read", "write", HOSTILE], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
         {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "comment": HOSTILE,
          "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 1}]},
     ], capabilities={"add": ["CAP_CHOWN"], "drop": ["ALL"],
@@ -435,12 +442,18 @@ def test_everything_from_the_inputs_is_escaped(tmp_path):
     assert report.pod_security.objects[0].name == HOSTILE
     html = render_html(report)
     assert "<script" not in html.lower()
-    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6  # host, target, syscall, comment, evidence, manifest...
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5  # host, target, comment, evidence, manifest...
     parsed = page(html)
     assert "script" not in parsed.tags
     assert f"Deployment/{HOSTILE}" in parsed.joined  # shown as text, not run
     markdown = render_markdown(report)
     assert "<script" not in markdown.lower() and "&lt;script&gt;" in markdown
+
+
+def test_a_hostile_syscall_name_in_a_profile_is_refused_before_anything_is_shown(tmp_path):
+    profile = write_profile(tmp_path / "profile", [{"names": ["read", HOSTILE], "action": "SCMP_ACT_ALLOW"}])
+    with pytest.raises(InputError, match="is not a syscall libseccomp knows"):
+        build_report(profile, None, None)
 
 
 # ---------------------------------------------------------------- the command
@@ -487,5 +500,5 @@ def test_build_report_raises_input_error_naming_the_file(tmp_path):
     trace = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", {**MINI_NIM_NETWORK, "listening": [{}]}))
     with pytest.raises(InputError) as err:
         build_report(MINI_NIM, trace)
-    assert err.value.source == str(trace) and "network.listening[0]: missing" in err.value.problem
+    assert err.value.source == str(trace) and "network.listening[0]" in err.value.problem and "missing" in err.value.problem
     shutil.rmtree(broken)

@@ -23,8 +23,15 @@ CAPABILITY_NAMES = (
 )
 
 
+HIGHEST_CAPABILITY = len(CAPABILITY_NAMES) - 1  # CAP_CHECKPOINT_RESTORE (40, Linux 5.9)
+
+
 def capability_name(cap: int) -> str:
-    return CAPABILITY_NAMES[cap] if cap < len(CAPABILITY_NAMES) else f"CAP_{cap}"
+    """CAP_CHOWN for 0; ValueError for a number no known capability has (a trace that holds
+    one is refused when it is read, never written out as a made-up name)."""
+    if not 0 <= cap <= HIGHEST_CAPABILITY:
+        raise ValueError(f"capability {cap} is unknown (the highest known is {HIGHEST_CAPABILITY}, {CAPABILITY_NAMES[-1]})")
+    return CAPABILITY_NAMES[cap]
 
 
 def normalise_capability(name: str) -> str:

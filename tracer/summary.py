@@ -31,6 +31,7 @@ def trace_summary(trace: Trace) -> dict:
         "capabilities": [
             {"capability": e.capability, **e.to_json(), "explanation": e.explain()} for e in capability_evidence(trace, PHASES)
         ],
+        "series": {"points": len(trace.snapshots), "dropped": trace.series.dropped},
         "lost": trace.lost,
         "lost_total": trace.lost_total(),
         "runs": trace.runs,
@@ -51,6 +52,7 @@ def format_summary_text(summary: dict, top: int | None = None) -> str:
         f"  target   {target.get('kind', 'merged')} {target.get('name', '')}".rstrip(),
         f"  kernel   {meta.get('kernel')} ({meta.get('arch')}), capabilities from {meta.get('capability_source', '?')}",
         f"  recorded {meta.get('started_at', '?')} .. {meta.get('ended_at', '?')}",
+        f"  series   {summary['series']['points']} points kept, {summary['series']['dropped']} checkpoints thinned out",
         f"  workload syscalls {len(summary['syscalls'])}, calls {sum(summary['syscalls'].values()):,}",
     ]
     for phase, rows in summary["phases"].items():

@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import functools
 
-from tracer.arch import UnknownArchitecture, by_oci
+from tracer.arch import UnknownArchitecture, by_oci, native_oci_arch
 
 # The BPF program counts syscall numbers below this bound; every Linux arch fits today
 # (x86_64 tops out in the 460s). Anything at or above it is counted as "out of range".
@@ -63,3 +63,24 @@ def syscall_number(oci_arch: str, name: str) -> int | None:
     """The number of `name`, or None. Negative libseccomp pseudo-numbers mean "not on this arch"."""
     nr = _libseccomp().seccomp_syscall_resolve_name_arch(_arch_token(oci_arch), name.encode())
     return nr if nr >= 0 else None
+
+
+NR_SCMP_ERROR = -1  # libseccomp: a name it does not know on that architecture (other negatives: known, not there)
+
+
+def libseccomp_arch_token(oci_arch: str) -> int:
+    """libseccomp's token for any runtime-spec architecture (SCMP_ARCH_MIPSEL64 -> mipsel64),
+    0 where this libseccomp does not know it."""
+    if not oci_arch.startswith("SCMP_ARCH_"):
+        return 0
+    return _libseccomp().seccomp_arch_resolve_name(oci_arch.removeprefix("SCMP_ARCH_").lower().encode())
+
+
+def syscall_name_known(name: str, oci_arches) -> bool:
+    """Whether libseccomp (so runc) knows `name` on at least one of the architectures; where it
+    knows none of them, on the native one."""
+    tokens = [token for token in map(libseccomp_arch_token, oci_arches) if token]
+    if not tokens:
+        tokens = [_arch_token(native_oci_arch())]
+    lib = _libseccomp()
+    return any(lib.seccomp_syscall_resolve_name_arch(token, name.encode()) != NR_SCMP_ERROR for token in tokens)

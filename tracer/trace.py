@@ -1,25 +1,38 @@
-"""The trace file: one versioned JSON document per recording (see docs/trace-format.md).
+"""The trace file: one versioned JSON document per recording (docs/trace-format.md, the schema
+in docs/trace.schema.json).
 
-Everything downstream (show, generate, merge, verify reports) reads a trace through
-`load_trace`, whether it was written a second ago by `tracer record` or is a fixture.
-Counters are cumulative per snapshot, so a checkpoint taken at any interval is a complete,
-self-consistent trace on its own.
+Everything downstream (show, generate, merge, diff, verify reports) reads a trace through
+`load_trace`, whether it was written a second ago by `tracer record` or is a fixture. Version 2
+is written: the final counters (`totals`) and a bounded series of points (`snapshots`, see
+tracer/trace_series.py). Version 1 (every checkpoint's full counters) is still read, and
+upgraded in memory. Every document is checked against the schema and the rules a schema
+cannot state before anything uses it; any problem is one `InputError` naming the file and
+the JSON path.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import orjson
 
 from tracer.errors import InputError
 from tracer.files import atomic_write_bytes, read_json
+from tracer.schema import Schema, SchemaViolation, load_schema
 from tracer.syscalls import MAX_SYSCALL_NR
+from tracer.trace_series import SeriesPoint, SnapshotSeries
 
 FORMAT = "seccomp-tracer-trace"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SCHEMA_FILE = Path(__file__).with_name("data") / "trace.schema.json"  # a link to docs/trace.schema.json
+# A version 2 trace is at most a few MiB (its series is bounded); a larger file is refused
+# before it is parsed, which bounds the memory a load can take.
+MAX_TRACE_BYTES = 32 * 2**20
+UINT64_MAX = 2**64 - 1
 
 PHASES = ("runtime", "handover", "startup", "load")
 # Everything that runs under the container's seccomp filter: the profile allows these calls.
@@ -38,45 +51,90 @@ KERNEL_LOST_REASONS = (
 )
 LOST_REASONS = KERNEL_LOST_REASONS + ("bpf_recursion_misses", "unattributed_capability_checks")
 
-SYSCALL_ROW = 2 + len(RESULTS)  # phase, nr, then one count per result
-CAP_ROW = 5  # phase, cap, nr, outcome, count
+
+# ---------------------------------------------------------------- counters
 
 
-@dataclass
+def exact_sums(values: np.ndarray, axis: int) -> list[int]:
+    """Sums of uint64 counters along `axis` as Python ints: exact however large (each half
+    of the 64 bits is summed apart, which cannot wrap for fewer than 2^32 terms)."""
+    values = np.asarray(values, np.uint64)
+    high = (values >> np.uint64(32)).sum(axis=axis, dtype=np.uint64)
+    low = (values & np.uint64(0xFFFFFFFF)).sum(axis=axis, dtype=np.uint64)
+    return [(int(h) << 32) + int(lo) for h, lo in zip(np.ravel(high), np.ravel(low))]
+
+
+def checked_sum(values: np.ndarray, axis: int) -> np.ndarray:
+    """numpy's uint64 sum along `axis`, or OverflowError where it would have wrapped around."""
+    terms = values.shape[axis] if values.ndim else 1
+    if values.size and int(values.max()) > UINT64_MAX // max(terms, 1):
+        exact = exact_sums(np.moveaxis(values, axis, -1).reshape(-1, terms), axis=1)
+        if max(exact) > UINT64_MAX:
+            raise OverflowError("counters add up to 2^64 or more")
+    return values.sum(axis=axis, dtype=np.uint64)
+
+
 class Snapshot:
     """Cumulative counters at `t` seconds after the recording started."""
 
-    t: float
-    syscalls: np.ndarray  # uint64 [phase, nr, result]
-    capabilities: dict[tuple[int, int, int, int], int]  # (phase, cap, nr, outcome) -> count
+    def __init__(self, t: float, syscalls: np.ndarray, capabilities: dict[tuple[int, int, int, int], int]):
+        self.t = t
+        self.syscalls = syscalls  # uint64 [phase, nr, result]
+        self.capabilities = capabilities  # (phase, cap, nr, outcome) -> count
 
     def calls_in(self, phases) -> np.ndarray:
         """Calls per syscall number, summed over the given phases."""
-        return self.syscalls[[PHASES.index(p) for p in phases], :, 0].sum(axis=0)
+        return checked_sum(self.syscalls[[PHASES.index(p) for p in phases], :, 0], axis=0)
+
+    def calls_per_phase(self) -> list[int]:
+        return exact_sums(self.syscalls[:, :, 0], axis=1)
 
     @classmethod
     def empty(cls, t: float = 0.0) -> "Snapshot":
         return cls(t, np.zeros((len(PHASES), MAX_SYSCALL_NR, len(RESULTS)), np.uint64), {})
 
 
-@dataclass
 class Trace:
-    metadata: dict
-    snapshots: list[Snapshot]
-    lost: dict[str, int] = field(default_factory=dict)
-    runs: dict | None = None  # for merged traces: {"count": N, "syscalls": {...}, "capabilities": {...}}
-    source: str | None = None
+    """A recording: metadata, the final counters (`totals`, also `final`), the bounded series
+    of checkpoints (`snapshots`), lost counters, and for merged traces `runs`.
+
+    `Trace(metadata, [snapshot, ...])` keeps each snapshot in turn, as a recording does."""
+
+    def __init__(self, metadata: dict, snapshots=(), lost: dict | None = None, runs: dict | None = None,
+                 source: str | None = None, *, series: SnapshotSeries | None = None, totals: Snapshot | None = None,
+                 arguments: dict | None = None, network: dict | None = None):
+        self.metadata = metadata
+        self.lost = dict(lost or {})
+        self.runs = runs  # merged traces: {"count": N, "syscalls": {...}, "capabilities": {...}}
+        self.source = source
+        self.series = series if series is not None else SnapshotSeries(len(PHASES), MAX_SYSCALL_NR)
+        self.totals = totals if totals is not None else Snapshot.empty()
+        self.arguments = arguments  # {"kinds": [...], "rows": [[phase, nr, kind, value, count], ...]}
+        self.network = network  # {"listening": [...], "interfaces": [...]}
+        for snapshot in snapshots:
+            self.keep(snapshot)
+
+    def keep(self, snapshot: Snapshot) -> None:
+        """A checkpoint: its counters become the totals and a point of the bounded series."""
+        calls = snapshot.syscalls[:, :, 0]
+        seen = [key for key, count in snapshot.capabilities.items() if count]
+        self.series.record(snapshot.t, calls, seen, exact_sums(calls, axis=1))
+        self.totals = snapshot
 
     @property
     def final(self) -> Snapshot:
-        return self.snapshots[-1] if self.snapshots else Snapshot.empty()
+        return self.totals
+
+    @property
+    def snapshots(self) -> list[SeriesPoint]:
+        return self.series.points
 
     @property
     def arch(self) -> str:
         return self.metadata["arch"]
 
     def calls_by_nr(self, phases=PROFILE_PHASES) -> np.ndarray:
-        """Total calls per syscall number over the given phases (final snapshot)."""
+        """Total calls per syscall number over the given phases (final counters)."""
         return self.final.calls_in(phases)
 
     def lost_total(self) -> int:
@@ -86,7 +144,17 @@ class Trace:
 # ---------------------------------------------------------------- writing
 
 
-def trace_to_document(trace: Trace) -> dict:
+def syscall_rows(snapshot: Snapshot) -> list[list[int]]:
+    phases, nrs = np.nonzero(snapshot.syscalls[:, :, 0])
+    counts = snapshot.syscalls[phases, nrs].tolist()
+    return [[p, n, *row] for p, n, row in zip(phases.tolist(), nrs.tolist(), counts)]
+
+
+def capability_rows(snapshot: Snapshot) -> list[list[int]]:
+    return [[p, c, n, o, int(count)] for (p, c, n, o), count in sorted(snapshot.capabilities.items()) if count]
+
+
+def _head_document(trace: Trace) -> dict:
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -94,78 +162,197 @@ def trace_to_document(trace: Trace) -> dict:
         "results": list(RESULTS),
         "cap_outcomes": list(CAP_OUTCOMES),
         "metadata": trace.metadata,
-        "lost": {reason: int(trace.lost.get(reason, 0)) for reason in LOST_REASONS},
-        "snapshots": [_snapshot_to_document(s) for s in trace.snapshots],
+        "lost": {**{reason: 0 for reason in LOST_REASONS}, **{k: int(v) for k, v in trace.lost.items()}},
+        "totals": {"t": round(float(trace.totals.t), 3), "syscalls": syscall_rows(trace.totals),
+                   "capabilities": capability_rows(trace.totals)},
+        "snapshots_dropped": trace.series.dropped,
     }
-    if trace.runs is not None:
-        doc["runs"] = trace.runs
+    for key in ("arguments", "network", "runs"):
+        if getattr(trace, key) is not None:
+            doc[key] = getattr(trace, key)
     return doc
 
 
-def _snapshot_to_document(snap: Snapshot) -> dict:
-    phases, nrs = np.nonzero(snap.syscalls[:, :, 0])
-    rows = [[int(p), int(n), *map(int, snap.syscalls[p, n])] for p, n in zip(phases, nrs)]
-    caps = [[p, c, n, o, int(count)] for (p, c, n, o), count in sorted(snap.capabilities.items())]
-    return {"t": round(float(snap.t), 3), "syscalls": rows, "capabilities": caps}
+def trace_to_document(trace: Trace) -> dict:
+    return {**_head_document(trace), "snapshots": [point.to_document() for point in trace.snapshots]}
+
+
+def encode_trace(trace: Trace) -> bytes:
+    """The document as bytes. The series' points are encoded once each and joined, so the
+    cost does not grow with the number of checkpoints behind it."""
+    head = orjson.dumps(_head_document(trace))
+    return head[:-1] + b',"snapshots":' + trace.series.encoded() + b"}\n"
 
 
 def write_trace(trace: Trace, path: str | os.PathLike) -> None:
-    atomic_write_bytes(path, orjson.dumps(trace_to_document(trace)) + b"\n")
+    atomic_write_bytes(path, encode_trace(trace))
 
 
 # ---------------------------------------------------------------- reading
 
 
+@cache
+def trace_schema() -> Schema:
+    return load_schema(SCHEMA_FILE)
+
+
 def load_trace(path: str | os.PathLike) -> Trace:
-    """Read and validate a trace; any problem is an InputError naming the file."""
+    """Read and validate a trace (version 1 or 2); any problem is an InputError naming the file
+    and the JSON path of what is wrong."""
     source = str(path)
-    doc = read_json(path, "a trace file")
+    doc = read_json(path, "a trace file", max_bytes=MAX_TRACE_BYTES)
+    version = _check_format(source, doc)
+    try:
+        trace_schema().check(doc, f"#/$defs/traceV{version}")
+        trace = _trace_v1(doc) if version == 1 else _trace_v2(doc)
+    except SchemaViolation as err:
+        raise InputError(source, str(err)) from None
+    trace.source = source
+    return trace
+
+
+def _check_format(source: str, doc) -> int:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(source, f"not a seccomp-tracer trace (format is {found!r}, expected {FORMAT!r})")
-    if doc.get("version") != VERSION:
-        raise InputError(source, f"trace format version {doc.get('version')!r} is not supported (this tracer reads version {VERSION})")
-    for key, expected in (("phases", PHASES), ("results", RESULTS), ("cap_outcomes", CAP_OUTCOMES)):
-        if tuple(doc.get(key, ())) != expected:
-            raise InputError(source, f"{key} are {doc.get(key)!r}, expected {list(expected)!r}")
-    metadata = doc.get("metadata")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("arch"), str):
-        raise InputError(source, "metadata is missing or has no arch")
-    snapshots = [_parse_snapshot(source, i, s) for i, s in enumerate(_list(source, doc, "snapshots"))]
-    lost = doc.get("lost", {})
-    if not isinstance(lost, dict) or not all(isinstance(v, int) and v >= 0 for v in lost.values()):
-        raise InputError(source, "lost counters must be an object of non-negative integers")
-    return Trace(metadata, snapshots, dict(lost), doc.get("runs"), source)
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise InputError(source, f"trace format version {version!r} is not supported "
+                                 f"(this tracer reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    return version
 
 
-def _list(source: str, doc: dict, key: str) -> list:
-    value = doc.get(key)
-    if not isinstance(value, list):
-        raise InputError(source, f"{key!r} must be a list")
-    return value
+def _trace_v2(doc: dict) -> Trace:
+    totals = _snapshot(("totals",), doc["totals"])
+    points = [_series_point(("snapshots", i), point) for i, point in enumerate(doc["snapshots"])]
+    _check_series(points, totals)
+    series = SnapshotSeries.from_points(points, doc["snapshots_dropped"], len(PHASES), MAX_SYSCALL_NR)
+    if "arguments" in doc:
+        _check_arguments(doc["arguments"])
+    if "runs" in doc:
+        _check_runs(doc["runs"])
+    return Trace(doc["metadata"], lost=doc["lost"], runs=doc.get("runs"), series=series, totals=totals,
+                 arguments=doc.get("arguments"), network=doc.get("network"))
 
 
-def _parse_snapshot(source: str, index: int, doc) -> Snapshot:
-    where = f"snapshot {index}"
-    if not isinstance(doc, dict) or not isinstance(doc.get("t"), (int, float)):
-        raise InputError(source, f"{where}: expected an object with a time 't'")
+def _trace_v1(doc: dict) -> Trace:
+    """Version 1 kept every checkpoint's full counters: its last snapshot is the totals, and
+    the series is rebuilt from all of them (and thinned like a recording's)."""
+    trace = Trace(upgrade_metadata_v1(doc["metadata"]), lost=doc.get("lost", {}))
+    for index, snap in enumerate(doc["snapshots"]):
+        trace.keep(_snapshot(("snapshots", index), snap))
+    _check_series(trace.snapshots, trace.totals, version=1)
+    if "runs" in doc:
+        runs = {key: doc["runs"][key] for key in ("count", "syscalls", "capabilities")}
+        _check_runs(runs)
+        trace.runs = runs
+    return trace
+
+
+def upgrade_metadata_v1(metadata: dict) -> dict:
+    """Version 1 named a pod's container by a string; version 2 describes pod and container."""
+    metadata = dict(metadata)
+    if isinstance(metadata.get("target"), dict):
+        metadata["target"] = _upgrade_target_v1(metadata["target"])
+    if "merged_from" in metadata:
+        metadata["merged_from"] = [
+            {"source": run.get("source"), "target": _upgrade_target_v1(run["target"]) if run.get("target") else None,
+             "hostname": run.get("hostname"), "started_at": run.get("started_at")}
+            for run in metadata["merged_from"]]
+    return metadata
+
+
+def _upgrade_target_v1(target: dict) -> dict:
+    target = dict(target)
+    container = target.pop("container", None)
+    if container is not None or target.get("kind") == "kubernetes-pod":
+        target["container"] = {k: v for k, v in (("name", container), ("id", target.get("container_id"))) if v}
+    namespace, slash, pod = str(target.get("name", "")).partition("/")
+    if target.get("kind") == "kubernetes-pod" and slash and namespace and pod:
+        target["pod"] = {"namespace": namespace, "name": pod, **({"uid": target["pod_uid"]} if target.get("pod_uid") else {})}
+    return target
+
+
+# ---------------------------------------------------------------- the rules a schema cannot state
+
+
+def _snapshot(path: tuple, doc: dict) -> Snapshot:
+    """Counters from rows the schema has checked: no duplicate row, error counts within the
+    calls, and totals that fit 64 bits (so no sum of them wraps around)."""
     snap = Snapshot.empty(float(doc["t"]))
-    for row in _list(source, doc, "syscalls") if "syscalls" in doc else []:
-        phase, nr, *counts = _int_row(source, where, row, SYSCALL_ROW, "syscall")
-        if not 0 <= phase < len(PHASES):
-            raise InputError(source, f"{where}: unknown phase index {phase}")
-        if not 0 <= nr < MAX_SYSCALL_NR:
-            raise InputError(source, f"{where}: syscall number {nr} out of range 0..{MAX_SYSCALL_NR - 1}")
-        snap.syscalls[phase, nr] = counts
-    for row in doc.get("capabilities", []):
-        phase, cap, nr, outcome, count = _int_row(source, where, row, CAP_ROW, "capability")
-        if not (0 <= phase < len(PHASES) and 0 <= cap < 64 and 0 <= nr < MAX_SYSCALL_NR and 0 <= outcome < len(CAP_OUTCOMES)):
-            raise InputError(source, f"{where}: capability row {row} out of range")
-        snap.capabilities[(phase, cap, nr, outcome)] = count
+    seen = np.zeros((len(PHASES), MAX_SYSCALL_NR), bool)
+    for index, (phase, nr, calls, *errors) in enumerate(doc.get("syscalls", ())):
+        where = path + ("syscalls", index)
+        if seen[phase, nr]:
+            raise SchemaViolation(where, f"a second row for phase {PHASES[phase]} syscall {nr}")
+        seen[phase, nr] = True
+        for column, count in enumerate(errors, start=1):
+            if count > calls:
+                raise SchemaViolation(where + (column + 2,), f"{RESULTS[column]} {count} is more than the {calls} calls")
+        snap.syscalls[phase, nr] = (calls, *errors)
+    for column, total in enumerate(exact_sums(snap.syscalls.reshape(-1, len(RESULTS)), axis=0)):
+        if total > UINT64_MAX:
+            raise SchemaViolation(path + ("syscalls",), f"{RESULTS[column]} add up to {total}, beyond 2^64-1: "
+                                                        "no counter holds that many")
+    for index, (phase, cap, nr, outcome, count) in enumerate(doc.get("capabilities", ())):
+        key = (phase, cap, nr, outcome)
+        if key in snap.capabilities:
+            raise SchemaViolation(path + ("capabilities", index), f"a second row for {list(key)}")
+        snap.capabilities[key] = count
     return snap
 
 
-def _int_row(source: str, where: str, row, width: int, what: str) -> list[int]:
-    if not (isinstance(row, list) and len(row) == width and all(isinstance(v, int) and v >= 0 for v in row)):
-        raise InputError(source, f"{where}: {what} row {row!r} must be {width} non-negative integers")
-    return row
+def _series_point(path: tuple, doc: dict) -> SeriesPoint:
+    for key, rows in (("new_syscalls", doc["new_syscalls"]), ("new_capabilities", doc["new_capabilities"])):
+        if len({tuple(row) for row in rows}) != len(rows):
+            raise SchemaViolation(path + (key,), "a row is listed twice")
+    return SeriesPoint(doc["n"], doc["t"], doc["phase"], tuple(doc["calls"]),
+                       [tuple(row) for row in doc["new_syscalls"]], [tuple(row) for row in doc["new_capabilities"]])
+
+
+def _check_series(points: list[SeriesPoint], totals: Snapshot, version: int = VERSION) -> None:
+    """Points in order, within the totals, each row first seen once and present in the totals
+    (counters are cumulative: a row never disappears, a count never passes the total). For
+    version 1 the points were rebuilt from its snapshots, numbered by snapshot: a problem
+    names the snapshot."""
+    called = totals.syscalls[:, :, 0] > 0
+    per_phase = totals.calls_per_phase()
+    final = "the totals" if version == 2 else "the last snapshot"
+    seen_syscalls, seen_capabilities = set(), set()
+    for index, (before, point) in enumerate(zip([None, *points], points)):
+        path = ("snapshots", index if version == 2 else point.n)
+        rows_path = (lambda key: path + (key,)) if version == 2 else (lambda key: path)
+        if before is not None and (point.n <= before.n or point.t < before.t):
+            raise SchemaViolation(path, f"comes before the one above it (n {point.n}, t {point.t})")
+        if point.t > totals.t:
+            raise SchemaViolation(path + ("t",), f"{point.t} is later than the t {totals.t} of {final}")
+        for phase, (calls, total) in enumerate(zip(point.calls, per_phase)):
+            if calls > total:
+                raise SchemaViolation(rows_path("calls"), f"{calls} calls in phase {PHASES[phase]}, more than the {total} of {final}")
+        for row in point.new_syscalls:
+            if row in seen_syscalls or not called[row]:
+                problem = "first seen twice" if row in seen_syscalls else f"not in {final}"
+                raise SchemaViolation(rows_path("new_syscalls"), f"syscall row {list(row)} is {problem}")
+            seen_syscalls.add(row)
+        for row in point.new_capabilities:
+            if row in seen_capabilities or not totals.capabilities.get(row):
+                problem = "first seen twice" if row in seen_capabilities else f"not in {final}"
+                raise SchemaViolation(rows_path("new_capabilities"), f"capability row {list(row)} is {problem}")
+            seen_capabilities.add(row)
+
+
+def _check_arguments(arguments: dict) -> None:
+    kinds, seen = arguments["kinds"], set()
+    for index, row in enumerate(arguments["rows"]):
+        if row[2] >= len(kinds):
+            raise SchemaViolation(("arguments", "rows", index, 2), f"kind {row[2]} is not one of the {len(kinds)} kinds")
+        if tuple(row[:4]) in seen:
+            raise SchemaViolation(("arguments", "rows", index), "a second row for the same phase, syscall, kind and value")
+        seen.add(tuple(row[:4]))
+
+
+def _check_runs(runs: dict) -> None:
+    for key in ("syscalls", "capabilities"):
+        for name, count in runs[key].items():
+            if count > runs["count"]:
+                raise SchemaViolation(("runs", key, name), f"{count} runs, but the trace merges {runs['count']}")

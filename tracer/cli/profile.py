@@ -28,6 +28,7 @@ def generate(
     add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand, e.g. one a call failed without during the recording: CHOWN, cap_chown and CAP_CHOWN are the same (repeatable)."),
     min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
     add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials; repeatable)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Write a profile even from a recording that ended without its last checkpoint (complete: false) or missed the workload's start-up (startup_missed: true)."),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
@@ -39,10 +40,13 @@ def generate(
     back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}: a capability is
     added when a check for it was granted in the workload's phases (advisory no-audit checks
     aside); one that calls failed without is reported, not added. DIR/recording.json says
-    what the recording says about the process.
+    what the recording says about the process. The directory is replaced as a unit: readers
+    see the old profile or the new one, never a mix (other files in it are carried over).
+    An incomplete recording is refused unless --allow-incomplete.
 
-    Exit status: 0 ok, 2 usage or input error (a bad trace, an unknown capability; DIR is
-    left as it was), 3 a problem of the machine.
+    Exit status: 0 ok, 2 usage or input error (a bad or incomplete trace, an unknown
+    capability; DIR is left as it was), 3 a problem of the machine (a full file system; the
+    old profile is left as it was).
 
     Examples:
 
@@ -59,7 +63,9 @@ def generate(
     loaded = [load_trace(path) for path in input_paths(traces)]
     extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
     result = write_profile(loaded, out, default_action.value, extra_syscalls=extra, add_capabilities=capabilities,
-                           min_runs=min_runs)
+                           min_runs=min_runs, allow_incomplete=allow_incomplete)
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     caps = result["capabilities"]["add"]
     failed_without = result["capabilities"]["failed_without"]
     if fmt is OutputFormat.json:
@@ -100,10 +106,12 @@ def merge(
 
     For each syscall and capability the merged trace keeps the number of runs it appeared
     in. Syscalls seen in one run only are listed as rare: a longer load test should
-    confirm them. `generate --min-runs K` keeps only what appeared in at least K runs.
+    confirm them. `generate --min-runs K` keeps only what appeared in at least K runs (and
+    the capability evidence of what it leaves out). A recording given twice counts once;
+    recordings of different workloads (images, bundles, targets) are merged with a warning.
 
-    Exit status: 0 ok, 2 a missing or bad trace, traces of different architectures, 3 a
-    problem of the machine.
+    Exit status: 0 ok, 2 a missing or bad trace, traces of different architectures,
+    counters that would pass 2^64-1, 3 a problem of the machine.
 
     Examples:
 
@@ -111,10 +119,13 @@ def merge(
       tracer merge node-*.trace.json --out nim.merged.trace.json
       tracer merge a.trace.json b.trace.json --out - | tracer show -
     """
-    from tracer.profile.merge import merge_traces, rare_syscalls
+    from tracer.profile.merge import merge_runs, rare_syscalls
     from tracer.trace import load_trace, trace_to_document, write_trace
 
-    merged = merge_traces([load_trace(path) for path in input_paths(traces)])
+    result = merge_runs([load_trace(path) for path in input_paths(traces)])
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    merged = result.trace
     summary_stream = sys.stderr if is_stdout(out) else sys.stdout
     if is_stdout(out):
         print_json(trace_to_document(merged))

@@ -25,6 +25,8 @@ SPO_API_VERSION = "security-profiles-operator.x-k8s.io/v1beta1"
 SPO_PROFILES_DIR = "operator"  # under the kubelet seccomp root
 PLAIN_PROFILES_DIR = "seccomp-tracer"
 EPERM = 1
+SPO_MAX_ARGS = 6  # the CRD's maxItems for a rule's args
+INT64_MAX = 2**63 - 1  # the CRD's format for args' value and valueTwo
 
 
 
@@ -65,7 +67,7 @@ def plain_profile(profile: ProfileDir) -> dict:
         "defaultAction": seccomp["defaultAction"],
         "defaultErrnoRet": seccomp.get("defaultErrnoRet", EPERM),
         "architectures": list(seccomp.get("architectures", [])),
-        "syscalls": [_rule(rule) for rule in seccomp["syscalls"]],
+        "syscalls": [_rule(rule) for rule in seccomp.get("syscalls", [])],
     }
 
 
@@ -75,7 +77,7 @@ def seccomp_profile_object(profile: ProfileDir, name: str, namespace: str) -> di
     spec = {"defaultAction": seccomp["defaultAction"]}
     if seccomp.get("architectures"):
         spec["architectures"] = list(seccomp["architectures"])
-    spec["syscalls"] = [_rule(rule) for rule in seccomp["syscalls"]]
+    spec["syscalls"] = [_rule(rule) for rule in seccomp.get("syscalls", [])]
     return {
         "apiVersion": SPO_API_VERSION,
         "kind": "SeccompProfile",
@@ -94,12 +96,30 @@ def _rule(rule: dict) -> dict:
     out = {"names": list(rule["names"]), "action": rule["action"]}
     if "errnoRet" in rule:
         out["errnoRet"] = rule["errnoRet"]
+    if rule.get("args"):
+        out["args"] = [dict(condition) for condition in rule["args"]]
     return out
+
+
+def check_expressible(profile: ProfileDir) -> None:
+    """What the SeccompProfile's schema cannot hold: argument values beyond int64 (its
+    format) and more than six conditions in a rule."""
+    file = profile.path / "seccomp.json"
+    for index, rule in enumerate(profile.seccomp.get("syscalls", [])):
+        conditions = rule.get("args", [])
+        if len(conditions) > SPO_MAX_ARGS:
+            raise InputError(file, f"syscalls[{index}].args: {len(conditions)} conditions, a SeccompProfile holds at most {SPO_MAX_ARGS}")
+        for position, condition in enumerate(conditions):
+            for key in ("value", "valueTwo"):
+                if condition.get(key, 0) > INT64_MAX:
+                    raise InputError(file, f"syscalls[{index}].args[{position}].{key}: {condition[key]} does not fit "
+                                           "the SeccompProfile's int64 (write it as the plain profile only)")
 
 
 def write_install_files(profile: ProfileDir, name: str, namespace: str,
                         out_dir: str | Path) -> InstallFiles:
     check_names(name, namespace)
+    check_expressible(profile)
     warnings = []
     default_errno = profile.seccomp.get("defaultErrnoRet", EPERM)
     if default_errno != EPERM:

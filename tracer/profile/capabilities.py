@@ -42,6 +42,16 @@ ADVISORY_CHECKS = {
 }
 
 
+# What a capability check says about the workload's need (CapabilityEvidence.verdict).
+USED = "used"
+REQUIRED_BY_CALL = "required by the call"
+ADVISORY = "advisory"
+NOT_REQUIRED = "not required"
+RUNTIMES_OWN = "container runtime's own"
+# Verdicts that count as evidence of need when runs are counted (merge).
+EVIDENCE_OF_NEED = frozenset({USED, REQUIRED_BY_CALL})
+
+
 @dataclass(frozen=True)
 class CapabilityEvidence:
     capability: str
@@ -53,12 +63,12 @@ class CapabilityEvidence:
     @property
     def verdict(self) -> str:
         if self.phase not in WORKLOAD_PHASES:
-            return "container runtime's own"
+            return RUNTIMES_OWN
         if self.outcome == "denied_failed":
-            return "required by the call"
+            return REQUIRED_BY_CALL
         if self.outcome == "granted":
-            return "advisory" if self.syscall in ADVISORY_CHECKS.get(self.capability, ()) else "used"
-        return "not required"
+            return ADVISORY if self.syscall in ADVISORY_CHECKS.get(self.capability, ()) else USED
+        return NOT_REQUIRED
 
     def explain(self) -> str:
         what = {
@@ -91,9 +101,9 @@ def infer_capabilities(evidence: list[CapabilityEvidence], add_by_hand: list[str
     for row in evidence:
         by_cap[row.capability].append(row)
     add_by_hand = [parse_capability(cap) for cap in add_by_hand]
-    used = {cap for cap, rows in by_cap.items() if any(r.verdict == "used" for r in rows)}
+    used = {cap for cap, rows in by_cap.items() if any(r.verdict == USED for r in rows)}
     needed = sorted(used | set(add_by_hand))
-    failed_without = {cap: [r.to_json() for r in rows if r.verdict == "required by the call"]
+    failed_without = {cap: [r.to_json() for r in rows if r.verdict == REQUIRED_BY_CALL]
                       for cap, rows in sorted(by_cap.items()) if cap not in needed}
     return {
         "add": needed,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import InputError
+from tracer.files import read_json
+from tracer.profile.capabilities import capability_evidence, infer_capabilities
 from tracer.profile.directory import load_profile_dir
-from tracer.profile.seccomp import allowed_names
+from tracer.profile.seccomp import allowed_names, recorded_syscalls
+from tracer.profile.validate import check_seccomp
+from tracer.trace import MAX_TRACE_BYTES, load_trace
 
 
 @dataclass
@@ -21,26 +24,20 @@ class Needs:
 
 
 def needs_of(path: Path) -> Needs:
-    """A profile directory, a seccomp.json, or a trace."""
+    """A profile directory, a seccomp.json, or a trace; each checked as its loader checks it."""
     if path.is_dir():
         profile = load_profile_dir(path)
         return Needs(str(path), allowed_names(profile.seccomp), set(profile.capabilities["add"]))
-    try:
-        head = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "no such file or profile directory") from None
-    except ValueError:
-        head = None
-    if isinstance(head, dict) and "defaultAction" in head:
+    if not path.exists():
+        raise InputError(path, "no such file or profile directory")
+    head = read_json(path, "a profile or trace", max_bytes=MAX_TRACE_BYTES)
+    if isinstance(head, dict) and "defaultAction" in head and "format" not in head:
+        check_seccomp(path, head)
         return Needs(str(path), allowed_names(head), set())
     return _needs_of_trace(path)
 
 
 def _needs_of_trace(path: Path) -> Needs:
-    from tracer.profile.capabilities import capability_evidence, infer_capabilities  # noqa: PLC0415
-    from tracer.profile.seccomp import recorded_syscalls  # noqa: PLC0415
-    from tracer.trace import load_trace  # noqa: PLC0415
-
     trace = load_trace(path)
     syscalls = recorded_syscalls(trace)
     caps = infer_capabilities(capability_evidence(trace))["add"]

@@ -9,12 +9,17 @@ Every problem is an `InputError(path, problem)`: one line naming the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from tracer.errors import InputError
-from tracer.files import read_json
+from tracer.files import opened_directory, read_json
+from tracer.profile.validate import check_capabilities, check_recording, check_seccomp
+
+READ_ATTEMPTS = 3
+# Far beyond any profile (Docker's default is 30 KiB); a larger file is refused unread.
+MAX_PROFILE_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -47,69 +52,49 @@ class ProfileDir:
 
 
 def load_profile_dir(path: str | Path) -> ProfileDir:
+    """The three files as one generation, even while `generate` replaces the directory: they
+    are read through one descriptor of it, and read again if it was replaced (and the old one
+    removed) while they were being read."""
     directory = Path(path)
     if not directory.is_dir():
         raise InputError(directory, "profile directory not found")
-    seccomp = read_json(directory / "seccomp.json")
-    _check_seccomp(directory / "seccomp.json", seccomp)
-    capabilities = read_json(directory / "capabilities.json")
-    _check_capabilities(directory / "capabilities.json", capabilities)
+    for attempt in range(READ_ATTEMPTS):
+        with opened_directory(directory) as fd:
+            try:
+                return _load_generation(directory, fd)
+            except InputError:
+                if attempt + 1 == READ_ATTEMPTS or not _replaced(directory, fd):
+                    raise
+    raise AssertionError("unreachable")
+
+
+def _replaced(directory: Path, fd: int) -> bool:
+    try:
+        now = os.stat(directory)
+    except FileNotFoundError:
+        return True
+    then = os.fstat(fd)
+    return (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino)
+
+
+def _load_generation(directory: Path, fd: int) -> ProfileDir:
+    seccomp = load_seccomp(directory / "seccomp.json", dir_fd=fd)
+    capabilities = read_json(directory / "capabilities.json", "a capabilities.json", MAX_PROFILE_BYTES, fd)
+    check_capabilities(directory / "capabilities.json", capabilities)
     recording_file = directory / "recording.json"
-    recording = read_json(recording_file) if recording_file.exists() else None
+    try:
+        recording = read_json(recording_file, "a recording.json", MAX_PROFILE_BYTES, fd)
+    except InputError as err:
+        if err.problem != "no such file":
+            raise
+        recording = None
     if recording is not None:
-        _check_recording(recording_file, recording)
+        check_recording(recording_file, recording)
     return ProfileDir(directory.resolve(), seccomp, capabilities, recording)
 
 
-def _is_str_list(value) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_seccomp(file: Path, seccomp) -> None:
-    if not isinstance(seccomp, dict):
-        raise InputError(file, "expected a JSON object (an OCI LinuxSeccomp)")
-    if not isinstance(seccomp.get("defaultAction"), str):
-        raise InputError(file, "'defaultAction' must be a string such as SCMP_ACT_ERRNO")
-    if "defaultErrnoRet" in seccomp and not _is_int(seccomp["defaultErrnoRet"]):
-        raise InputError(file, "'defaultErrnoRet' must be an integer")
-    if not _is_str_list(seccomp.get("architectures", [])):
-        raise InputError(file, "'architectures' must be a list of strings")
-    rules = seccomp.get("syscalls")
-    if not isinstance(rules, list):
-        raise InputError(file, "'syscalls' must be a list of rules")
-    for index, rule in enumerate(rules):
-        where = f"syscalls[{index}]"
-        if not isinstance(rule, dict) or not _is_str_list(rule.get("names")):
-            raise InputError(file, f"{where} must have 'names': a list of syscall names")
-        if not isinstance(rule.get("action"), str):
-            raise InputError(file, f"{where} must have 'action': a string")
-        if "errnoRet" in rule and not _is_int(rule["errnoRet"]):
-            raise InputError(file, f"{where}.errnoRet must be an integer")
-
-
-def _check_capabilities(file: Path, capabilities) -> None:
-    if not isinstance(capabilities, dict):
-        raise InputError(file, "expected a JSON object with 'add' and 'drop'")
-    for key in ("add", "drop"):
-        if not _is_str_list(capabilities.get(key)):
-            raise InputError(file, f"'{key}' must be a list of capability names")
-    for name in capabilities["add"]:
-        if not name.startswith("CAP_"):
-            raise InputError(file, f"'add' holds {name!r}: expected a name like CAP_CHOWN")
-    if not isinstance(capabilities.get("evidence", {}), dict):
-        raise InputError(file, "'evidence' must be an object keyed by capability")
-
-
-def _check_recording(file: Path, recording) -> None:
-    if not isinstance(recording, dict):
-        raise InputError(file, "expected a JSON object")
-    for key in ("rootfs_readonly", "writes_outside_volumes"):
-        if recording.get(key) not in (True, False, None):
-            raise InputError(file, f"'{key}' must be true, false or null")
-    uid = recording.get("run_as_user")
-    if uid is not None and not (_is_int(uid) and uid >= 0):
-        raise InputError(file, "'run_as_user' must be a non-negative integer or null")
+def load_seccomp(file: str | Path, dir_fd: int | None = None) -> dict:
+    """A seccomp.json on its own (an OCI LinuxSeccomp), checked as runc would take it."""
+    seccomp = read_json(file, "a seccomp profile", MAX_PROFILE_BYTES, dir_fd)
+    check_seccomp(file, seccomp)
+    return seccomp

@@ -72,7 +72,8 @@ def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "
     profile = {
         "defaultAction": DEFAULT_ACTIONS[default_action],
         "architectures": [arch],
-        "syscalls": [{"names": syscalls.allowed, "action": "SCMP_ACT_ALLOW"}],
+        # The runtime-spec wants at least one name in a rule: no allow rule when nothing was called.
+        "syscalls": [{"names": syscalls.allowed, "action": "SCMP_ACT_ALLOW"}] if syscalls.allowed else [],
     }
     if default_action == "errno":
         profile["defaultErrnoRet"] = EPERM

@@ -348,9 +348,11 @@ def _write_final_trace(trace: Trace, out: Path) -> None:
 
 
 def _checkpoint(recorder, trace, switch, started, out, progress, final=False) -> None:
+    """Read the counters, keep them (the totals, one point of the bounded series) and rewrite
+    the trace: the same work at every checkpoint however long the recording has run."""
     t = time.monotonic() - started
     snapshot, lost = recorder.read(t)
-    trace.snapshots.append(snapshot)
+    trace.keep(snapshot)
     trace.lost = lost
     if final:
         trace.lost["unattributed_capability_checks"] = recorder.unattributed_capability_checks()

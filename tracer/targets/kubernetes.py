@@ -20,4 +20,6 @@ def kubernetes_pod_target(pod: str, container: str | None = None, cri_endpoint: 
             raise MachineError(err.source, err.problem) from None
         raise
     return Target("kubernetes-pod", pod, found.cgroup_path,
-                  details={"container_id": found.container_id, "pod_uid": found.pod_uid, "container": container})
+                  details={"container_id": found.container_id, "pod_uid": found.pod_uid,
+                           "pod": {"namespace": namespace, "name": name, "uid": found.pod_uid},
+                           "container": {"id": found.container_id, **({"name": container} if container else {})}})
