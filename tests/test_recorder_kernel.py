@@ -22,7 +22,7 @@ def c_defines(prefix: str) -> dict[str, int]:
 
 def test_c_and_python_agree_on_indices():
     """The program spells none of the shared indices itself: they come from one Python source."""
-    for prefix in ("PHASE_", "RESULT_", "OUTCOME_", "LOST_", "CONTROL_"):
+    for prefix in ("PHASE_", "RESULT_", "OUTCOME_", "LOST_", "REGS_"):
         assert c_defines(prefix) == {}, f"{prefix}* defined by hand in {BPF_SOURCE.name}"
     defines = bpf_defines()
     phases = {k: v for k, v in defines.items() if k.startswith("PHASE_")}
@@ -35,9 +35,10 @@ def test_c_and_python_agree_on_indices():
     assert outcomes == {name: i for i, name in enumerate(CAP_OUTCOMES)}
     lost = {k.removeprefix("LOST_").lower(): v for k, v in defines.items() if k.startswith("LOST_")}
     assert [name for name, _ in sorted(lost.items(), key=lambda kv: kv[1])] == [
-        "syscall_nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "gate_map_full"]
+        "syscall_nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "arg_map_full",
+        "connect_map_full", "registers_unreadable"]
     assert len(KERNEL_LOST_REASONS) == len(lost)
-    used = set(re.findall(r"\b((?:PHASE|RESULT|OUTCOME|LOST|CONTROL)_[A-Z_]+)\b", BPF_SOURCE.read_text()))
+    used = set(re.findall(r"\b((?:PHASE|RESULT|OUTCOME|LOST|REGS)_[A-Z0-9_]+)\b", BPF_SOURCE.read_text()))
     assert used <= set(defines), f"used but never defined: {sorted(used - set(defines))}"
 
 
@@ -47,7 +48,8 @@ def test_kprobe_source_passes_the_verifier(live):
     from tracer.recorder.bcc import import_bcc
 
     bcc = import_bcc()
-    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", *bpf_cflags()]
+    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", "-DARG_MAP_ENTRIES=64",
+              "-DCONNECT_MAP_ENTRIES=64", "-DEXIT_FROM_TASK_REGS=1", "-DTP_BTF=1", *bpf_cflags()]
     bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
     try:
         for name in (b"cap_capable_entry", b"cap_capable_return"):

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from tracer.arguments import Arguments, arguments_to_document, parse_arguments
 from tracer.errors import InputError, atomic_write_bytes
 from tracer.syscalls import MAX_SYSCALL_NR
 
 FORMAT = "seccomp-tracer-trace"
-VERSION = 1
+VERSION = 2
+# Version 1 has no `arguments` section: its syscalls' arguments are unknown.
+READABLE_VERSIONS = (1, 2)
 
 PHASES = ("runtime", "handover", "startup", "load")
 # Everything that runs under the container's seccomp filter: the profile allows these calls.
@@ -34,7 +37,9 @@ KERNEL_LOST_REASONS = (
     "cap_out_of_range",
     "pending_map_full",
     "cap_map_full",
-    "gate_map_full",
+    "arg_map_full",
+    "connect_map_full",
+    "registers_unreadable",
 )
 LOST_REASONS = KERNEL_LOST_REASONS + ("bpf_recursion_misses", "unattributed_capability_checks")
 
@@ -66,6 +71,7 @@ class Trace:
     lost: dict[str, int] = field(default_factory=dict)
     runs: dict | None = None  # for merged traces: {"count": N, "syscalls": {...}, "capabilities": {...}}
     source: str | None = None
+    arguments: Arguments | None = None  # None: not recorded (a version 1 trace)
 
     @property
     def final(self) -> Snapshot:
@@ -109,6 +115,8 @@ def trace_to_document(trace: Trace) -> dict:
     }
     if trace.runs is not None:
         doc["runs"] = trace.runs
+    if trace.arguments is not None:
+        doc["arguments"] = arguments_to_document(trace.arguments)
     return doc
 
 
@@ -133,8 +141,9 @@ def load_trace(path: str | os.PathLike) -> Trace:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(source, f"not a seccomp-tracer trace (format is {found!r}, expected {FORMAT!r})")
-    if doc.get("version") != VERSION:
-        raise InputError(source, f"trace format version {doc.get('version')!r} is not supported (this tracer reads version {VERSION})")
+    if doc.get("version") not in READABLE_VERSIONS:
+        raise InputError(source, f"trace format version {doc.get('version')!r} is not supported (this tracer reads versions "
+                                 f"{', '.join(map(str, READABLE_VERSIONS))})")
     for key, expected in (("phases", PHASES), ("results", RESULTS), ("cap_outcomes", CAP_OUTCOMES)):
         if tuple(doc.get(key, ())) != expected:
             raise InputError(source, f"{key} are {doc.get(key)!r}, expected {list(expected)!r}")
@@ -145,7 +154,8 @@ def load_trace(path: str | os.PathLike) -> Trace:
     lost = doc.get("lost", {})
     if not isinstance(lost, dict) or not all(isinstance(v, int) and v >= 0 for v in lost.values()):
         raise InputError(source, "lost counters must be an object of non-negative integers")
-    return Trace(metadata, snapshots, dict(lost), doc.get("runs"), source)
+    arguments = parse_arguments(source, doc["arguments"], PHASES) if doc["version"] >= 2 and "arguments" in doc else None
+    return Trace(metadata, snapshots, dict(lost), doc.get("runs"), source, arguments)
 
 
 def _read_json(path: Path):

@@ -213,6 +213,7 @@ def _checkpoint(recorder, trace, switch, started, out, progress, final=False) ->
     snapshot, lost = recorder.read(t)
     trace.snapshots.append(snapshot)
     trace.lost = lost
+    trace.arguments = recorder.arguments()
     if final:
         trace.lost["unattributed_capability_checks"] = recorder.unattributed_capability_checks()
     trace.metadata.update(ended_at=_now(), phase_changes=switch.changes, workload_started=recorder.armed)
