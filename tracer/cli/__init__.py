@@ -19,7 +19,7 @@ from tracer.cli.app import EXIT_INPUT, EXIT_OK, app
 from tracer.errors import InputError
 
 # Each module registers its commands on `app`; this order is the order of `tracer --help`.
-from tracer.cli import record, profile, verify, pss, kube, audit, denials, load  # noqa: E402,F401,I001
+from tracer.cli import record, profile, verify, risk, pss, kube, audit, denials, load  # noqa: E402,F401,I001
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,15 +93,30 @@ def _rule(rule: dict) -> dict:
     # errnoRet stays an integer: SPO fixed it from string to uint (kubernetes-sigs/
     # security-profiles-operator#1769) because runtimes reject a string there.
     out = {"names": list(rule["names"]), "action": rule["action"]}
+    if rule.get("args"):  # argument conditions are the point of the rule: never dropped
+        out["args"] = [{key: arg[key] for key in ("index", "value", "valueTwo", "op") if key in arg} for arg in rule["args"]]
     if "errnoRet" in rule:
         out["errnoRet"] = rule["errnoRet"]
     return out
+
+
+INT64_MAX = 2**63 - 1
+
+
+def values_beyond_int64(seccomp: dict) -> list[str]:
+    """Condition values the SeccompProfile CRD (int64) cannot hold."""
+    return [f"{name} arg{arg['index']}" for rule in seccomp["syscalls"] for arg in rule.get("args") or []
+            for name in rule["names"] if max(arg.get("value", 0), arg.get("valueTwo", 0)) > INT64_MAX]
 
 
 def write_install_files(profile: ProfileDir, name: str, namespace: str,
                         out_dir: str | Path) -> InstallFiles:
     check_names(name, namespace)
     warnings = []
+    too_large = values_beyond_int64(profile.seccomp)
+    if too_large:
+        raise InputError(profile.path / "seccomp.json", "condition values above 2^63-1 cannot be expressed in a "
+                                                        f"SeccompProfile (int64): {', '.join(too_large)}")
     default_errno = profile.seccomp.get("defaultErrnoRet", EPERM)
     if default_errno != EPERM:
         warnings.append(f"defaultErrnoRet {default_errno} cannot be expressed in a SeccompProfile: "

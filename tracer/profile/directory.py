@@ -61,11 +61,18 @@ def load_profile_dir(path: str | Path) -> ProfileDir:
     return ProfileDir(directory.resolve(), seccomp, capabilities, recording)
 
 
+def read_json_file(path) -> object:
+    """Any JSON file the user names; problems are InputErrors naming it."""
+    return _read_json(Path(path))
+
+
 def _read_json(file: Path):
     try:
         return orjson.loads(file.read_bytes())
     except FileNotFoundError:
         raise InputError(file, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(file, "is a directory, expected a JSON file") from None
     except OSError as err:
         raise InputError(file, f"cannot read: {err.strerror}") from None
     except orjson.JSONDecodeError as err:
@@ -100,6 +107,9 @@ def _check_seccomp(file: Path, seccomp) -> None:
             raise InputError(file, f"{where} must have 'action': a string")
         if "errnoRet" in rule and not _is_int(rule["errnoRet"]):
             raise InputError(file, f"{where}.errnoRet must be an integer")
+    from tracer.profile.filter import filter_from_oci  # noqa: PLC0415 (checks every rule's args)
+
+    filter_from_oci(seccomp, str(file))
 
 
 def _check_capabilities(file: Path, capabilities) -> None:

@@ -2,7 +2,9 @@
 
 The merged trace keeps the summed counters as one snapshot, and in `runs` how many of the
 input recordings each syscall and capability appeared in, so `generate --min-runs K` can
-keep what is common and the report can name what is rare.
+keep what is common and the report can name what is rare. Recorded arguments are summed
+too; a syscall's arguments count as recorded only when every input recorded them (a
+version 1 input has none), so one run's unknown arguments never pass for "none used".
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import Counter
 import numpy as np
 
 from tracer import __version__
+from tracer.arguments import merge_arguments
 from tracer.profile.capabilities import capability_evidence
 from tracer.errors import InputError
 from tracer.syscalls import syscall_name
@@ -60,7 +63,8 @@ def merge_traces(traces: list[Trace]) -> Trace:
     }
     runs = {"count": sum(run_count(t) for t in traces), "syscalls": dict(sorted(syscall_runs.items())),
             "capabilities": dict(sorted(capability_runs.items()))}
-    return Trace(metadata, [total], dict(lost), runs, source="merged")
+    return Trace(metadata, [total], dict(lost), runs, source="merged",
+                 arguments=merge_arguments([t.arguments for t in traces]))
 
 
 def rare_syscalls(trace: Trace) -> list[str]:
