@@ -41,6 +41,7 @@ class RecordOptions:
     # Rows the kernel keeps for capability checks; far more than any workload needs. Tests
     # shrink it to prove that a full map is counted and reported, never silent.
     cap_map_entries: int = int(os.environ.get("TRACER_CAP_MAP_ENTRIES", "16384"))
+    arg_map_entries: int = int(os.environ.get("TRACER_ARG_MAP_ENTRIES", "8192"))
 
 
 @dataclass
@@ -155,7 +156,7 @@ def record(target: Target, options: RecordOptions) -> RecordResult:
     """Attach, start the target, checkpoint every interval, stop on the first of: target
     finished, duration elapsed, SIGINT/SIGTERM. Returns with the final trace written."""
     recorder = KernelRecorder(target.cgroup_id, gated=target.gated, capability_source=options.capability_source,
-                              cap_map_entries=options.cap_map_entries)
+                              cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
     started_at, started = _now(), time.monotonic()
     switch = PhaseSwitch(recorder, started)
     stop, stopped_by = threading.Event(), ["target finished"]
