@@ -90,6 +90,7 @@ def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None):
 
     doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
     doc["version"] = 2
+    # Only the rows given: the fixture's own (recorded) clone rows would add to the evidence.
     counters = doc["snapshots"][-1]["syscalls"]
     for r in rows:
         phase, nr = PHASES.index(r["phase"]), syscall_number(X86, r["syscall"])
@@ -97,6 +98,16 @@ def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None):
             counters.append([phase, nr, r["count"], 0, 0, 0])
     doc["arguments"] = {"recorded": recorded or ["clone", "clone3", "unshare", "setns", "socket", "socketpair",
                                                  "personality", "prctl", "ioctl", "connect"], "rows": rows}
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(doc))
+    return path
+
+
+def v1_trace(tmp_path, name="v1.json"):
+    """The same recording as a version 1 document: no arguments section."""
+    doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
+    doc["version"] = 1
+    doc.pop("arguments", None)
     path = tmp_path / name
     path.write_bytes(orjson.dumps(doc))
     return path
@@ -157,7 +168,7 @@ def test_clone3_with_flags_clone_cannot_express_is_allowed_loudly(tmp_path, caps
 
 
 def test_v1_trace_gets_the_runtime_defaults_conditions_with_a_warning(tmp_path, capsys):
-    seccomp, out = generated(tmp_path, FIXTURES / "mini-nim.trace.json")
+    seccomp, out = generated(tmp_path, v1_trace(tmp_path))
     assert "no argument data (trace format version 1)" in capsys.readouterr().err
     assert rule_args(seccomp, "clone") == [[{"index": 0, "value": NS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]]
     assert len(rule_args(seccomp, "socket")) == 3 and None not in rule_args(seccomp, "socket")
@@ -232,7 +243,7 @@ def test_merge_keeps_arguments_only_where_every_run_recorded_them(tmp_path, caps
     merged = orjson.loads((tmp_path / "ab.json").read_bytes())
     inet = [r for r in merged["arguments"]["rows"] if r["syscall"] == "socket" and r["family"] == 2]
     assert merged["version"] == 2 and inet[0]["count"] == 7
-    assert main(["merge", str(a), str(FIXTURES / "mini-nim.trace.json"), "--out", str(tmp_path / "av1.json")]) == 0
+    assert main(["merge", str(a), str(v1_trace(tmp_path)), "--out", str(tmp_path / "av1.json")]) == 0
     assert orjson.loads((tmp_path / "av1.json").read_bytes())["arguments"] == {"recorded": [], "rows": []}
 
 

@@ -72,7 +72,7 @@ struct pending_caps {
 // Written by this program only.
 struct state {
     u32 gate_phase;  // PHASE_RUNTIME until the filter install, PHASE_HANDOVER until the exec, then PHASE_STARTUP
-    u32 pad;
+    u32 seen;        // 1 once any syscall of the target returned (see syscall_exit)
     s64 pending;     // threads with capability checks awaiting their sys_exit
 };
 
@@ -416,8 +416,13 @@ int syscall_exit(u64 *ctx)
     if (!st || !set)
         return 0;
 #if GATE_RUNC
-    if (st->gate_phase < PHASE_STARTUP && is_exec(nr))
+    // runc writes its init's pid into the cgroup as soon as that process's exec of runc
+    // itself is past the point of no return, which can be before the exec returns: an
+    // exec that is the target's very first event is runc's own, not the workload's.
+    if (st->gate_phase < PHASE_STARTUP && is_exec(nr) && st->seen)
         st->gate_phase = PHASE_STARTUP;
+    if (!st->seen)
+        st->seen = 1;
 #endif
     u32 phase = current_phase(st, set);
 
