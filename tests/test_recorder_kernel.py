@@ -95,3 +95,46 @@ def test_no_progress_line_when_not_a_terminal(live, tmp_path):
     done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--interval", "0.2", "--out", str(tmp_path / "t.json"),
                            "--", "sleep", "0.6"], capture_output=True, text=True)
     assert "\r" not in done.stderr and "syscalls" not in done.stderr.split("recorded")[0]
+
+
+MOVED_LOOP = r"""
+import mmap, os, sys
+os.sched_setaffinity(0, {0})
+flag = mmap.mmap(os.open(sys.argv[1], os.O_RDWR), 1)
+for _ in range(100000):
+    os.getppid()                # outside the target: CPU 0 remembers "no" for this task
+flag[0] = 1
+while flag[0] != 2:             # spins without a syscall while it is moved into the target
+    pass
+for _ in range(1000):
+    os.getppid()
+"""
+
+
+def test_a_task_moved_into_the_target_is_counted_from_its_next_syscall(live, tmp_path):
+    """The per-CPU answer to "is this task in the target?" must not outlive a migration."""
+    import mmap
+    import time
+
+    from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
+    from tracer.syscalls import native_oci_arch, syscall_number
+
+    (tmp_path / "flag").write_bytes(b"\0")
+    flag = mmap.mmap(os.open(tmp_path / "flag", os.O_RDWR), 1)
+    target = make_cgroup("moved-into")
+    os.sched_setaffinity(0, {1})  # this process and the recorder's threads stay off CPU 0
+    recorder = KernelRecorder(cgroup_id(target), gated=False)
+    try:
+        child = subprocess.Popen([sys.executable, "-c", MOVED_LOOP, str(tmp_path / "flag")])
+        while flag[0] != 1:
+            time.sleep(0.01)
+        (target / "cgroup.procs").write_text(str(child.pid))
+        flag[0] = 2
+        assert child.wait(timeout=30) == 0
+        snapshot, lost = recorder.read(0.0)
+    finally:
+        recorder.close()
+        os.sched_setaffinity(0, range(os.cpu_count()))
+        remove_cgroup(target)
+    getppid = syscall_number(native_oci_arch(), "getppid")
+    assert int(snapshot.syscalls[:, getppid, 0].sum()) == 1000 and not any(lost.values())

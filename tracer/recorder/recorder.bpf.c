@@ -8,9 +8,10 @@
 // compiles against any recent headers and runs on any node kernel.
 //
 // One program runs for every syscall of every process on the node: syscall_exit, on the
-// sys_exit raw tracepoint. Everyone else pays only its cgroup comparison; the target's calls
-// pay a register load, one per-CPU increment and a few comparisons. Argument recording
-// happens only for the ten syscalls that carry dangerous arguments, after those comparisons.
+// sys_exit raw tracepoint. Everyone else pays only the question "is this task in the target
+// cgroup?", answered from a per-CPU cache most of the time (see in_target_cached); the
+// target's calls pay a register load, one per-CPU increment and a few comparisons. Argument
+// recording happens only for the ten syscalls that carry dangerous arguments, after those.
 // Where the kernel has BTF the loader attaches it as a BTF raw tracepoint (tp_btf): the
 // verifier then knows the frame is the kernel's own struct pt_regs and turns the register
 // reads into plain loads; elsewhere each read is a bpf_probe_read_kernel() call, which costs
@@ -118,6 +119,64 @@ BPF_RINGBUF_OUTPUT(descriptors, 16);
 static __always_inline int in_target(void)
 {
     return bpf_get_current_cgroup_id() == TARGET_CGROUP_ID;
+}
+
+// bpf_get_current_cgroup_id() is a helper call that costs about half of an empty program.
+// A task's register frame sits at a fixed place on its kernel stack for its whole life and
+// no two live tasks share one, so its address identifies the task: each CPU remembers the
+// last task it asked about and the answer. A task's cgroup changes only when it is migrated
+// (cgroup_attach_task, cgroup_transfer_tasks) or created (sched_process_fork, which also
+// covers CLONE_INTO_CGROUP and a new task reusing a freed stack); each of those bumps the
+// generation, and an answer from an older generation is asked again.
+struct verdict {
+    u64 frame;
+    u64 generation;
+    u64 in_target;
+};
+BPF_PERCPU_ARRAY(verdicts, struct verdict, 1);
+BPF_ARRAY(generation, u64, 1);
+
+static __always_inline int in_target_cached(u64 frame)
+{
+    u32 zero = 0;
+    struct verdict *cached = verdicts.lookup(&zero);
+    u64 *current_generation = generation.lookup(&zero);
+    if (!cached || !current_generation)
+        return in_target();
+    u64 now = *current_generation;
+    if (cached->frame == frame && cached->generation == now)
+        return cached->in_target;
+    int answer = in_target();
+    cached->frame = frame;
+    cached->generation = now;
+    cached->in_target = answer;
+    return answer;
+}
+
+static __always_inline void cgroups_may_have_changed(void)
+{
+    u32 zero = 0;
+    u64 *current_generation = generation.lookup(&zero);
+    if (current_generation)
+        __sync_fetch_and_add(current_generation, 1);
+}
+
+RAW_TRACEPOINT_PROBE(sched_process_fork)
+{
+    cgroups_may_have_changed();
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(cgroup_attach_task)
+{
+    cgroups_may_have_changed();
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(cgroup_transfer_tasks)
+{
+    cgroups_may_have_changed();
+    return 0;
 }
 
 static __always_inline void count_lost(u32 reason)
@@ -394,7 +453,7 @@ static __always_inline void record_arguments(void *regs, u32 phase, long nr, lon
 // sys_exit(struct pt_regs *regs, long ret); attached by the loader (see TP_BTF).
 int syscall_exit(u64 *ctx)
 {
-    if (!in_target())
+    if (!in_target_cached(ctx[0]))
         return 0;
     void *regs = (void *)ctx[0];
     long ret = (long)ctx[1];
