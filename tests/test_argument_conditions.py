@@ -305,3 +305,40 @@ def test_bad_condition_in_a_profile_is_exit_2(tmp_path, capsys):
     capsys.readouterr()
     assert main(["risk", str(out)]) == 2
     assert "'op' must be one of" in capsys.readouterr().err
+
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: nim
+spec:
+  containers:
+    - name: nim
+      image: nvcr.io/nim/llm:1
+"""
+
+
+def test_harden_warns_where_the_localhost_profile_allows_more_than_runtime_default(tmp_path, capsys):
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+    _, names_only = generated(tmp_path / "n", v2_trace(tmp_path, MININIM_ROWS), "--no-args")
+    capsys.readouterr()
+    main(["k8s", "harden", str(manifest), "--profile", str(names_only), "--out", str(tmp_path / "out.yaml")])
+    err = capsys.readouterr().err
+    assert "allows clone with any arguments, which RuntimeDefault refuses" in err and "NO recorded evidence" in err
+    _, conditioned = generated(tmp_path / "c", v2_trace(tmp_path, MININIM_ROWS, name="c.json"))
+    capsys.readouterr()
+    main(["k8s", "harden", str(manifest), "--profile", str(conditioned), "--out", str(tmp_path / "out2.yaml")])
+    assert "RuntimeDefault refuses" not in capsys.readouterr().err
+
+
+def test_show_lists_the_recorded_arguments(tmp_path, capsys):
+    assert main(["show", str(v2_trace(tmp_path, MININIM_ROWS))]) == 0
+    text = capsys.readouterr().out
+    assert "socket AF_NETLINK NETLINK_ROUTE" in text and "ioctl TCGETS on /dev/pts/0" in text
+    assert "connect 127.0.0.1:8000" in text
+    assert main(["show", str(v2_trace(tmp_path, MININIM_ROWS)), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {"syscall": "socket", "phase": "startup", "family": 16, "type": 3, "protocol": 0, "errno": 0,
+            "count": 1} in shown["arguments"]["rows"]

@@ -5,8 +5,9 @@ each time it counts a new ioctl row (process, descriptor, request, result) it ha
 key to the loader through a ring buffer, and the loader reads /proc/PID/fd/N at once. An
 ioctl to /dev/nvidia0 is then told apart from one to a terminal or a socket. Later calls
 with the same key add to that row: a descriptor number the same process reused for another
-file, with the same request and result, keeps the first file's name. A process that was gone
-before the loader looked leaves the device unknown (null in the trace), never guessed.
+file, with the same request and result, keeps the first file's name. A descriptor closed
+before the loader looked (it looks within milliseconds) leaves the device unknown (null in
+the trace); one closed and reused by then is named after the new file.
 """
 
 from __future__ import annotations
