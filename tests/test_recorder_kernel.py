@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 from tracer.recorder.constants import bpf_cflags, bpf_defines
@@ -138,3 +140,37 @@ def test_a_task_moved_into_the_target_is_counted_from_its_next_syscall(live, tmp
         remove_cgroup(target)
     getppid = syscall_number(native_oci_arch(), "getppid")
     assert int(snapshot.syscalls[:, getppid, 0].sum()) == 1000 and not any(lost.values())
+
+
+COUNTED_CHILD = r"""
+import os, socket
+for _ in range(5000):
+    os.getppid()
+socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+"""
+
+
+@pytest.mark.parametrize("without_btf", [False, True], ids=["tp_btf", "without_btf"])
+def test_both_ways_of_loading_count_the_same(live, without_btf):
+    """Kernels without BTF get a plain raw tracepoint that reads registers through the helper
+    and exit/exit_group at their entry tracepoints: the counts must not differ."""
+    from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
+    from tracer.syscalls import native_oci_arch, syscall_number
+
+    target = make_cgroup("both-ways")
+    recorder = KernelRecorder(cgroup_id(target), gated=False, without_btf=without_btf)
+    try:
+        assert recorder.regs_from_btf is not without_btf
+        child = subprocess.Popen([sys.executable, "-c", COUNTED_CHILD],
+                                 preexec_fn=lambda: (target / "cgroup.procs").write_text(str(os.getpid())))
+        assert child.wait(timeout=30) == 0
+        snapshot, lost = recorder.read(0.0)
+        arguments = recorder.arguments()
+    finally:
+        recorder.close()
+        remove_cgroup(target)
+    arch = native_oci_arch()
+    calls = snapshot.syscalls[:, :, 0].sum(axis=0)
+    assert calls[syscall_number(arch, "getppid")] == 5000 and calls[syscall_number(arch, "exit_group")] == 1
+    assert [r.count for r in arguments.rows if r.syscall == "socket" and r["family"] == 10] == [1]
+    assert not any(lost.values())

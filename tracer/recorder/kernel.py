@@ -54,7 +54,9 @@ class KernelRecorder:
     """The BPF program attached for one cgroup id, and readers for its maps."""
 
     def __init__(self, cgroup_id: int, *, gated: bool, capability_source: str = "auto", cap_map_entries: int = 16384,
-                 arg_map_entries: int = 8192, connect_map_entries: int = 4096):
+                 arg_map_entries: int = 8192, connect_map_entries: int = 4096, without_btf: bool = False):
+        """without_btf: load what a kernel without BTF gets (a plain raw tracepoint reading the
+        registers through the helper, exit/exit_group at their entry tracepoints)."""
         if capability_source == "auto":
             capability_source = "tracepoint" if capability_tracepoint_available() else "kprobe"
         self.capability_source = capability_source
@@ -64,14 +66,14 @@ class KernelRecorder:
             f"-DTARGET_CGROUP_ID={cgroup_id}ULL",
             f"-DGATE_RUNC={int(gated)}",
             f"-DCAP_KPROBE={int(capability_source == 'kprobe')}",
-            f"-DEXIT_FROM_TASK_REGS={int(task_registers_available())}",
+            f"-DEXIT_FROM_TASK_REGS={int(task_registers_available() and not without_btf)}",
             f"-DCAP_MAP_ENTRIES={cap_map_entries}",
             f"-DARG_MAP_ENTRIES={arg_map_entries}",
             f"-DCONNECT_MAP_ENTRIES={connect_map_entries}",
             *bpf_cflags(),
         ]
         self.syscall_exit = None
-        self.regs_from_btf = tp_btf_available()
+        self.regs_from_btf = tp_btf_available() and not without_btf
         try:
             self.bpf = self._load(bcc, cflags)
         except BtfAttachError:  # an older kernel: the plain raw tracepoint and the helper
