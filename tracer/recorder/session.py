@@ -3,11 +3,9 @@ trace, switch phases (readiness, load test), checkpoint, stop cleanly."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -22,9 +20,9 @@ import numpy as np
 
 from tracer import __version__
 from tracer.recorder.kernel import KernelRecorder
-from tracer.syscalls import MAX_SYSCALL_NR, native_oci_arch
+from tracer.syscalls import native_oci_arch
 from tracer.targets import Target
-from tracer.trace import KERNEL_LOST_REASONS, PHASES, PROFILE_PHASES, RESULTS, Snapshot, Trace, write_trace
+from tracer.trace import PROFILE_PHASES, Snapshot, Trace, write_trace
 
 # ---------------------------------------------------------------- the session
 
