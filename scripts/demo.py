@@ -16,12 +16,13 @@ from pathlib import Path
 
 from tracer.bundle import mininim_bundle
 from tracer.netns import network_namespace
-from tracer.profile.surface import compare_with_docker
-from tracer.profile.seccomp import allowed_names
+from tracer.profile.seccomp import allowed_names, conditioned_names
 from tracer.trace import load_trace
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "mini-nim"
+REPORT = PROFILE / "report.html"
+MANIFEST = REPO / "tracer" / "workloads" / "mininim" / "deployment.yaml"  # the mini-NIM as a Deployment
 TRACER = str(REPO / ".venv/bin/tracer")
 PYTHON = str(REPO / ".venv/bin/python")
 READY_URL = "http://127.0.0.1:8000/v1/health/ready"
@@ -54,7 +55,7 @@ def record_mininim(workdir: Path, bundle: Path, requests: int, concurrency: int,
     return trace
 
 
-def profile_readme(trace_path: Path, requests: int, concurrency: int) -> str:
+def profile_readme(trace_path: Path, requests: int, concurrency: int, generated: dict) -> str:
     trace = load_trace(trace_path)
     meta, target = trace.metadata, trace.metadata["target"]
     seccomp = json.loads((PROFILE / "seccomp.json").read_text())
@@ -71,6 +72,9 @@ in a runc container, then verified under load by `tracer verify`.
   `scripts/loadtest.py --requests {requests} --concurrency {concurrency}`, then stop on SIGTERM
 - result: {len(allowed_names(seccomp))} syscalls allowed (`seccomp.json`, default {seccomp['defaultAction']}),
   capabilities added: {', '.join(caps['add']) or 'none'} (`capabilities.json`, drop ALL)
+- argument conditions (allowed only with the recorded values): {'; '.join(f"{r['syscall']} {r['allows']}" for r in generated['conditions'])};
+  answered ENOSYS: {', '.join(generated['enosys']) or 'none'}
+- against the runtime default (`tracer risk profiles/mini-nim`): {generated['against_runtime_default']['verdict']}
 - lost counters: {trace.lost_total()}
 
 Reproduce: `scripts/demo`. `tests/test_demo_profile.py` fails when a fresh recording needs more than
@@ -86,31 +90,45 @@ def main(argv: list[str]) -> int:
     with network_namespace() as netns_path:
         bundle = mininim_bundle(workdir / "bundle", netns_path=netns_path, capabilities=DEFAULT_CAPABILITIES)
         trace = record_mininim(workdir, bundle, requests, concurrency)
-        step(TRACER, "generate", str(trace), "--out", str(PROFILE))
-        (PROFILE / "README.md").write_text(profile_readme(trace, requests, concurrency))
+        generated = json.loads(step(TRACER, "generate", str(trace), "--out", str(PROFILE), "--format", "json").stdout)
+        (PROFILE / "README.md").write_text(profile_readme(trace, requests, concurrency, generated))
         verified = step(TRACER, "verify", str(PROFILE), "--bundle", str(bundle), "--ready-url", READY_URL,
                         "--load", load_command(requests, concurrency), "--format", "json", check=False)
-    report = json.loads(verified.stdout)
-    print(summary(report))
-    return 0 if report["passed"] else 1
+        against = step(TRACER, "risk", str(PROFILE), "--against", "runtime-default", "--format", "json", check=False)
+        step(TRACER, "report", str(PROFILE), "--trace", str(trace), "--manifest", str(MANIFEST), "--out", str(REPORT))
+    report, comparison = json.loads(verified.stdout), json.loads(against.stdout)
+    print(summary(report, generated, comparison))
+    return 0 if report["passed"] and comparison["findings"] == 0 else 1
 
 
-def summary(report: dict) -> str:
+def summary(report: dict, generated: dict, comparison: dict) -> str:
     seccomp = json.loads((PROFILE / "seccomp.json").read_text())
     caps = json.loads((PROFILE / "capabilities.json").read_text())
-    surface = compare_with_docker(allowed_names(seccomp), seccomp["architectures"][0])
+    allowed, conditioned = allowed_names(seccomp), sorted(conditioned_names(seccomp))
     load = json.JSONDecoder().raw_decode(report["load"]["output_tail"].lstrip())[0] if report["load"]["output_tail"].lstrip().startswith("{") else {}
     refused = [d["syscall"] for d in report["dangerous"] if d["refused"]]
+    probes = [p for p in report["argument_probes"] if p["applicable"] and not p["allowed_by_profile"]]
+    passed = report["passed"] and comparison["findings"] == 0
+    attack = comparison["attack"]
     lines = [
         "",
         f"mini-NIM profile: {PROFILE.relative_to(REPO)}/",
-        f"  syscalls     {len(surface.allowed)} allowed, against the {len(surface.baseline)} of Docker's default "
-        f"profile: {surface.reduction:.0%} of its surface refused",
+        f"  syscalls     {len(allowed)} allowed, against the {comparison['baseline_allowed']} the runtime default allows "
+        f"here: {len(comparison['narrower']['refused']) / comparison['baseline_allowed']:.0%} of its surface refused",
+        f"  arguments    {len(conditioned)} allowed only with the recorded values: "
+        + "; ".join(f"{rule['syscall']} {rule['allows']}" for rule in generated["conditions"]),
+        f"               answered ENOSYS: {' '.join(generated['enosys']) or 'none'}",
+        f"  vs default   {comparison['verdict']}",
         f"  capabilities {', '.join(caps['add']) or 'none'} (drop ALL; recorded with {len(DEFAULT_CAPABILITIES)})",
         f"  verified     {load.get('ok', '?')} requests served, {load.get('errors', '?')} errors, "
         f"{load.get('requests_per_s', '?')} req/s under the profile; refused: {len(report['refused']) or 'nothing'}",
         f"  dangerous    {len(refused)} of {len(report['dangerous'])} refused inside the container: {' '.join(refused)}",
-        f"  result       {'PASS' if report['passed'] else 'FAIL: ' + '; '.join(report['failures'])}",
+        f"  by argument  {sum(p['refused'] for p in probes)} of {len(probes)} refused inside the container that succeed "
+        f"in an unconfined twin: {' '.join(p['probe'] for p in probes if p['refused'])}",
+        f"  ATT&CK       {len(attack['reachable'])} techniques reachable ({' '.join(t['id'] for t in attack['reachable'])}), "
+        f"{len(attack['closed'])} closed against the runtime default with containerd's capabilities",
+        f"  report       {REPORT.relative_to(REPO)} (tracer report: the reviewer's page)",
+        f"  result       {'PASS' if passed else 'FAIL: ' + '; '.join(report['failures'] + [comparison['verdict']])}",
     ]
     return "\n".join(lines)
 

@@ -51,7 +51,7 @@ def test_every_command_is_reachable():
     assert {"tracer record", "tracer show", "tracer generate", "tracer merge", "tracer diff", "tracer apply",
             "tracer verify", "tracer audit", "tracer denials", "tracer load", "tracer pss check", "tracer pss level",
             "tracer k8s namespace", "tracer k8s admission-config", "tracer k8s harden",
-            "tracer k8s seccompprofile", "tracer report", "tracer network observe",
+            "tracer k8s seccompprofile", "tracer risk", "tracer report", "tracer network observe",
             "tracer network policy"} == set(COMMAND_IDS)
 
 
@@ -81,7 +81,7 @@ def test_root_help_documents_every_exit_code_and_lists_whole_sentences(capsys):
     commands = text[text.index("Commands:"):].splitlines()[1:]
     summaries = re.findall(r"^  (\S+)\s+(.*(?:\n {4,}\S.*)*)", "\n".join(commands), re.MULTILINE)
     assert [name for name, _ in summaries] == ["record", "show", "generate", "merge", "diff", "apply", "verify",
-                                               "report", "audit", "denials", "load", "pss", "k8s", "network"]
+                                               "risk", "report", "audit", "denials", "load", "pss", "k8s", "network"]
     for name, summary in summaries:
         sentence = " ".join(summary.split())
         assert sentence.endswith(".") and "..." not in sentence, (name, sentence)

@@ -42,3 +42,15 @@ def test_committed_profile_passes_verification_under_load(fresh):
     assert all(d["refused"] for d in report["dangerous"] if not d["allowed_by_profile"])
     assert {d["syscall"] for d in report["dangerous"]} >= {"mount", "unshare", "setns", "ptrace", "bpf", "keyctl"}
     assert json.loads((PROFILE / "capabilities.json").read_text())["add"] == []
+    applicable = [p for p in report["argument_probes"] if p["applicable"] and not p["allowed_by_profile"]]
+    assert {p["probe"] for p in applicable} >= {"clone:CLONE_NEWUSER|CLONE_NEWNET", "clone3:CLONE_NEWUSER|CLONE_NEWNET"}
+    assert all(p["refused"] for p in applicable), applicable
+
+
+def test_committed_profile_is_argument_level_and_never_wider_than_the_runtime_default():
+    seccomp = json.loads((PROFILE / "seccomp.json").read_text())
+    clone = [rule for rule in seccomp["syscalls"] if "clone" in rule["names"] and rule["action"] == "SCMP_ACT_ALLOW"]
+    assert clone and all(rule.get("args") for rule in clone)
+    assert {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38} in seccomp["syscalls"]
+    done = tracer_cli("risk", str(PROFILE), "--format", "json")
+    assert done.returncode == 0 and json.loads(done.stdout)["wider"] == []

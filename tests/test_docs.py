@@ -81,7 +81,8 @@ def test_the_command_table_names_every_command_with_options_that_exist():
     assert leaves <= named | {" ".join(n.split()[:2]) for n in named}, leaves - named
     for row, path in command_of.items():
         options = {opt for path_, command in known.items() if path_.startswith(path)
-                   for param in command.params if not getattr(param, "hidden", False) for opt in param.opts}
+                   for param in command.params if not getattr(param, "hidden", False)
+                   for opt in [*param.opts, *getattr(param, "secondary_opts", [])]}
         assert options, path
         assert [opt for opt in re.findall(r"(--[a-z][a-z-]+)", row) if opt not in options] == [], row
 

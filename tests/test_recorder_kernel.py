@@ -12,6 +12,8 @@ import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from conftest import REPO
 
 from tracer.recorder.constants import bpf_cflags, bpf_defines
@@ -25,7 +27,7 @@ def c_defines(prefix: str) -> dict[str, int]:
 
 def test_c_and_python_agree_on_indices():
     """The program spells none of the shared indices itself: they come from one Python source."""
-    for prefix in ("PHASE_", "RESULT_", "OUTCOME_", "LOST_", "CONTROL_"):
+    for prefix in ("PHASE_", "RESULT_", "OUTCOME_", "LOST_", "REGS_"):
         assert c_defines(prefix) == {}, f"{prefix}* defined by hand in {BPF_SOURCE.name}"
     defines = bpf_defines()
     phases = {k: v for k, v in defines.items() if k.startswith("PHASE_")}
@@ -38,9 +40,10 @@ def test_c_and_python_agree_on_indices():
     assert outcomes == {name: i for i, name in enumerate(CAP_OUTCOMES)}
     lost = {k.removeprefix("LOST_").lower(): v for k, v in defines.items() if k.startswith("LOST_")}
     assert [name for name, _ in sorted(lost.items(), key=lambda kv: kv[1])] == [
-        "syscall_nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "gate_map_full"]
+        "syscall_nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "arg_map_full",
+        "connect_map_full", "registers_unreadable"]
     assert len(KERNEL_LOST_REASONS) == len(lost)
-    used = set(re.findall(r"\b((?:PHASE|RESULT|OUTCOME|LOST|CONTROL)_[A-Z_]+)\b", BPF_SOURCE.read_text()))
+    used = set(re.findall(r"\b((?:PHASE|RESULT|OUTCOME|LOST|REGS)_[A-Z0-9_]+)\b", BPF_SOURCE.read_text()))
     assert used <= set(defines), f"used but never defined: {sorted(used - set(defines))}"
 
 
@@ -50,7 +53,8 @@ def test_kprobe_source_passes_the_verifier(live):
     from tracer.recorder.bcc import import_bcc
 
     bcc = import_bcc()
-    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", *bpf_cflags()]
+    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", "-DARG_MAP_ENTRIES=64",
+              "-DCONNECT_MAP_ENTRIES=64", "-DEXIT_FROM_TASK_REGS=1", "-DTP_BTF=1", *bpf_cflags()]
     bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
     try:
         for name in (b"cap_capable_entry", b"cap_capable_return"):
@@ -133,3 +137,80 @@ def test_load_output_is_streamed_while_recording(live, tmp_path):
         server.shutdown()
     assert arrivals["load | second"] - arrivals["load | first"] >= 1.5
     assert any(line.startswith("recorded ") and "(load finished (exit 0))" in line for line in arrivals)
+
+
+MOVED_LOOP = r"""
+import mmap, os, sys
+os.sched_setaffinity(0, {0})
+flag = mmap.mmap(os.open(sys.argv[1], os.O_RDWR), 1)
+for _ in range(100000):
+    os.getppid()                # outside the target: CPU 0 remembers "no" for this task
+flag[0] = 1
+while flag[0] != 2:             # spins without a syscall while it is moved into the target
+    pass
+for _ in range(1000):
+    os.getppid()
+"""
+
+
+def test_a_task_moved_into_the_target_is_counted_from_its_next_syscall(live, tmp_path):
+    """The per-CPU answer to "is this task in the target?" must not outlive a migration."""
+    import mmap
+    import time
+
+    from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
+    from tracer.syscalls import native_oci_arch, syscall_number
+
+    (tmp_path / "flag").write_bytes(b"\0")
+    flag = mmap.mmap(os.open(tmp_path / "flag", os.O_RDWR), 1)
+    target = make_cgroup("moved-into")
+    os.sched_setaffinity(0, {1})  # this process and the recorder's threads stay off CPU 0
+    recorder = KernelRecorder(cgroup_id(target), gated=False)
+    try:
+        child = subprocess.Popen([sys.executable, "-c", MOVED_LOOP, str(tmp_path / "flag")])
+        while flag[0] != 1:
+            time.sleep(0.01)
+        (target / "cgroup.procs").write_text(str(child.pid))
+        flag[0] = 2
+        assert child.wait(timeout=30) == 0
+        snapshot, lost = recorder.read(0.0)
+    finally:
+        recorder.close()
+        os.sched_setaffinity(0, range(os.cpu_count()))
+        remove_cgroup(target)
+    getppid = syscall_number(native_oci_arch(), "getppid")
+    assert int(snapshot.syscalls[:, getppid, 0].sum()) == 1000 and not any(lost.values())
+
+
+COUNTED_CHILD = r"""
+import os, socket
+for _ in range(5000):
+    os.getppid()
+socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+"""
+
+
+@pytest.mark.parametrize("without_btf", [False, True], ids=["tp_btf", "without_btf"])
+def test_both_ways_of_loading_count_the_same(live, without_btf):
+    """Kernels without BTF get a plain raw tracepoint that reads registers through the helper
+    and exit/exit_group at their entry tracepoints: the counts must not differ."""
+    from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
+    from tracer.syscalls import native_oci_arch, syscall_number
+
+    target = make_cgroup("both-ways")
+    recorder = KernelRecorder(cgroup_id(target), gated=False, without_btf=without_btf)
+    try:
+        assert recorder.regs_from_btf is not without_btf
+        child = subprocess.Popen([sys.executable, "-c", COUNTED_CHILD],
+                                 preexec_fn=lambda: (target / "cgroup.procs").write_text(str(os.getpid())))
+        assert child.wait(timeout=30) == 0
+        snapshot, lost = recorder.read(0.0)
+        arguments = recorder.arguments()
+    finally:
+        recorder.close()
+        remove_cgroup(target)
+    arch = native_oci_arch()
+    calls = snapshot.syscalls[:, :, 0].sum(axis=0)
+    assert calls[syscall_number(arch, "getppid")] == 5000 and calls[syscall_number(arch, "exit_group")] == 1
+    assert [r.count for r in arguments.rows if r.syscall == "socket" and r["family"] == 10] == [1]
+    assert not any(lost.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracer.arguments import arguments_to_document
 from tracer.profile.capabilities import capability_evidence
 from tracer.syscalls import syscall_name
 from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
@@ -35,6 +36,7 @@ def trace_summary(trace: Trace) -> dict:
         "lost": trace.lost,
         "lost_total": trace.lost_total(),
         "runs": trace.runs,
+        "arguments": arguments_to_document(trace.arguments) if trace.arguments is not None else None,
     }
 
 
@@ -66,6 +68,30 @@ def format_summary_text(summary: dict, top: int | None = None) -> str:
     if summary["capabilities"]:
         lines.append("\ncapability checks")
         lines.extend(f"  {row['explanation']}" for row in summary["capabilities"])
+    lines.extend(argument_lines(summary["arguments"]))
     lost = {k: v for k, v in summary["lost"].items() if v}
     lines.append("\nlost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"))
     return "\n".join(lines)
+
+
+def argument_lines(arguments: dict | None) -> list[str]:
+    """The recorded argument rows, named: "socket AF_NETLINK NETLINK_ROUTE  2x startup"."""
+    if arguments is None:
+        return ["\narguments: not recorded (trace format version 1)"]
+    from tracer.arguments import ArgumentRow, ARGUMENT_FIELDS  # noqa: PLC0415
+    from tracer.profile.against import describe_call, kernel_values  # noqa: PLC0415
+
+    lines = [f"\narguments recorded for {', '.join(arguments['recorded']) or 'no syscall'}"]
+    for doc in arguments["rows"]:
+        row = ArgumentRow(doc["syscall"], doc["phase"], tuple(doc[f] for f in ARGUMENT_FIELDS[doc["syscall"]]),
+                          doc["errno"], doc["count"])
+        what = describe_call(row.syscall, kernel_values(row.syscall, row)) if row.arguments() else row.syscall
+        if row.syscall == "ioctl":
+            what += f" on {row['device'] or 'an unknown descriptor'}"
+        elif row.syscall == "connect":
+            what += f" {row['address']}:{row['port']}" if row["port"] is not None else f" {row['address'] or ''}".rstrip()
+        elif row.syscall == "clone3":
+            what += f" flags {row['flags']:#x}" if row["flags"] is not None else " (clone_args unreadable)"
+        result = "ok" if row.errno == 0 else f"errno {row.errno}"
+        lines.append(f"  {what:<52}{row.count:>8}x  {row.phase:<8} {result}")
+    return lines

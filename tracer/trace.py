@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from tracer.arguments import Arguments, arguments_to_document, parse_arguments
 from tracer.errors import InputError
 from tracer.files import atomic_write_bytes, read_json
 from tracer.schema import Schema, SchemaViolation, load_schema
@@ -47,7 +48,9 @@ KERNEL_LOST_REASONS = (
     "cap_out_of_range",
     "pending_map_full",
     "cap_map_full",
-    "gate_map_full",
+    "arg_map_full",
+    "connect_map_full",
+    "registers_unreadable",
 )
 LOST_REASONS = KERNEL_LOST_REASONS + ("bpf_recursion_misses", "unattributed_capability_checks")
 
@@ -102,15 +105,15 @@ class Trace:
 
     def __init__(self, metadata: dict, snapshots=(), lost: dict | None = None, runs: dict | None = None,
                  source: str | None = None, *, series: SnapshotSeries | None = None, totals: Snapshot | None = None,
-                 arguments: dict | None = None, network: dict | None = None):
+                 arguments: Arguments | None = None, network: dict | None = None):
         self.metadata = metadata
         self.lost = dict(lost or {})
         self.runs = runs  # merged traces: {"count": N, "syscalls": {...}, "capabilities": {...}}
         self.source = source
         self.series = series if series is not None else SnapshotSeries(len(PHASES), MAX_SYSCALL_NR)
         self.totals = totals if totals is not None else Snapshot.empty()
-        self.arguments = arguments  # {"kinds": [...], "rows": [[phase, nr, kind, value, count], ...]}
-        self.network = network  # {"listening": [...], "interfaces": [...]}
+        self.arguments = arguments  # None: not recorded (a version 1 trace); see tracer.arguments
+        self.network = network  # tracer.network.NetworkSurface.to_json(), or None: not observed
         for snapshot in snapshots:
             self.keep(snapshot)
 
@@ -167,9 +170,11 @@ def _head_document(trace: Trace) -> dict:
                    "capabilities": capability_rows(trace.totals)},
         "snapshots_dropped": trace.series.dropped,
     }
-    for key in ("arguments", "network", "runs"):
+    for key in ("network", "runs"):
         if getattr(trace, key) is not None:
             doc[key] = getattr(trace, key)
+    if trace.arguments is not None:
+        doc["arguments"] = arguments_to_document(trace.arguments)
     return doc
 
 
@@ -204,7 +209,7 @@ def load_trace(path: str | os.PathLike) -> Trace:
     version = _check_format(source, doc)
     try:
         trace_schema().check(doc, f"#/$defs/traceV{version}")
-        trace = _trace_v1(doc) if version == 1 else _trace_v2(doc)
+        trace = _trace_v1(doc) if version == 1 else _trace_v2(source, doc)
     except SchemaViolation as err:
         raise InputError(source, str(err)) from None
     trace.source = source
@@ -222,17 +227,16 @@ def _check_format(source: str, doc) -> int:
     return version
 
 
-def _trace_v2(doc: dict) -> Trace:
+def _trace_v2(source: str, doc: dict) -> Trace:
     totals = _snapshot(("totals",), doc["totals"])
     points = [_series_point(("snapshots", i), point) for i, point in enumerate(doc["snapshots"])]
     _check_series(points, totals)
     series = SnapshotSeries.from_points(points, doc["snapshots_dropped"], len(PHASES), MAX_SYSCALL_NR)
-    if "arguments" in doc:
-        _check_arguments(doc["arguments"])
     if "runs" in doc:
         _check_runs(doc["runs"])
+    arguments = parse_arguments(source, doc["arguments"], PHASES) if "arguments" in doc else None
     return Trace(doc["metadata"], lost=doc["lost"], runs=doc.get("runs"), series=series, totals=totals,
-                 arguments=doc.get("arguments"), network=doc.get("network"))
+                 arguments=arguments, network=doc.get("network"))
 
 
 def _trace_v1(doc: dict) -> Trace:
@@ -339,16 +343,6 @@ def _check_series(points: list[SeriesPoint], totals: Snapshot, version: int = VE
                 problem = "first seen twice" if row in seen_capabilities else f"not in {final}"
                 raise SchemaViolation(rows_path("new_capabilities"), f"capability row {list(row)} is {problem}")
             seen_capabilities.add(row)
-
-
-def _check_arguments(arguments: dict) -> None:
-    kinds, seen = arguments["kinds"], set()
-    for index, row in enumerate(arguments["rows"]):
-        if row[2] >= len(kinds):
-            raise SchemaViolation(("arguments", "rows", index, 2), f"kind {row[2]} is not one of the {len(kinds)} kinds")
-        if tuple(row[:4]) in seen:
-            raise SchemaViolation(("arguments", "rows", index), "a second row for the same phase, syscall, kind and value")
-        seen.add(tuple(row[:4]))
 
 
 def _check_runs(runs: dict) -> None:

@@ -24,7 +24,7 @@ from tracer.errors import EXIT_MACHINE, TracerError
 from tracer.owned import OWNED
 
 # Each module registers its commands on `app`; this order is the order of `tracer --help`.
-from tracer.cli import record, profile, verify, report, pss, kube, audit, denials, network, load  # noqa: F401,I001  isort: skip
+from tracer.cli import record, profile, verify, risk, report, pss, kube, audit, denials, network, load  # noqa: F401,I001  isort: skip
 
 BadParameter, ClickException, UsageError = (click_exceptions.BadParameter, click_exceptions.ClickException,
                                             click_exceptions.UsageError)

@@ -29,15 +29,21 @@ def generate(
     min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
     add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials; repeatable)."),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Write a profile even from a recording that ended without its last checkpoint (complete: false) or missed the workload's start-up (startup_missed: true)."),
+    arguments: bool = typer.Option(True, "--args/--no-args", help="Condition clone, clone3, unshare, setns, socket, socketpair, personality and prctl on the recorded arguments (default); --no-args writes names only."),
+    ioctl_requests: bool = typer.Option(False, "--ioctl-requests", help="Also allow ioctl only with the request numbers recorded (terminal state differs between environments: record where the workload runs)."),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
 
     DIR/seccomp.json is an OCI runtime-spec LinuxSeccomp object (runc accepts it): one
     allow rule with the sorted names of every syscall the workload made in phases startup
-    and load; the container runtime's own set-up is left out. Syscalls that only ever
-    returned ENOSYS, and clone3 when only clone was used, answer ENOSYS so libraries fall
-    back. DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}: a capability is
+    and load; the container runtime's own set-up is left out. The syscalls whose arguments
+    decide danger are allowed only with the recorded values (clone: the namespace flags
+    seen; socket: the families and netlink protocols seen; ...); clone3 answers ENOSYS so
+    that libraries fall back to clone, as do syscalls that only ever returned ENOSYS. A
+    trace without argument data gets the runtime default's conditions. The profile is then
+    compared with the runtime default (see tracer risk) and the verdict printed.
+    DIR/capabilities.json lists {"add", "drop": ["ALL"], "evidence"}: a capability is
     added when a check for it was granted in the workload's phases (advisory no-audit checks
     aside); one that calls failed without is reported, not added. DIR/recording.json says
     what the recording says about the process. The directory is replaced as a unit: readers
@@ -57,23 +63,34 @@ def generate(
       tracer generate nim.trace.json --default-action log --out profiles/nim-complain
     """
     from tracer.profile.generate import generate as write_profile
+    from tracer.profile.seccomp import allowed_names, conditioned_names
     from tracer.trace import load_trace
 
     capabilities = [parse_capability(name, "--add-capability") for name in add_capability]
     loaded = [load_trace(path) for path in input_paths(traces)]
     extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
     result = write_profile(loaded, out, default_action.value, extra_syscalls=extra, add_capabilities=capabilities,
-                           min_runs=min_runs, allow_incomplete=allow_incomplete)
+                           min_runs=min_runs, allow_incomplete=allow_incomplete, arguments=arguments,
+                           ioctl_requests=ioctl_requests)
     for warning in result["warnings"]:
         typer.echo(f"warning: {warning}", err=True)
     caps = result["capabilities"]["add"]
     failed_without = result["capabilities"]["failed_without"]
+    policy, against = result["policy"], result["against"]
     if fmt is OutputFormat.json:
-        print_json({"out": str(out), "allowed": result["syscalls"].allowed, "enosys": result["syscalls"].enosys_only,
-                    "capabilities": caps, "failed_without": failed_without, "left_out": result["left_out"],
-                    "rare": result["rare"]})
+        print_json({"out": str(out), "allowed": result["syscalls"].allowed, "enosys": sorted(enosys_names(result["seccomp"])),
+                    "conditions": [{"syscall": r.syscall, "allows": r.allows} for r in policy.rules],
+                    "warnings": policy.warnings, "capabilities": caps, "failed_without": failed_without,
+                    "left_out": result["left_out"], "rare": result["rare"],
+                    "against_runtime_default": against.to_json()})
     else:
-        typer.echo(f"{out}/seccomp.json: {len(result['syscalls'].allowed)} syscalls allowed, default {result['seccomp']['defaultAction']}")
+        conditioned = conditioned_names(result["seccomp"])
+        typer.echo(f"{out}/seccomp.json: {len(allowed_names(result['seccomp']))} syscalls allowed "
+                   f"({len(conditioned)} only with the recorded arguments), default {result['seccomp']['defaultAction']}")
+        for note in policy.notes:
+            typer.echo(f"  {note}")
+        for warning in policy.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         if extra:
             typer.echo(f"added from the seccomp log: {' '.join(extra)}")
         if result["left_out"]:
@@ -85,6 +102,13 @@ def generate(
             calls = ", ".join(f"{r['syscall']} {r['count']}x" for r in rows)
             typer.echo(f"note: calls failed without {cap} ({calls}); the run went on without it. "
                        f"--add-capability {cap} if they must succeed.")
+        typer.echo(f"against the runtime default: {against.verdict()}")
+        for widening in against.wider:
+            typer.echo(f"  wider: {widening.rule} ({'; '.join(widening.evidence) or 'no recorded evidence: FINDING'})")
+
+
+def enosys_names(seccomp: dict) -> set[str]:
+    return {name for rule in seccomp["syscalls"] if rule.get("errnoRet") == 38 for name in rule["names"]}
 
 
 def _syscalls_from_logs(logs: list[Path], arch: str) -> list[str]:

@@ -175,7 +175,7 @@ def harden_text(text: str, profile: ProfileDir, *, source: str = "manifest",
         _require_container(source, templates, container)
 
     localhost_profile = localhost_profile or default_localhost_profile(profile)
-    reports, warnings, hardened = [], [], []
+    reports, warnings, hardened = [], runtime_default_warnings(profile), []
     for template in templates:
         targets = _chosen_containers(template.spec, container)
         if not targets and container is None:
@@ -253,6 +253,17 @@ def _difference(want, got, path: str) -> str | None:
                 return where
         return None
     return None if want == got else path
+
+
+def runtime_default_warnings(profile: ProfileDir) -> list[str]:
+    """The Localhost profile replaces RuntimeDefault: say where it allows more, argument
+    conditions included (the comparison `tracer risk` makes)."""
+    from tracer.profile.against import compare_profile_dir  # noqa: PLC0415
+
+    comparison = compare_profile_dir(profile.path)
+    return [f"{profile.path.name}: allows {w.rule}, which RuntimeDefault refuses (e.g. {'; '.join(w.examples)}): "
+            + ("forced by recorded evidence" if w.evidence else "NO recorded evidence; see tracer risk")
+            for w in comparison.wider]
 
 
 def harden_container(container: Twin, template: PodTemplate, profile: ProfileDir,

@@ -94,6 +94,8 @@ def _rule(rule: dict) -> dict:
     # errnoRet stays an integer: SPO fixed it from string to uint (kubernetes-sigs/
     # security-profiles-operator#1769) because runtimes reject a string there.
     out = {"names": list(rule["names"]), "action": rule["action"]}
+    if rule.get("args"):  # argument conditions are the point of the rule: never dropped
+        out["args"] = [{key: arg[key] for key in ("index", "value", "valueTwo", "op") if key in arg} for arg in rule["args"]]
     if "errnoRet" in rule:
         out["errnoRet"] = rule["errnoRet"]
     if rule.get("args"):

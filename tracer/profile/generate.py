@@ -1,16 +1,29 @@
-"""generate: traces in, a profile directory out (seccomp.json, capabilities.json, recording.json)."""
+"""generate: traces in, a profile directory out (seccomp.json, capabilities.json, recording.json).
+
+recording.json also keeps the evidence behind the profile (calls per syscall, the recorded
+arguments, why a name was added without being recorded), which `tracer risk` and the
+comparison with the runtime default cite for every place the profile allows more.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tracer import __version__
+from tracer.arguments import arguments_to_document
 from tracer.errors import InputError
 from tracer.files import replace_directory, to_json
+from tracer.profile.against import Comparison, Evidence, compare
 from tracer.profile.capabilities import capability_evidence, infer_capabilities
+from tracer.profile.conditions import argument_policy
+from tracer.profile.filter import filter_from_oci, parse_kernel_version, runtime_default
 from tracer.profile.merge import Merged, below_min_runs, merge_runs, rare_syscalls, recordings_in
-from tracer.profile.seccomp import build_profile, recorded_syscalls
-from tracer.trace import Trace
+from tracer.profile.seccomp import (RUNC_HANDOVER_SYSCALLS, RecordedSyscalls, build_profile, name_only_policy,
+                                    recorded_syscalls)
+from tracer.syscalls import syscall_name
+from tracer.trace import PROFILE_PHASES, Trace
 
 # The files generate writes; anything else found in an existing profile directory (a README,
 # the k8s/ output) is carried over into the new one.
@@ -65,8 +78,32 @@ def recording_facts(traces: list[Trace]) -> dict:
     }
 
 
+def profile_evidence(trace: Trace, syscalls: RecordedSyscalls, extra_syscalls, hand_added_reason: str) -> dict:
+    """The recorded calls behind the allow-list, the recorded arguments (profile phases), and
+    why each allowed name that was not recorded is there."""
+    calls = trace.calls_by_nr(PROFILE_PHASES)
+    by_name = {syscall_name(trace.arch, int(nr)): int(calls[nr]) for nr in np.flatnonzero(calls)}
+    sources = {}
+    for name in syscalls.allowed:
+        if by_name.get(name):
+            continue
+        if name in extra_syscalls:
+            sources[name] = hand_added_reason
+        elif name in RUNC_HANDOVER_SYSCALLS:
+            sources[name] = "runc's hand-over set, measured (tracer.profile.seccomp.RUNC_HANDOVER_SYSCALLS)"
+    arguments = trace.arguments.in_phases(PROFILE_PHASES) if trace.arguments is not None else None
+    return {"syscalls": dict(sorted(by_name.items())), "sources": sources,
+            "arguments": arguments_to_document(arguments) if arguments is not None else None}
+
+
+def trace_kernel(trace: Trace) -> tuple[int, int] | None:
+    return parse_kernel_version(trace.metadata.get("kernel"))
+
+
 def generate(traces: list[Trace], out: Path, default_action: str = "errno", extra_syscalls: list[str] = (),
-             add_capabilities: list[str] = (), min_runs: int = 1, allow_incomplete: bool = False) -> dict:
+             add_capabilities: list[str] = (), min_runs: int = 1, allow_incomplete: bool = False, *,
+             arguments: bool = True, ioctl_requests: bool = False,
+             extra_reason: str = "added from a complain-mode log") -> dict:
     warnings = check_complete(traces, allow_incomplete)
     merged = combined(traces)
     trace = merged.trace
@@ -76,13 +113,30 @@ def generate(traces: list[Trace], out: Path, default_action: str = "errno", extr
     if extra_syscalls:
         syscalls.allowed = sorted(set(syscalls.allowed) | set(extra_syscalls))
         syscalls.enosys_only = sorted(set(syscalls.enosys_only) - set(extra_syscalls))
-    profile = build_profile(trace.arch, syscalls, default_action)
     # A capability checked only in syscalls the profile leaves out is evidence of nothing it allows.
     evidence = [row for row in capability_evidence(trace) if row.syscall not in left_out]
     capabilities = infer_capabilities(evidence, add_capabilities)
+    runtime = runtime_default(capabilities["add"], trace.arch, trace_kernel(trace))
+    policy = (argument_policy(trace.arch, set(syscalls.allowed), trace.arguments, runtime,
+                              ioctl_requests=ioctl_requests, source=trace.source)
+              if arguments else name_only_policy(trace.arch, syscalls.allowed))
+    profile = build_profile(trace.arch, syscalls, default_action, policy)
     facts = recording_facts(traces)
+    facts["evidence"] = profile_evidence(trace, syscalls, set(extra_syscalls), extra_reason)
+    against = against_runtime_default(profile, capabilities["add"], trace.arch, facts, trace_kernel(trace),
+                                      profile_name=str(out))
     replace_directory(out, {"seccomp.json": to_json(profile), "capabilities.json": to_json(capabilities),
                             "recording.json": to_json(facts)})
     return {"seccomp": profile, "capabilities": capabilities, "recording": facts, "syscalls": syscalls,
             "left_out": left_out, "rare": [n for n in rare_syscalls(trace) if n in syscalls.allowed],
-            "warnings": warnings + merged.warnings}
+            "warnings": warnings + merged.warnings,
+            "policy": policy, "against": against}
+
+
+def against_runtime_default(seccomp: dict, capabilities: list[str], arch: str, recording: dict | None,
+                            kernel: tuple[int, int] | None = None, profile_name: str = "the profile") -> Comparison:
+    """The comparison `tracer risk --against runtime-default` makes, for a profile in hand."""
+    caps = ", ".join(capabilities) or "no capabilities"
+    return compare(filter_from_oci(seccomp), runtime_default(capabilities, arch, kernel), arch,
+                   Evidence.from_recording(recording), profile_name=profile_name,
+                   baseline_name=f"the runtime default (Docker's default profile for {caps}, {arch})")

@@ -9,17 +9,23 @@ A recording given twice (the same start time, host and target, alone or inside a
 trace) counts once, with a warning; recordings of different workloads (images, bundles or
 targets) merge with a warning, since the profile then allows what each of them needed.
 Counters are summed without wrap-around: a sum beyond 2^64-1 is an input error.
+Recorded arguments are summed too; a syscall's arguments count as recorded only when every
+input recorded them (a version 1 input has none), so one run's unknown arguments never pass for
+"none used".
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tracer import __version__
+from tracer.arguments import merge_arguments
 from tracer.errors import InputError
+from tracer.network import NetworkSurface
 from tracer.profile.capabilities import EVIDENCE_OF_NEED, capability_evidence
 from tracer.syscalls import syscall_name
 from tracer.trace import PHASES, RESULTS, UINT64_MAX, Snapshot, Trace, exact_sums
@@ -150,35 +156,12 @@ def summed_lost(traces: list[Trace]) -> dict[str, int]:
     return lost
 
 
-def summed_arguments(traces: list[Trace]) -> dict | None:
-    with_arguments = [t for t in traces if t.arguments is not None]
-    if not with_arguments:
-        return None
-    counts: dict[tuple, int] = {}
-    for trace in with_arguments:
-        kinds = trace.arguments["kinds"]
-        for phase, nr, kind, value, count in trace.arguments["rows"]:
-            key = (phase, nr, kinds[kind], value)
-            counts[key] = add_count(counts.get(key, 0), count, trace.source, f"argument count {list(key)}")
-    kinds = sorted({kind for _, _, kind, _ in counts})
-    rows = sorted([phase, nr, kinds.index(kind), value, count] for (phase, nr, kind, value), count in counts.items())
-    return {"kinds": kinds, "rows": rows}
-
-
 def merged_network(traces: list[Trace]) -> dict | None:
-    networks = [t.network for t in traces if t.network is not None]
-    if not networks:
+    """The union of the network surfaces the runs observed (tracer.network), or None."""
+    surfaces = [NetworkSurface.from_json(t.network, t.source) for t in traces if t.network is not None]
+    if not surfaces:
         return None
-    listening = {tuple(sorted(s.items())): s for n in networks for s in n.get("listening", [])}
-    interfaces: dict[str, set[str]] = {}
-    for network in networks:
-        for interface in network.get("interfaces", []):
-            interfaces.setdefault(interface["name"], set()).update(interface.get("addresses", []))
-    return {"listening": [listening[k] for k in sorted(listening, key=repr)],
-            "interfaces": [{"name": name, "addresses": sorted(addrs)} for name, addrs in sorted(interfaces.items())]}
-
-
-# ---------------------------------------------------------------- merge
+    return functools.reduce(NetworkSurface.merge, surfaces).to_json()
 
 
 def merge_runs(traces: list[Trace]) -> Merged:
@@ -207,7 +190,7 @@ def merge_runs(traces: list[Trace]) -> Merged:
     runs = {"count": sum(run_count(t) for t in kept), "syscalls": dict(sorted(syscall_runs.items())),
             "capabilities": dict(sorted(capability_runs.items()))}
     trace = Trace(metadata, lost=summed_lost(kept), runs=runs, source="merged", totals=summed_totals(kept),
-                  arguments=summed_arguments(kept), network=merged_network(kept))
+                  arguments=merge_arguments([t.arguments for t in kept]), network=merged_network(kept))
     trace.keep(trace.totals)  # one point: the merged totals
     return Merged(trace, warnings)
 

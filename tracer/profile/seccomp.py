@@ -1,4 +1,8 @@
-"""Writing OCI seccomp profiles (runtime-spec `LinuxSeccomp`) from recorded syscalls."""
+"""Writing OCI seccomp profiles (runtime-spec `LinuxSeccomp`) from recorded syscalls.
+
+The allow-list by name comes from the recorded syscalls; argument conditions for the few
+names whose arguments decide danger come from tracer.profile.conditions.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracer.errors import InputError
+from tracer.profile.conditions import ArgumentPolicy
 from tracer.syscalls import syscall_name, syscall_number
 from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
 
@@ -26,9 +31,10 @@ EPERM, ENOSYS = 1, 38
 # also epoll_pwait (70%), tgkill (25-40%, goroutine preemption), rt_sigreturn (15-25%),
 # sched_yield (5%). Once in 43 verification runs its runtime also started a thread there
 # (rt_sigprocmask, sigaltstack, clone3 seen refused), so glibc's whole thread start sequence
-# is in the set too. A profile that misses one of these fails to start now and then (a
-# refused rt_sigreturn kills runc's init with SIGSEGV), so a recording that saw runc's
-# hand-over gets the whole set.
+# is in the set too: clone3 answered ENOSYS (glibc then uses clone, without namespace flags,
+# which the argument conditions allow). A profile that misses one of these fails to start
+# now and then (a refused rt_sigreturn kills runc's init with SIGSEGV), so a recording that
+# saw runc's hand-over gets the whole set.
 RUNC_HANDOVER_SYSCALLS = frozenset({
     "close", "epoll_ctl", "epoll_pwait", "fstatfs", "futex", "getdents64", "getpid", "nanosleep",
     "openat", "rt_sigreturn", "sched_yield", "tgkill", "write",
@@ -65,31 +71,47 @@ def recorded_syscalls(trace: Trace, phases=PROFILE_PHASES) -> RecordedSyscalls:
     return RecordedSyscalls(sorted(allowed), sorted(enosys_only))
 
 
-def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "errno") -> dict:
-    """An OCI LinuxSeccomp object that runc accepts: allow-list, everything else refused."""
+def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "errno",
+                  policy: ArgumentPolicy | None = None) -> dict:
+    """An OCI LinuxSeccomp object that runc accepts: the names allowed unconditionally, then
+    one rule per allowed argument set, then the names answered ENOSYS; everything else
+    refused. Without a policy: names only (and clone3's ENOSYS fallback)."""
     if default_action not in DEFAULT_ACTIONS:
         raise InputError(None, f"unknown default action {default_action!r} (choose {', '.join(DEFAULT_ACTIONS)})")
+    policy = policy or name_only_policy(arch, syscalls.allowed)
+    unconditional = sorted(set(syscalls.allowed) - policy.conditioned - policy.enosys)
     profile = {
         "defaultAction": DEFAULT_ACTIONS[default_action],
         "architectures": [arch],
-        # The runtime-spec wants at least one name in a rule: no allow rule when nothing was called.
-        "syscalls": [{"names": syscalls.allowed, "action": "SCMP_ACT_ALLOW"}] if syscalls.allowed else [],
+        # The runtime-spec wants at least one name in a rule: no unconditional rule when there is none.
+        "syscalls": [*([{"names": unconditional, "action": "SCMP_ACT_ALLOW"}] if unconditional else []),
+                     *(rule.to_oci() for rule in policy.rules)],
     }
     if default_action == "errno":
         profile["defaultErrnoRet"] = EPERM
-        enosys = sorted(set(syscalls.enosys_only) | _clone3_fallback(arch, syscalls.allowed))
-        if enosys:
-            profile["syscalls"].append({"names": enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+    enosys = sorted((set(syscalls.enosys_only) | policy.enosys) - set(unconditional))
+    if enosys:
+        profile["syscalls"].append({"names": enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
     return profile
 
 
-def _clone3_fallback(arch: str, allowed: list[str]) -> set[str]:
-    # glibc creates threads with clone3 and falls back to clone only on ENOSYS; EPERM from
-    # the default action would break thread creation (Docker's profile does the same).
+def name_only_policy(arch: str, allowed: list[str]) -> ArgumentPolicy:
+    """No argument conditions. glibc creates threads with clone3 and falls back to clone only
+    on ENOSYS; EPERM from the default action would break thread creation (Docker's profile
+    answers ENOSYS too)."""
+    policy = ArgumentPolicy()
     if "clone3" not in allowed and "clone" in allowed and syscall_number(arch, "clone3") is not None:
-        return {"clone3"}
-    return set()
+        policy.enosys.add("clone3")
+    return policy
 
 
 def allowed_names(profile: dict) -> set[str]:
+    """Names with at least one allow rule (some only with the arguments their rules name)."""
     return {name for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW" for name in rule.get("names", [])}
+
+
+def conditioned_names(profile: dict) -> set[str]:
+    """Names allowed only with some arguments (no unconditional allow rule)."""
+    allow = [rule for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW"]
+    unconditional = {name for rule in allow if not rule.get("args") for name in rule.get("names", [])}
+    return {name for rule in allow if rule.get("args") for name in rule.get("names", [])} - unconditional

@@ -64,6 +64,9 @@ def check_seccomp(file: str | Path, seccomp) -> None:
             _check_rule(("syscalls", index), rule, seccomp.get("architectures", ()))
     except SchemaViolation as err:
         raise InputError(file, str(err)) from None
+    from tracer.profile.filter import filter_from_oci  # noqa: PLC0415 (what every rule's conditions mean together)
+
+    filter_from_oci(seccomp, str(file))
 
 
 def _check_errno(path: tuple, action: str, has_errno: bool) -> None:

@@ -1,25 +1,34 @@
 """The kernel side of a recording: load the BPF program for one cgroup and read its maps.
 
 Deliberately thin (bcc's syscount.py and capable.py are the model): the program aggregates
-everything in per-CPU counters; here we only read them into numpy arrays.
+everything in per-CPU counters and bounded hash maps; here we only read them into numpy
+arrays and argument rows, and name the descriptors that ioctls went to.
 """
 
 from __future__ import annotations
 
 import ctypes
+import platform
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from tracer.arch import native_oci_arch
+from tracer.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments, summed
 from tracer.recorder.bcc import import_bcc
-from tracer.recorder.constants import CONTROL, bpf_cflags
-from tracer.syscalls import MAX_SYSCALL_NR
-from tracer.trace import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot
+from tracer.recorder.btf import BtfAttachError, attach_tp_btf, tp_btf_available
+from tracer.recorder.constants import CONNECT_ADDR_LEN, bpf_cflags
+from tracer.recorder.descriptors import DescriptorNames
+from tracer.syscalls import MAX_SYSCALL_NR, syscall_name
+from tracer.trace import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot
 
 BPF_SOURCE = Path(__file__).with_name("recorder.bpf.c")
 TRACEFS = Path("/sys/kernel/tracing")
 BPF_PROG_INFO_SIZE, RECURSION_MISSES_OFFSET = 256, 208  # uapi struct bpf_prog_info
+CLONE3_UNREADABLE = 1  # values[2] of a clone3 row whose clone_args could not be read
+FAMILY_UNREADABLE = 0xFFFF
 
 
 def capability_tracepoint_available() -> bool:
@@ -29,10 +38,26 @@ def capability_tracepoint_available() -> bool:
     return False
 
 
+def task_registers_available() -> bool:
+    """bpf_task_pt_regs() and bpf_get_current_task_btf() (kernel 5.15+, BTF): exits are then
+    counted at sched_process_exit, and no program runs at any syscall's entry."""
+    release = tuple(int(part) for part in platform.release().split(".")[:2] if part.isdigit())
+    return release >= (5, 15) and Path("/sys/kernel/btf/vmlinux").exists()
+
+
+class Settings(ctypes.Structure):
+    """struct settings in recorder.bpf.c: written by the loader only."""
+
+    _fields_ = [("load", ctypes.c_uint32), ("attached", ctypes.c_uint32)]
+
+
 class KernelRecorder:
     """The BPF program attached for one cgroup id, and readers for its maps."""
 
-    def __init__(self, cgroup_id: int, *, gated: bool, capability_source: str = "auto", cap_map_entries: int = 16384):
+    def __init__(self, cgroup_id: int, *, gated: bool, capability_source: str = "auto", cap_map_entries: int = 16384,
+                 arg_map_entries: int = 8192, connect_map_entries: int = 4096, without_btf: bool = False):
+        """without_btf: load what a kernel without BTF gets (a plain raw tracepoint reading the
+        registers through the helper, exit/exit_group at their entry tracepoints)."""
         if capability_source == "auto":
             capability_source = "tracepoint" if capability_tracepoint_available() else "kprobe"
         self.capability_source = capability_source
@@ -42,30 +67,82 @@ class KernelRecorder:
             f"-DTARGET_CGROUP_ID={cgroup_id}ULL",
             f"-DGATE_RUNC={int(gated)}",
             f"-DCAP_KPROBE={int(capability_source == 'kprobe')}",
+            f"-DEXIT_FROM_TASK_REGS={int(task_registers_available() and not without_btf)}",
             f"-DCAP_MAP_ENTRIES={cap_map_entries}",
+            f"-DARG_MAP_ENTRIES={arg_map_entries}",
+            f"-DCONNECT_MAP_ENTRIES={connect_map_entries}",
             *bpf_cflags(),
         ]
-        self.bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)  # attaches tracepoints
+        self.syscall_exit = None
+        self.regs_from_btf = tp_btf_available() and not without_btf
+        try:
+            self.bpf = self._load(bcc, cflags)
+        except BtfAttachError:  # an older kernel: the plain raw tracepoint and the helper
+            self.regs_from_btf = False
+            self.bpf = self._load(bcc, cflags)
         if capability_source == "kprobe":
             self.bpf.attach_kprobe(event=b"cap_capable", fn_name=b"cap_capable_entry")
             self.bpf.attach_kretprobe(event=b"cap_capable", fn_name=b"cap_capable_return")
         self._lib = bcc.libbcc.lib
         self._ncpus = len(bcc.utils.get_possible_cpus())
-        self._control = self.bpf[b"control"]
-        self._set_control(CONTROL["armed"], 0 if gated else 1)
-        self._set_control(CONTROL["execed"], 0 if gated else 1)
-        self.set_phase("startup")
-        self._set_control(CONTROL["attached"], 1)
+        self.arch = native_oci_arch()
+        self.descriptors = DescriptorNames()
+        self._watch_descriptors()
+        self._settings = Settings(load=0, attached=0)
+        self._write_settings(attached=1)
 
-    def _set_control(self, slot: int, value: int) -> None:
-        self._control[ctypes.c_int(slot)] = ctypes.c_uint64(value)
+    def _load(self, bcc, cflags: list[str]):
+        """Compile (which attaches the tracepoint programs), then attach syscall_exit."""
+        bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=[*cflags, f"-DTP_BTF={int(self.regs_from_btf)}"])
+        try:
+            if self.regs_from_btf:
+                self.syscall_exit = attach_tp_btf(bpf, b"syscall_exit", b"sys_exit")
+            else:
+                bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"syscall_exit")
+        except BaseException:
+            bpf.cleanup()
+            raise
+        return bpf
+
+    # ------------------------------------------------------------ loader -> program
+
+    def _write_settings(self, **fields) -> None:
+        for name, value in fields.items():
+            setattr(self._settings, name, value)
+        self.bpf[b"settings"][ctypes.c_int(0)] = self._settings
 
     def set_phase(self, phase: str) -> None:
-        self._set_control(CONTROL["phase"], PHASES.index(phase))
+        if phase not in ("startup", "load"):
+            raise ValueError(f"the loader switches between startup and load, not {phase!r}")
+        self._write_settings(load=int(phase == "load"))
 
     @property
     def armed(self) -> bool:
-        return bool(self._control[ctypes.c_int(CONTROL["armed"])].value)
+        """Whether calls run under the container's filter, or the workload's exec began."""
+        return not self.gated or self.bpf[b"state"][ctypes.c_int(0)].gate_phase >= PHASES.index("handover")
+
+    # ------------------------------------------------------------ descriptors of ioctls
+
+    def _watch_descriptors(self) -> None:
+        """Name the descriptor of each new ioctl row the moment the program counts it, while
+        the process still holds it; the program hands us the row's key through a ring buffer."""
+        key_type = self.bpf[b"arg_counts"].Key
+
+        def on_event(_ctx, data, size):
+            key = key_type.from_buffer_copy(ctypes.string_at(data, size))
+            self.descriptors.note(bytes(key), key.tgid, key.values[1])
+            return 0
+
+        self.bpf[b"descriptors"].open_ring_buffer(on_event)
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._poll_descriptors, name="descriptors", daemon=True)
+        self._watcher.start()
+
+    def _poll_descriptors(self) -> None:
+        while not self._stop.is_set():
+            self.bpf.ring_buffer_poll(100)
+
+    # ------------------------------------------------------------ program -> loader
 
     def _read_percpu_array(self, name: bytes, entries: int) -> np.ndarray:
         """Sum a per-CPU u64 array over CPUs with one batch lookup syscall."""
@@ -89,15 +166,38 @@ class KernelRecorder:
 
     def read(self, t: float) -> tuple[Snapshot, dict[str, int]]:
         flat = self._read_percpu_array(b"syscall_counts", len(PHASES) * MAX_SYSCALL_NR * len(RESULTS))
-        capabilities = {
-            (k.phase, k.cap, k.nr, k.outcome): int(v.value)
-            for k, v in self.bpf[b"cap_checks"].items()
-        }
+        capabilities = capability_rows((k.phase, k.nr, k.granted, k.denied, k.denied_outcome, int(v.value))
+                                       for k, v in self.bpf[b"cap_checks"].items())
         lost_counts = self._read_percpu_array(b"lost", len(KERNEL_LOST_REASONS))
         lost = {reason: int(n) for reason, n in zip(KERNEL_LOST_REASONS, lost_counts)}
         lost["bpf_recursion_misses"] = self.recursion_misses()
         snapshot = Snapshot(t, flat.reshape(len(PHASES), MAX_SYSCALL_NR, len(RESULTS)), capabilities)
         return snapshot, lost
+
+    def arguments(self) -> Arguments:
+        """The argument rows counted so far (cumulative, like the syscall counters)."""
+        rows = [self._argument_row(key, int(count.value)) for key, count in self.bpf[b"arg_counts"].items()]
+        rows += [self._connect_row(key, int(count.value)) for key, count in self.bpf[b"connect_counts"].items()]
+        return Arguments(RECORDED_SYSCALLS, summed(row for row in rows if row is not None))
+
+    def _argument_row(self, key, count: int) -> ArgumentRow | None:
+        syscall = syscall_name(self.arch, key.nr)
+        if syscall not in RECORDED_SYSCALLS:
+            return None
+        values = list(key.values)
+        if syscall == "clone3":
+            values = [None if values[2] == CLONE3_UNREADABLE else values[0]]
+        elif syscall == "ioctl":
+            values = [values[0], self.descriptors.name(bytes(key), key.tgid, values[1])]
+        else:
+            values = values[: {"socket": 3, "socketpair": 3}.get(syscall, 1)]
+        return ArgumentRow(syscall, PHASES[key.phase], tuple(values), key.err, count)
+
+    def _connect_row(self, key, count: int) -> ArgumentRow:
+        # An unreadable sockaddr (a bad pointer: the call failed with EFAULT) has family 0.
+        family = 0 if key.family == FAMILY_UNREADABLE else key.family
+        address, port = connect_destination(family, bytes(key.addr)[: key.path_length or CONNECT_ADDR_LEN], key.port)
+        return ArgumentRow("connect", PHASES[key.phase], (family, address, port), key.err, count)
 
     def recursion_misses(self) -> int:
         """Events the kernel did not run our programs for because another BPF program was
@@ -105,9 +205,12 @@ class KernelRecorder:
         during our sys_exit program): struct bpf_prog_info.recursion_misses, kernel 5.12+."""
         info = ctypes.create_string_buffer(BPF_PROG_INFO_SIZE)
         total = 0
-        for function in self.bpf.funcs.values():
+        fds = [function.fd for function in self.bpf.funcs.values()]
+        if self.syscall_exit is not None:
+            fds.append(self.syscall_exit.fd)
+        for fd in fds:
             size = ctypes.c_uint32(BPF_PROG_INFO_SIZE)
-            if self._lib.bpf_obj_get_info_by_fd(function.fd, info, ctypes.byref(size)) == 0 and size.value >= 216:
+            if self._lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) == 0 and size.value >= 216:
                 total += struct.unpack_from("Q", info.raw, RECURSION_MISSES_OFFSET)[0]
         return total
 
@@ -116,4 +219,39 @@ class KernelRecorder:
         return len(self.bpf[b"pending"])
 
     def close(self) -> None:
+        self._stop.set()
+        self._watcher.join()
+        if self.syscall_exit is not None:
+            self.syscall_exit.close()
         self.bpf.cleanup()
+
+
+def capability_rows(kernel_rows) -> dict[tuple[int, int, int, int], int]:
+    """(phase, cap, nr, outcome) -> syscalls, from the kernel's rows of whole capability sets
+    (phase, nr, granted set, denied set, what the denials led to, syscalls)."""
+    granted = CAP_OUTCOMES.index("granted")
+    rows: dict[tuple[int, int, int, int], int] = {}
+    for phase, nr, granted_caps, denied_caps, denied_outcome, count in kernel_rows:
+        for cap in range(64):
+            for caps, outcome in ((granted_caps, granted), (denied_caps, denied_outcome)):
+                if caps >> cap & 1:
+                    key = (phase, cap, nr, outcome)
+                    rows[key] = rows.get(key, 0) + count
+    return rows
+
+
+def connect_destination(family: int, address: bytes, port_network_order: int) -> tuple[str | None, int | None]:
+    """A connect() destination as people write it: ("10.0.0.1", 443), ("/run/x.sock", None)."""
+    import socket  # noqa: PLC0415
+
+    port = socket.ntohs(port_network_order)
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, address[:4]), port
+    if family == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, address[:16]), port
+    if family == socket.AF_UNIX:
+        if address[:1] == b"\0":  # abstract socket name: exactly its length, NULs and all
+            return "@" + address[1:].decode(errors="backslashreplace"), None
+        return address.split(b"\0", 1)[0].decode(errors="backslashreplace"), None
+    return None, None
+

@@ -42,6 +42,7 @@ class RecordOptions:
     # Rows the kernel keeps for capability checks; far more than any workload needs. Tests
     # shrink it to prove that a full map is counted and reported, never silent.
     cap_map_entries: int = int(os.environ.get("TRACER_CAP_MAP_ENTRIES", "16384"))
+    arg_map_entries: int = int(os.environ.get("TRACER_ARG_MAP_ENTRIES", "8192"))
 
 
 @dataclass
@@ -253,7 +254,7 @@ def record(target: Target, options: RecordOptions, signals: Signals | None = Non
 
 def load_recorder(target: Target, options: RecordOptions) -> KernelRecorder:
     return load_bpf(target.cgroup_id, gated=target.gated, capability_source=options.capability_source,
-                    cap_map_entries=options.cap_map_entries)
+                    cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
 
 
 def load_bpf(cgroup_id: int, **options) -> KernelRecorder:
@@ -354,6 +355,7 @@ def _checkpoint(recorder, trace, switch, started, out, progress, final=False) ->
     snapshot, lost = recorder.read(t)
     trace.keep(snapshot)
     trace.lost = lost
+    trace.arguments = recorder.arguments()
     if final:
         trace.lost["unattributed_capability_checks"] = recorder.unattributed_capability_checks()
     trace.metadata.update(ended_at=_now(), phase_changes=switch.changes, workload_started=recorder.armed)

@@ -24,9 +24,10 @@ from tracer.kube.harden import (
     harden_text,
 )
 from tracer.network import NetworkSurface
+from tracer.profile.against import compare_profile_dir
 from tracer.profile.directory import ProfileDir, load_profile_dir
-from tracer.profile.seccomp import allowed_names
-from tracer.profile.surface import compare_with_docker, load_docker_default
+from tracer.profile.filter import load_docker_default
+from tracer.profile.seccomp import ENOSYS, allowed_names
 from tracer.report import RARE_BELOW
 from tracer.report.arguments import ArgumentRule, argument_rules
 from tracer.risk import attack
@@ -35,11 +36,7 @@ from tracer.trace import PROFILE_PHASES, Trace, load_trace
 
 # What a container gets from containerd (and Docker) when the manifest adds and drops nothing:
 # containerd's oci.defaultUnixCaps, the set the mini-NIM was recorded with.
-RUNTIME_DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
+RUNTIME_DEFAULT_CAPABILITIES = attack.RUNTIME_DEFAULT_CAPABILITIES
 
 
 # ---------------------------------------------------------------- provenance
@@ -173,7 +170,7 @@ def gather_provenance(profile: ProfileDir, trace: Trace | None, shown_path: str 
 class SyscallBar:
     name: str
     calls: dict[str, int]  # phase -> calls, for the phases the profile covers
-    allowed: bool  # the profile lets it through (by name)
+    allowed: bool  # the profile lets it through (by name), or answers ENOSYS so the library falls back
     rare: bool
     runs: int | None = None  # merged traces: runs it appeared in
 
@@ -222,11 +219,17 @@ def is_rare(total: int, runs: int | None, run_count: int, rare_below: int) -> bo
     return total < rare_below or (run_count > 1 and runs is not None and runs < 2)
 
 
+def enosys_fallbacks(seccomp: dict) -> set[str]:
+    """Names the profile answers ENOSYS (clone3: glibc and Go then fall back to clone)."""
+    return {name for rule in seccomp.get("syscalls") or [] if rule.get("errnoRet") == ENOSYS
+            for name in rule.get("names") or []}
+
+
 def gather_activity(trace: Trace, seccomp: dict, rare_below: int = RARE_BELOW) -> SyscallActivity:
     summary = trace_summary(trace)
     per_phase = {phase: summary["phases"].get(phase, {}) for phase in PROFILE_PHASES}
     names = sorted({name for rows in per_phase.values() for name in rows})
-    allowed = allowed_names(seccomp)
+    allowed = allowed_names(seccomp) | enosys_fallbacks(seccomp)
     run_count = int((trace.runs or {}).get("count", 1))
     runs_by_name = (trace.runs or {}).get("syscalls") or {}
     bars = []
@@ -497,16 +500,18 @@ def our_conditions(seccomp: dict, name: str) -> str:
 
 
 def gather_runtime_default(profile: ProfileDir, docker: dict) -> RuntimeDefaultComparison:
+    """The comparison `tracer risk --against runtime-default` makes, rule by rule."""
     arch = attack.profile_arch(profile.seccomp)
-    allowed = allowed_names(profile.seccomp)
-    comparison = compare_with_docker(allowed, arch, docker)
-    beyond = tuple((name, our_conditions(profile.seccomp, name), docker_treatment(docker, name, arch))
-                   for name in sorted(comparison.beyond_baseline))
+    comparison = compare_profile_dir(profile.path, "runtime-default")
+    wider = sorted({w.syscall for w in comparison.wider})
+    beyond = tuple((name, our_conditions(profile.seccomp, name), docker_treatment(docker, name, arch)) for name in wider)
+    baseline = comparison.baseline_allowed
     return RuntimeDefaultComparison(
-        allowed=len(comparison.allowed), baseline=len(comparison.baseline), reduction=comparison.reduction,
-        refused_here=tuple(sorted(comparison.baseline - comparison.allowed)), beyond=beyond,
-        method="by syscall name (tracer.profile.surface.compare_with_docker); where the runtime default "
-               "is stricter, its conditions are quoted",
+        allowed=comparison.allowed, baseline=baseline,
+        reduction=len(comparison.refused) / baseline if baseline else 0.0,
+        refused_here=tuple(sorted(comparison.refused)), beyond=beyond,
+        method="rule by rule, argument conditions included, for the profile's capabilities (tracer risk "
+               "--against runtime-default); where the runtime default is stricter, its conditions are quoted",
     )
 
 

@@ -371,6 +371,28 @@ class Confinement:
 
 UNCONFINED = Confinement({"defaultAction": "SCMP_ACT_ALLOW"})
 
+# What containerd gives a container unless told otherwise: the state before hardening.
+RUNTIME_DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+
+
+def before_hardening(against: str) -> Confinement:
+    """The confinement a profile replaces, with containerd's default capabilities: the runtime
+    default (Docker's default profile, which RuntimeDefault follows), no seccomp at all
+    (unconfined), or a profile FILE (OCI or Docker format)."""
+    if against == "runtime-default":
+        from tracer.profile.filter import load_docker_default  # noqa: PLC0415
+
+        return Confinement(load_docker_default(), RUNTIME_DEFAULT_CAPABILITIES)
+    if against == "unconfined":
+        return Confinement(UNCONFINED.seccomp, RUNTIME_DEFAULT_CAPABILITIES)
+    from tracer.files import read_json  # noqa: PLC0415
+
+    return Confinement(read_json(against, "a seccomp profile"), RUNTIME_DEFAULT_CAPABILITIES)
+
 
 @dataclass(frozen=True)
 class ClosedTechnique:

@@ -33,6 +33,9 @@ from tracer.oci import (
 )
 from tracer.owned import CGROUP, DIRECTORY, OWNED, RUNC, Owned
 from tracer.profile.directory import load_profile_dir
+from tracer.arguments import Arguments
+from tracer.profile.against import deciding_rule, describe_row, kernel_values
+from tracer.profile.filter import Filter, filter_from_oci
 from tracer.profile.seccomp import allowed_names
 from tracer.syscalls import syscall_name
 from tracer.targets import process_alive, recording_config
@@ -65,11 +68,26 @@ DANGEROUS_SYSCALLS = (
     "kexec_load", "open_by_handle_at", "userfaultfd", "reboot", "swapon", "process_vm_readv",
     "io_uring_setup", "syslog", "fsopen", "move_mount",
 )
+NEW_USER_AND_NET = 0x10000000 | 0x40000000
+SIGCHLD = 17
+# Calls a profile must refuse by their arguments (probe.c makes them): the syscall and its
+# argument registers, to ask the profile whether the workload's own values include them.
+ARGUMENT_PROBES = {
+    "clone:CLONE_NEWUSER|CLONE_NEWNET": ("clone", {0: NEW_USER_AND_NET | SIGCHLD}),
+    "clone3:CLONE_NEWUSER|CLONE_NEWNET": ("clone3", {}),  # seccomp cannot see clone3's flags
+    "socket:AF_VSOCK": ("socket", {0: 40, 1: 1, 2: 0}),
+    "socket:AF_ALG": ("socket", {0: 38, 1: 5, 2: 0}),
+    "socket:AF_PACKET": ("socket", {0: 17, 1: 3, 2: 0}),
+    "socket:AF_NETLINK/NETLINK_ROUTE": ("socket", {0: 16, 1: 3, 2: 0}),
+    "socket:AF_NETLINK/NETLINK_AUDIT": ("socket", {0: 16, 1: 3, 2: 9}),
+    "socket:AF_NETLINK/NETLINK_NETFILTER": ("socket", {0: 16, 1: 3, 2: 12}),
+    "personality:ADDR_NO_RANDOMIZE": ("personality", {0: 0x0040000}),
+}
 
 
 @dataclass
 class Refusal:
-    kind: str  # "syscall" refused by the filter, or "capability" denied and the call failed
+    kind: str  # "syscall" refused by the filter, "arguments" refused by its conditions, or "capability"
     name: str
     syscall: str
     phase: str
@@ -78,6 +96,8 @@ class Refusal:
     def describe(self) -> str:
         if self.kind == "syscall":
             return f"syscall {self.name} refused {self.count}x in phase {self.phase}"
+        if self.kind == "arguments":
+            return f"{self.name}: refused by the profile's argument conditions"
         return f"{self.name} denied in {self.syscall}, which then failed, {self.count}x in phase {self.phase}"
 
 
@@ -96,6 +116,7 @@ class VerifyReport:
     refused: list[Refusal] = field(default_factory=list)
     fallbacks: dict[str, int] = field(default_factory=dict)
     dangerous: list[dict] = field(default_factory=list)
+    argument_probes: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     container_output: str = ""
 
@@ -118,6 +139,8 @@ class VerifyReport:
         failures.extend(r.describe() for r in self.refused)
         failures.extend(f"dangerous syscall {d['syscall']} was not refused (errno {d['errno']})"
                         for d in self.dangerous if not d["allowed_by_profile"] and not d["refused"])
+        failures.extend(f"{d['probe']} succeeds unconfined and was not refused inside the container (errno {d['errno']})"
+                        for d in self.argument_probes if d["applicable"] and not d["refused"] and not d["allowed_by_profile"])
         return failures
 
     def to_text(self) -> str:
@@ -136,6 +159,9 @@ class VerifyReport:
             refused = [d["syscall"] for d in self.dangerous if d["refused"]]
             lines.append(f"  dangerous   {len(refused)} of {len(self.dangerous)} refused inside the container: {' '.join(refused)}")
             lines.extend(f"    {d['syscall']}: allowed by the profile (the workload made it)" for d in self.dangerous if d["allowed_by_profile"])
+        if self.argument_probes:
+            lines.append("  arguments   " + argument_probe_summary(self.argument_probes))
+            lines.extend(f"    {d['probe']}: {argument_probe_outcome(d)}" for d in self.argument_probes)
         failures = self.failures()
         if failures and self.container_output.strip():
             lines.append("  container output (last lines):")
@@ -153,9 +179,25 @@ class VerifyReport:
             "refused": [vars(r) for r in self.refused],
             "fallbacks": self.fallbacks,
             "dangerous": self.dangerous,
+            "argument_probes": self.argument_probes,
             "failures": self.failures(),
             "container_output_tail": self.container_output[-4000:],
         }
+
+
+def argument_probe_summary(probes: list[dict]) -> str:
+    applicable = [d for d in probes if d["applicable"] and not d["allowed_by_profile"]]
+    refused = [d for d in applicable if d["refused"]]
+    return (f"{len(refused)} of {len(applicable)} calls that succeed in an unconfined twin were refused inside the "
+            "container")
+
+
+def argument_probe_outcome(probe: dict) -> str:
+    if probe["allowed_by_profile"]:
+        return "allowed by the profile (the workload made it)"
+    if not probe["applicable"]:
+        return f"fails unconfined too (errno {probe['unconfined_errno']}); errno {probe['errno']} inside"
+    return f"succeeds unconfined, {'refused' if probe['refused'] else 'NOT refused'} inside (errno {probe['errno']})"
 
 
 def probe_binary() -> Path:
@@ -185,6 +227,18 @@ def probe_mountpoint(config: dict) -> str:
     # Inside a tmpfs the mountpoint is made in the container's scratch, not in its rootfs.
     tmpfs = [m["destination"] for m in config.get("mounts", []) if m.get("type") == "tmpfs" and m["destination"] == "/tmp"]
     return f"{tmpfs[0]}/{PROBE_DIR_IN_CONTAINER}" if tmpfs else f"/{PROBE_DIR_IN_CONTAINER}"
+
+
+def argument_refusals(arguments: Arguments, seccomp: dict) -> list[Refusal]:
+    """Recorded calls of names the profile allows whose arguments its conditions refuse."""
+    profile = filter_from_oci(seccomp)
+    refused = []
+    for row in arguments.in_phases(PROFILE_PHASES).rows:
+        if not profile.indices(row.syscall) or not profile.allows_anything(row.syscall) or not row.arguments():
+            continue  # unconditioned, or refused by name (counted as a syscall refusal)
+        if deciding_rule(profile, row.syscall, kernel_values(row.syscall, row)) is None:
+            refused.append(Refusal("arguments", describe_row(row), row.syscall, row.phase, row.count))
+    return refused
 
 
 def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict) -> tuple[list[Refusal], dict]:
@@ -266,16 +320,20 @@ def exits_soon(pid: int, grace: float = 3.0) -> bool:
     return True
 
 
-def run_probe_in_twin(workdir: Path, config: dict, names: list[str]) -> dict[str, int]:
-    """Run the probe as the process of a new container with the same filter and capabilities."""
-    twin_dir = workdir / "twin"
+def run_probe_in_twin(workdir: Path, config: dict, names: list[str], label: str = "twin",
+                      unconfined: bool = False) -> dict[str, int]:
+    """Run the probe as the process of a new container with the same filter and capabilities
+    (or, unconfined, the same capabilities and no filter)."""
+    twin_dir = workdir / label
     twin_dir.mkdir()
     twin = copy.deepcopy(config)
     twin["process"]["args"] = [f"{probe_mountpoint(config)}/probe", *names]
     twin["linux"].pop("cgroupsPath", None)
+    if unconfined:
+        twin["linux"].pop("seccomp", None)
     write_config(twin_dir, twin)
     output = twin_dir / "probe.out"
-    twin_id = f"{workdir.name}-probe"
+    twin_id = f"{workdir.name}-{label}"
     owned = OWNED.own(Owned(RUNC, str(twin_dir), twin_id))
     try:
         with open(output, "w") as stdout:
@@ -310,25 +368,28 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
         write_config(workdir, config)
         recorder = load_bpf(cgroups.cgroup_id(cgroup), gated=True)
         try:
-            final, lost = _run_verification(report, container_id, workdir, config, recorder, probe_path, seccomp,
-                                            load_command, ready_url, ready_timeout, load_timeout, stop_timeout, log)
+            final, lost, arguments = _run_verification(report, container_id, workdir, config, recorder, probe_path,
+                                                       seccomp, load_command, ready_url, ready_timeout, load_timeout,
+                                                       stop_timeout, log)
         finally:
             recorder.close()
     finally:
         OWNED.release(*owned)
     report.refused, report.fallbacks = find_refusals(Snapshot.empty(), final, native_oci_arch(), seccomp, capabilities)
+    report.refused += argument_refusals(arguments, seccomp)
     report.calls = int(final.calls_in(PROFILE_PHASES).sum())
     if any(lost.values()):
         report.problems.append("counters lost during verification: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v))
     if out is not None:
         write_trace(Trace({"arch": native_oci_arch(), "verification_of": str(profile_dir), "bundle": str(bundle),
-                           "complete": True}, [final], lost, source=str(out)), out)
+                           "complete": True}, [final], lost, source=str(out), arguments=arguments), out)
     return report
 
 
 def _run_verification(report: VerifyReport, container_id: str, workdir: Path, config: dict, recorder, probe_path,
                       seccomp: dict, load_command, ready_url, ready_timeout, load_timeout, stop_timeout, log):
-    """Start the container, wait for readiness, load, probe and stop it; the final counters."""
+    """Start the container, wait for readiness, load, probe and stop it; the final counters
+    and the recorded arguments."""
     from tracer.recorder.session import run_load_command  # noqa: PLC0415
 
     netns = named_netns(config)
@@ -349,27 +410,49 @@ def _run_verification(report: VerifyReport, container_id: str, workdir: Path, co
                 report.load_status, report.load_output = run_load_command(load_command, netns, load_timeout)
                 log(f"load command exited {report.load_status}")
             if probe_path is not None:
-                report.dangerous = probe_dangerous(container_id, pid, workdir, config, seccomp, report)
+                probe_dangerous_calls(report, container_id, pid, workdir, config, seccomp)
             report.stop_status = stop_container(container_id, pid, report.stop_signal, stop_timeout)
             log(f"container stopped: exit {report.stop_status}")
-            return recorder.read(time.monotonic() - started)
+            final, lost = recorder.read(time.monotonic() - started)
+            return final, lost, recorder.arguments()
         finally:
             container_log.seek(0)
             report.container_output = container_log.read()
 
 
-def probe_dangerous(container_id: str, pid: int, workdir: Path, config: dict, seccomp: dict, report: VerifyReport) -> list[dict]:
-    """Each dangerous syscall the profile does not allow, tried inside the container."""
+def probe_dangerous_calls(report: VerifyReport, container_id: str, pid: int, workdir: Path, config: dict,
+                          seccomp: dict) -> None:
+    """Inside the container: each dangerous syscall the profile does not allow, and each call
+    it must refuse by its arguments; the latter also in an unconfined twin with the same
+    capabilities, since only what succeeds there shows the filter at work."""
+    profile = filter_from_oci(seccomp)
     names = [name for name in DANGEROUS_SYSCALLS if name not in allowed_names(seccomp)]
+    argument_probes = [probe for probe in ARGUMENT_PROBES if not profile_allows_probe(profile, probe)]
     try:
-        results = probe_container(container_id, pid, workdir, config, names)
+        results = probe_container(container_id, pid, workdir, config, names + argument_probes)
+        unconfined = run_probe_in_twin(workdir, config, argument_probes, "unconfined", unconfined=True) if argument_probes else {}
     except (runc.RuncError, subprocess.TimeoutExpired) as err:
         report.problems.append(f"the dangerous-syscall probe could not run in the container: {err}")
-        results = {}
-    dangerous = [{"syscall": name, "errno": errno, "refused": errno in refusal_errnos(seccomp), "allowed_by_profile": False}
-                 for name, errno in results.items()]
-    return dangerous + [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
-                        for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
+        return
+    refusals = refusal_errnos(seccomp)
+    report.dangerous = [{"syscall": name, "errno": results[name], "refused": results[name] in refusals,
+                         "allowed_by_profile": False} for name in names if name in results]
+    report.dangerous += [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
+                         for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
+    report.argument_probes = [
+        {"probe": probe, "syscall": ARGUMENT_PROBES[probe][0], "errno": results.get(probe),
+         "unconfined_errno": unconfined.get(probe), "applicable": unconfined.get(probe) == 0,
+         "refused": results.get(probe) in refusals, "allowed_by_profile": False}
+        for probe in argument_probes]
+    report.argument_probes += [{"probe": probe, "syscall": ARGUMENT_PROBES[probe][0], "errno": None,
+                                "unconfined_errno": None, "applicable": False, "refused": False,
+                                "allowed_by_profile": True}
+                               for probe in ARGUMENT_PROBES if probe not in argument_probes]
+
+
+def profile_allows_probe(profile: Filter, probe: str) -> bool:
+    syscall, registers = ARGUMENT_PROBES[probe]
+    return profile.allows(syscall, registers)
 
 
 def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:
