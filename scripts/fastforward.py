@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracer.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments
 from tracer.recorder.session import Progress, _checkpoint
 from tracer.syscalls import MAX_SYSCALL_NR
 from tracer.trace import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot, Trace
@@ -55,6 +56,11 @@ class SyntheticRecorder:
         self.capabilities[key] = self.capabilities.get(key, 0) + 1
         snapshot = Snapshot(self.reads * self.interval, self.counters.copy(), dict(self.capabilities))
         return snapshot, {reason: 0 for reason in KERNEL_LOST_REASONS} | {"bpf_recursion_misses": 0}
+
+    def arguments(self) -> Arguments:
+        """A bounded set of argument rows, as the kernel map keeps them (a few socket families)."""
+        rows = [ArgumentRow("socket", PHASES[self.phase], (family, 1, 0), 0, self.reads) for family in (1, 2, 10)]
+        return Arguments(RECORDED_SYSCALLS, rows)
 
     def unattributed_capability_checks(self) -> int:
         return 0

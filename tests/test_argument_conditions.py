@@ -8,7 +8,7 @@ import shutil
 
 import orjson
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, REPO
 
 from tracer.cli import main
 from tracer.profile.against import compare
@@ -82,20 +82,22 @@ def test_filter_applies_the_most_restrictive_matching_rule():
 # ---------------------------------------------------------------- generate
 
 
-def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None):
+def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None, started_at=None):
     """A real fixture's counters, with an arguments section as the recorder writes it (and
     the rows' calls counted, where the fixture did not make them)."""
     from tracer.syscalls import syscall_number
     from tracer.trace import PHASES
 
     doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
-    doc["version"] = 2
+    assert doc["version"] == 2
     # Only the rows given: the fixture's own (recorded) clone rows would add to the evidence.
-    counters = doc["snapshots"][-1]["syscalls"]
+    counters = doc["totals"]["syscalls"]
     for r in rows:
         phase, nr = PHASES.index(r["phase"]), syscall_number(X86, r["syscall"])
         if not any(c[0] == phase and c[1] == nr for c in counters):
             counters.append([phase, nr, r["count"], 0, 0, 0])
+    if started_at is not None:  # another run of the same workload (merge counts a run given twice once)
+        doc["metadata"]["started_at"] = started_at
     doc["arguments"] = {"recorded": recorded or ["clone", "clone3", "unshare", "setns", "socket", "socketpair",
                                                  "personality", "prctl", "ioctl", "connect"], "rows": rows}
     path = tmp_path / name
@@ -103,13 +105,10 @@ def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None):
     return path
 
 
-def v1_trace(tmp_path, name="v1.json"):
-    """The same recording as a version 1 document: no arguments section."""
-    doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
-    doc["version"] = 1
-    doc.pop("arguments", None)
+def v1_trace(tmp_path, name="v1.json", recording="http-server"):
+    """A real version 1 recording (tests/data/v1): no arguments section."""
     path = tmp_path / name
-    path.write_bytes(orjson.dumps(doc))
+    path.write_bytes((REPO / f"tests/data/v1/{recording}.trace.json").read_bytes())
     return path
 
 
@@ -168,10 +167,14 @@ def test_clone3_with_flags_clone_cannot_express_is_allowed_loudly(tmp_path, caps
 
 
 def test_v1_trace_gets_the_runtime_defaults_conditions_with_a_warning(tmp_path, capsys):
-    seccomp, out = generated(tmp_path, v1_trace(tmp_path))
+    seccomp, _ = generated(tmp_path, v1_trace(tmp_path))  # a Python HTTP server: socket
+    assert "no argument data (trace format version 1)" in capsys.readouterr().err
+    assert len(rule_args(seccomp, "socket")) == 3 and None not in rule_args(seccomp, "socket")
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    seccomp, _ = generated(shell, v1_trace(shell, recording="shell-nonroot"))  # a shell pipeline: clone
     assert "no argument data (trace format version 1)" in capsys.readouterr().err
     assert rule_args(seccomp, "clone") == [[{"index": 0, "value": NS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]]
-    assert len(rule_args(seccomp, "socket")) == 3 and None not in rule_args(seccomp, "socket")
 
 
 def test_no_args_writes_names_only_and_risk_reports_it(tmp_path, capsys):
@@ -207,7 +210,7 @@ def test_risk_against_unconfined_and_a_file(tmp_path, capsys):
     capsys.readouterr()
     assert main(["risk", str(names_only), "--against", str(baseline)]) == 1  # socket AF_INET6 recorded by nobody
     assert main(["risk", str(out), "--against", str(tmp_path / "missing.json")]) == 2
-    assert "missing.json: file not found" in capsys.readouterr().err
+    assert "missing.json: no such file" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- consumers
@@ -238,7 +241,8 @@ def test_diff_between_profiles_sees_a_widened_condition(tmp_path, capsys):
 
 def test_merge_keeps_arguments_only_where_every_run_recorded_them(tmp_path, capsys):
     a = v2_trace(tmp_path, MININIM_ROWS, name="a.json")
-    b = v2_trace(tmp_path, [row("socket", family=2, type=1, protocol=0, count=5)], name="b.json")
+    b = v2_trace(tmp_path, [row("socket", family=2, type=1, protocol=0, count=5)], name="b.json",
+                 started_at="2026-01-01T00:00:00.000Z")
     assert main(["merge", str(a), str(b), "--out", str(tmp_path / "ab.json")]) == 0
     merged = orjson.loads((tmp_path / "ab.json").read_bytes())
     inet = [r for r in merged["arguments"]["rows"] if r["syscall"] == "socket" and r["family"] == 2]
@@ -275,12 +279,12 @@ def test_apply_writes_the_conditions_into_the_bundle(tmp_path):
 
 
 BAD_ARGUMENTS = {
-    "not-an-object": ([], "arguments must be an object"),
-    "unknown-syscall": ({"recorded": ["mount"], "rows": []}, "never recorded"),
+    "not-an-object": ([], "arguments: expected an object"),
+    "unknown-syscall": ({"recorded": ["mount"], "rows": []}, "arguments.recorded[0]: expected one of"),
     "row-of-unrecorded": ({"recorded": ["clone"], "rows": [row("socket", family=2, type=1, protocol=0)]}, "must be one of arguments.recorded"),
     "missing-value": ({"recorded": ["socket"], "rows": [row("socket", family=2, type=1)]}, "has no 'protocol'"),
-    "negative": ({"recorded": ["clone"], "rows": [row("clone", flags=-1)]}, "'flags' must be an integer"),
-    "bad-phase": ({"recorded": ["clone"], "rows": [row("clone", phase="later", flags=0)]}, "unknown phase"),
+    "negative": ({"recorded": ["clone"], "rows": [row("clone", flags=-1)]}, "arguments.rows[0].flags: -1 is below the minimum 0"),
+    "bad-phase": ({"recorded": ["clone"], "rows": [row("clone", phase="later", flags=0)]}, "arguments.rows[0].phase: expected one of"),
 }
 
 
@@ -304,7 +308,7 @@ def test_bad_condition_in_a_profile_is_exit_2(tmp_path, capsys):
     (out / "seccomp.json").write_text(json.dumps(seccomp))
     capsys.readouterr()
     assert main(["risk", str(out)]) == 2
-    assert "'op' must be one of" in capsys.readouterr().err
+    assert "args[0].op: expected one of" in capsys.readouterr().err
 
 
 POD = """\

@@ -11,12 +11,14 @@ import orjson
 import pytest
 from conftest import FIXTURES, REPO
 
+from tracer.arguments import RECORDED_SYSCALLS
 from tracer.capabilities import CAPABILITY_NAMES
 from tracer.cli import main
 from tracer.syscalls import syscall_number
 from tracer.trace import CAP_OUTCOMES, PHASES, Snapshot, Trace, load_trace, write_trace
 
 ARCH = "SCMP_ARCH_X86_64"
+V1 = REPO / "tests/data/v1"  # real version 1 recordings; the fixtures are version 2
 SCHEMA = json.loads((REPO / "docs/trace.schema.json").read_text())
 BASE_CALLS = {"read": 10, "write": 10, "openat": 5, "close": 5, "mmap": 3, "exit_group": 1}
 
@@ -137,13 +139,23 @@ def test_sums_never_wrap_around(tmp_path, capsys):
     assert merged_doc(out)["totals"]["syscalls"][0][2] == 2**64 - 1
 
 
-def test_merged_fixtures_are_a_valid_version_2_trace(tmp_path, capsys):
+@pytest.mark.parametrize("inputs", ["fixtures", "fixtures and v1", "v1"])
+def test_merged_fixtures_are_a_valid_version_2_trace(inputs, tmp_path, capsys):
+    """Version 2 fixtures, version 1 recordings, or both: always a valid version 2 trace."""
     out = tmp_path / "m.json"
-    traces = sorted(FIXTURES.glob("*.trace.json"))
+    traces = (sorted(FIXTURES.glob("*.trace.json")) if "fixtures" in inputs else []) + \
+        (sorted(V1.glob("*.trace.json")) if "v1" in inputs else [])
+    versions = {orjson.loads(path.read_bytes())["version"] for path in traces}
+    assert versions == ({2} if inputs == "fixtures" else {1} if inputs == "v1" else {1, 2})
     assert main(["merge", *map(str, traces), "--out", str(out)]) == 0
     doc = merged_doc(out)
     assert doc["version"] == 2 and doc["runs"]["count"] == len(traces)
-    assert load_trace(out).runs["count"] == len(traces)
+    merged = load_trace(out)
+    assert merged.runs["count"] == len(traces)
+    assert (merged.final.syscalls == sum(load_trace(path).final.syscalls for path in traces)).all()
+    # a version 1 input recorded no arguments: in the merge they are unknown for every syscall
+    recorded = list(RECORDED_SYSCALLS) if versions == {2} else []
+    assert doc["arguments"]["recorded"] == recorded and bool(doc["arguments"]["rows"]) == bool(recorded)
 
 
 # ---------------------------------------------------------------- incomplete recordings

@@ -20,6 +20,7 @@ from tracer.syscalls import syscall_table
 from tracer.trace import load_trace
 
 TRACES = sorted(FIXTURES.glob("*.trace.json"))
+V1 = REPO / "tests/data/v1"  # real version 1 recordings; the fixtures are version 2
 
 
 def test_at_least_three_recorded_workloads():
@@ -83,7 +84,15 @@ def test_offline_commands_need_neither_root_nor_bcc():
 
 
 def fixture_doc() -> dict:
-    return orjson.loads((FIXTURES / "python-chown.trace.json").read_bytes())
+    doc = orjson.loads((FIXTURES / "python-chown.trace.json").read_bytes())
+    assert doc["version"] == 2 and len(doc["totals"]["syscalls"]) == 116
+    return doc
+
+
+def v1_doc() -> dict:
+    doc = orjson.loads((V1 / "shell-nonroot.trace.json").read_bytes())
+    assert doc["version"] == 1 and len(doc["snapshots"][-1]["syscalls"]) == 133
+    return doc
 
 
 def write(tmp_path, name, data: bytes):
@@ -99,14 +108,19 @@ BAD_TRACES = {
     "other-format": (lambda: orjson.dumps({"format": "bpftrace", "version": 1}), "not a seccomp-tracer trace"),
     "wrong-version": (lambda: orjson.dumps({**fixture_doc(), "version": 99}), "version 99 is not supported"),
     "nr-out-of-range": (lambda: orjson.dumps(_with_row([1, 999, 1, 0, 0, 0])),
-                        "snapshots[0].syscalls[115][1]: 999 is above the maximum 511 (syscall number)"),
-    "bad-row": (lambda: orjson.dumps(_with_row([1, 2, "x"])), "snapshots[0].syscalls[115]: expected 6 items, got 3"),
+                        "totals.syscalls[116][1]: 999 is above the maximum 511 (syscall number)"),
+    "bad-row": (lambda: orjson.dumps(_with_row([1, 2, "x"])), "totals.syscalls[116]: expected 6 items, got 3"),
+    "v1-nr-out-of-range": (lambda: orjson.dumps(_with_row([1, 999, 1, 0, 0, 0], v1_doc())),
+                           "snapshots[0].syscalls[133][1]: 999 is above the maximum 511 (syscall number)"),
+    "v1-bad-row": (lambda: orjson.dumps(_with_row([1, 2, "x"], v1_doc())), "snapshots[0].syscalls[133]: expected 6 items, got 3"),
 }
 
 
-def _with_row(row):
-    doc = fixture_doc()
-    doc["snapshots"][-1]["syscalls"].append(row)
+def _with_row(row, doc=None):
+    """The final counters with one more syscall row: version 2's totals (the fixture), or
+    the last snapshot of a version 1 trace."""
+    doc = fixture_doc() if doc is None else doc
+    (doc["totals"] if doc["version"] == 2 else doc["snapshots"][-1])["syscalls"].append(row)
     return doc
 
 
@@ -130,9 +144,11 @@ def test_missing_file_and_directory(tmp_path, capsys):
     assert "is a directory" in capsys.readouterr().err
 
 
-def test_unknown_syscall_number_is_refused_not_written(tmp_path, capsys):
+@pytest.mark.parametrize("version", [2, 1])
+def test_unknown_syscall_number_is_refused_not_written(version, tmp_path, capsys):
     # 500 is within the counters' range but no architecture names it.
-    path = write(tmp_path, "unknown.json", orjson.dumps(_with_row([1, 500, 3, 0, 0, 0])))
+    doc = _with_row([1, 500, 3, 0, 0, 0], fixture_doc() if version == 2 else v1_doc())
+    path = write(tmp_path, "unknown.json", orjson.dumps(doc))
     assert main(["generate", str(path), "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert "syscall number 500 has no name" in err and str(path) in err
