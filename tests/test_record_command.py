@@ -40,6 +40,34 @@ def test_a_command_found_on_path_execs_once(tmp_path):
     assert trace_summary(load_trace(trace_path))["syscalls"]["execve"] == 1
 
 
+FORKS = r"""
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void *nothing(void *arg) { return arg; }
+int main(void)
+{
+    for (int i = 0; i < 300; i++) { pid_t p = vfork(); if (p == 0) _exit(0); waitpid(p, 0, 0); }
+    for (int i = 0; i < 200; i++) { pid_t p = fork(); if (p == 0) _exit(0); waitpid(p, 0, 0); }
+    for (int i = 0; i < 100; i++) { pthread_t t; pthread_create(&t, 0, nothing, 0); pthread_join(t, 0); }
+    return 0;
+}
+"""
+
+
+def test_fork_vfork_clone_and_threads_are_counted_once_per_call(tmp_path):
+    """The new task also returns from the call that made it (with 0): that return is not a call."""
+    (tmp_path / "forks.c").write_text(FORKS)
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(tmp_path / "forks"), str(tmp_path / "forks.c")], check=True)
+    out = tmp_path / "forks.trace.json"
+    assert tracer_cli("record", "--quiet", "--out", str(out), "--", str(tmp_path / "forks")).returncode == 0
+    calls = trace_summary(load_trace(out))["syscalls"]
+    assert calls["vfork"] == 300  # glibc's vfork is the vfork syscall
+    assert calls["clone"] == 200  # glibc's fork is clone(SIGCHLD)
+    assert calls["clone3"] == 100  # pthread_create: clone3
+    assert calls["wait4"] == 500
+
+
 SERVER = """
 import http.server, threading, time, urllib.request, sys
 port = int(sys.argv[1])

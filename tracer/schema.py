@@ -70,6 +70,7 @@ def describe(value) -> str:
 
 
 def json_type(value) -> str:
+    """The JSON name of a decoded value's type, for messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -80,7 +81,11 @@ def json_type(value) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
-    return "array" if isinstance(value, list) else "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
 
 
 def json_equal(a, b) -> bool:

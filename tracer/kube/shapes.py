@@ -18,6 +18,7 @@ wrote; we refuse instead).
 from __future__ import annotations
 
 from tracer.kube.pod_schema import TYPES
+from tracer.schema import json_type
 
 _INT_RANGES = {"int32": (-(2 ** 31), 2 ** 31 - 1), "int64": (-(2 ** 63), 2 ** 63 - 1)}
 
@@ -28,25 +29,6 @@ class ShapeError(Exception):
     def __init__(self, path: str, problem: str):
         self.path, self.problem = path, problem
         super().__init__(f"{path}: {problem}" if path else problem)
-
-
-def json_type(value) -> str:
-    """The JSON name of a decoded value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _expected(descriptor: str) -> str:

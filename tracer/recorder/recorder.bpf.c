@@ -272,6 +272,19 @@ static __always_inline int is_exec(long nr)
     return nr == __NR_execve || nr == __NR_execveat;
 }
 
+// A new task (process or thread) first returns to user space from the call that made it,
+// with 0: that call is its parent's, counted (with its arguments) at the parent's return.
+static __always_inline int is_new_task_return(long nr, long ret)
+{
+    if (ret != 0)
+        return 0;
+#ifdef __NR_fork
+    if (nr == __NR_fork || nr == __NR_vfork)
+        return 1;
+#endif
+    return nr == __NR_clone || nr == __NR_clone3;
+}
+
 // Only seccomp(SECCOMP_SET_MODE_FILTER) and prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)
 // install a filter; their arguments are still in the registers at exit.
 static __always_inline int installed_filter(void *regs, long nr, long ret)
@@ -492,6 +505,8 @@ int syscall_exit(u64 *ctx)
         count_lost(LOST_SYSCALL_NR_OUT_OF_RANGE);
         return 0;
     }
+    if (is_new_task_return(nr, ret))
+        return 0;
     count_syscall(phase, nr, ret);
     if (records_arguments(nr))
         record_arguments(regs, phase, nr, ret);
