@@ -539,3 +539,53 @@ def describe(surface: NetworkSurface) -> str:
         if not surface.destinations:
             lines.append("  none")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- while recording
+
+
+def workload_namespace(named: str | None, pid: int | None) -> Path | None:
+    """The workload's network namespace, if it has one of its own: a named one, else its
+    process's; None when it shares ours (its sockets could not be told from the host's)."""
+    path = Path(f"/run/netns/{named}") if named else pid_namespace_path(pid) if pid else None
+    if path is None:
+        return None
+    try:
+        theirs, ours = path.stat(), Path("/proc/self/ns/net").stat()
+    except OSError:
+        return None
+    return None if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) else path
+
+
+class SurfaceWatch:
+    """What a recorded workload listens on, observed at readiness and before it stops (a
+    listener opened and closed in between is not seen), merged. Where connect() went is
+    recorded by the kernel as arguments; it is not turned into destinations here (the
+    protocol of a connect is not in its arguments), so `destinations` stays null: not recorded."""
+
+    def __init__(self, named: str | None, pid_of):
+        self.named, self.pid_of = named, pid_of
+        self.surface: NetworkSurface | None = None
+        self.problem: str | None = None
+        self.moments: set[str] = set()
+
+    def observe_once(self, moment: str) -> None:
+        """Observe at MOMENT (readiness, the end) once, however often it is asked."""
+        if moment not in self.moments:
+            self.moments.add(moment)
+            self.observe()
+
+    def observe(self) -> None:
+        namespace = workload_namespace(self.named, self.pid_of())
+        if namespace is None:
+            return
+        try:
+            seen = observe(namespace)
+        except (ObservationError, OSError) as err:  # the workload may be gone: keep what was seen
+            self.problem = str(err)
+            return
+        self.surface = seen if self.surface is None else self.surface.merge(seen)
+
+    def to_json(self) -> dict | None:
+        return None if self.surface is None else self.surface.to_json()
+

@@ -21,6 +21,7 @@ from pathlib import Path
 from tracer import __version__
 from tracer.arch import native_oci_arch
 from tracer.errors import MachineError, TracerError
+from tracer.network import SurfaceWatch
 from tracer.recorder.kernel import KernelRecorder
 from tracer.recorder.progress import Progress
 from tracer.targets import Target
@@ -301,6 +302,7 @@ def _record(target: Target, options: RecordOptions, signals: Signals, recorder: 
     checkpoints = CheckpointFailures(trace, options.interval)
     progress = Progress.create(options.progress, metadata["arch"], options.duration, options.status_every)
     load = LoadRunner(options.load_command, target.netns, on_line=progress.note)
+    surface = SurfaceWatch(target.netns, target.workload_pid)
     try:
         if not signals.stop.is_set():
             target.start()
@@ -316,6 +318,7 @@ def _record(target: Target, options: RecordOptions, signals: Signals, recorder: 
             if signals.load_requested.is_set():
                 switch.to_load("SIGUSR1")
             if switch.phase == "load":
+                surface.observe_once("ready")
                 load.start_once()
             if load.finished:
                 stopped_by = f"load finished (exit {load.status})"
@@ -326,6 +329,7 @@ def _record(target: Target, options: RecordOptions, signals: Signals, recorder: 
             signals.stop.wait(min(0.05, max(0.0, next_checkpoint - time.monotonic())))
         stopped_by = signals.stopped_by or stopped_by
         if stopped_by != "target finished":
+            surface.observe_once("end")
             target.stop()
         checkpoints.attempt(recorder, trace, switch, started, options.out, progress, final=True)
     finally:
@@ -334,6 +338,7 @@ def _record(target: Target, options: RecordOptions, signals: Signals, recorder: 
         recorder.close()
         target.close()
     trace.metadata.update(complete=True, stopped_by=stopped_by, workload_exit_status=target.exit_status)
+    trace.network = surface.to_json()
     if options.load_command:
         trace.metadata["load"] = {"command": options.load_command, "exit_status": load.status}
     _write_final_trace(trace, options.out)

@@ -44,6 +44,10 @@ class Target:
             **self.details,
         }
 
+    def workload_pid(self) -> int | None:
+        """A process of the workload that user space can look at (its network namespace), if known."""
+        return None
+
     def start(self) -> None:
         """Called once the recorder is attached."""
 
@@ -66,6 +70,9 @@ class CommandTarget(Target):
     executable: str = ""  # argv[0] resolved on PATH by the tracer, so the workload execs once
     process: subprocess.Popen | None = None
     owned: list[Owned] = field(default_factory=list)
+
+    def workload_pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     @classmethod
     def create(cls, argv: list[str]) -> "CommandTarget":
@@ -136,6 +143,9 @@ class PidTarget(Target):
 
     def finished(self) -> bool:
         return not process_alive(self.pid)
+
+    def workload_pid(self) -> int | None:
+        return self.pid or None
 
 
 def cgroup_target(path: str) -> Target:
