@@ -132,6 +132,10 @@ def _recording_status(target, trace, result) -> int:
     start_missed = target.gated and not trace.metadata.get("workload_started")
     if start_missed:
         typer.echo(f"start-up missed: the workload never started under the recorder ({result.stopped_by})", err=True)
+    if trace.metadata.get("startup_missed"):
+        start_missed = True
+        typer.echo("start-up missed: the target was already running when the recorder attached "
+                   "(startup_missed: true; generate refuses it without --allow-incomplete)", err=True)
     lost = any(trace.lost.values())
     return EXIT_FINDINGS if lost or start_missed else EXIT_OK
 
