@@ -140,7 +140,7 @@ BPF_ARRAY(state, struct state, N_SLOTS);
 BPF_ARRAY(settings, struct settings, 1);
 BPF_ARRAY(pending_threads, s64, 1);  // threads with capability checks awaiting their sys_exit
 BPF_HASH(slots, u64, u32, N_SLOTS);  // POD_MODE: leaf cgroup id -> slot
-BPF_ARRAY(slots_used, u32, 1);
+BPF_HASH(slot_owners, u32, u64, N_SLOTS);  // POD_MODE: slot -> the leaf cgroup id that claimed it
 BPF_HASH(cap_checks, struct cap_key, u64, CAP_MAP_ENTRIES);
 BPF_HASH(pending, u32, struct pending_caps, 16384);
 BPF_HASH(arg_counts, struct arg_key, u64, ARG_MAP_ENTRIES);
@@ -150,26 +150,27 @@ BPF_RINGBUF_OUTPUT(descriptors, 16);
 static __always_inline void count_lost(u32 reason);
 
 #if POD_MODE
-// The slot of a leaf cgroup under the pod, made on first sight. Two CPUs may race to make
-// one: the loser's slot number is never used.
+// The slot of a leaf cgroup under the pod, made on first sight: the first free slot number
+// is claimed in slot_owners (an insert that fails when another cgroup holds it; no atomic
+// whose result is read, which older BPF targets lack). Two CPUs may race for one new cgroup:
+// the loser's claimed number stays unused.
 static __always_inline u32 slot_of(u64 leaf)
 {
     u32 *known = slots.lookup(&leaf);
     if (known)
         return *known + 1;
-    u32 zero = 0;
-    u32 *used = slots_used.lookup(&zero);
-    if (!used)
-        return 0;
-    u32 fresh = __sync_fetch_and_add(used, 1);
-    if (fresh >= N_SLOTS) {
-        count_lost(LOST_CONTAINER_SLOTS_FULL);
-        return 0;
+#pragma unroll
+    for (u32 i = 0; i < N_SLOTS; i++) {
+        u32 fresh = i;
+        if (slot_owners.insert(&fresh, &leaf) != 0)
+            continue;
+        if (slots.insert(&leaf, &fresh) == 0)
+            return fresh + 1;
+        known = slots.lookup(&leaf);
+        return known ? *known + 1 : 0;
     }
-    if (slots.insert(&leaf, &fresh) == 0)
-        return fresh + 1;
-    known = slots.lookup(&leaf);
-    return known ? *known + 1 : 0;
+    count_lost(LOST_CONTAINER_SLOTS_FULL);
+    return 0;
 }
 
 // 0: not in the target; else the task's slot + 1.
