@@ -170,6 +170,7 @@ class PodRecording:
         level = len(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root()).parts)
         self.recorder.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
         self.armed_at = round(time.monotonic() - self.started, 3)
+        self.armed_wall_ns = time.time_ns()
         # A container that had started before the kernel matched the pod: its start-up is missed.
         self.started_before_arming = {c.id for c in self.client.list_containers(sandbox_id=self.sandbox.id)
                                       if CONTAINER_STATES.get(c.state) in ("running", "exited")}
@@ -213,6 +214,9 @@ class PodRecording:
             "container": {"name": name, "id": container.id, "image": status.image.image or container.image.image,
                           "image_digest": status.image_ref or container.image_ref or None, "restart_count": attempt},
             "container_id": container.id, "pod_uid": pod["uid"], "armed_at_s": self.armed_at,
+            # How close the arming was: after the sandbox was made, before this container was (CRI clocks).
+            "armed_after_sandbox_s": round((self.armed_wall_ns - self.sandbox.created_at) / 1e9, 3),
+            "container_created_after_arming_s": round((container.created_at - self.armed_wall_ns) / 1e9, 3),
             **({"effective_capabilities": list(effective)} if effective is not None else {}),
             "pod_cgroup_path": "/" + str(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root())),
         }
