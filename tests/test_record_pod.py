@@ -129,3 +129,47 @@ def test_a_pod_already_running_is_reported_as_such(cri_node, tmp_path, k8s_names
                       env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint})
     assert done.returncode == 1 and "appeared on this node" in done.stderr, done.stderr
     assert not (tmp_path / "none.trace.json").exists()
+
+
+def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_path, k8s_namespace):
+    """--kubernetes-selector with --out DIR/: every container of the new pod gets its own trace,
+    the sandbox none; a pod already there with the label is not the one recorded."""
+    from crinode import SLEEPER
+
+    from tracer.kube.cri.node import ContainerSpec
+    from tracer.kube.cri.images import MININIM_IMAGE
+
+    label = {"app": unique("nim")}
+    old = cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
+                           labels=label)
+    out = tmp_path / "traces"
+    out.mkdir()
+    try:
+        recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-selector", f"{k8s_namespace}/app={label['app']}",
+                            "--out", f"{out}/", "--duration", "60", "--interval", "0.5")
+        port = free_port()
+        new = cri_node.run_pod(unique("new"), k8s_namespace,
+                               [mininim_container(port, name="nim-llm"),
+                                ContainerSpec("sidecar", MININIM_IMAGE, command=SLEEPER)], labels=label)
+        try:
+            wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
+            new.stop(grace_period_s=2)
+            status, log = recorder.wait()
+        finally:
+            new.remove()
+    finally:
+        if recorder.process.poll() is None:
+            recorder.process.kill()
+        old.delete()
+    assert status == 0, log
+    assert sorted(p.name for p in out.iterdir()) == ["nim-llm.trace.json", "sidecar.trace.json"]
+    for name in ("nim-llm", "sidecar"):
+        trace = load_trace(out / f"{name}.trace.json")
+        target = trace.metadata["target"]
+        assert target["pod"]["name"] == new.name and target["container"]["name"] == name
+        assert target["container"]["id"] == new.containers[name]
+        assert trace.metadata["workload_started"] is True and "execve" in phase_names(trace, "startup")
+    sleeper = load_trace(out / "sidecar.trace.json")
+    assert "bind" not in trace_summary(sleeper)["syscalls"]  # the server's calls are in its own trace only
+    server = load_trace(out / "nim-llm.trace.json")
+    assert "bind" in trace_summary(server)["syscalls"]
