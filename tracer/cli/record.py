@@ -43,7 +43,7 @@ def record(
     containerd_state: Path = typer.Option(Path("/run/containerd"), "--containerd-state", metavar="DIR", help="containerd's state directory (its config's `state`)."),
     cgroup: str = typer.Option(None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."),
     pid: int = typer.Option(None, "--pid", metavar="PID", help="The cgroup of this process (every process in it counts)."),
-    kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod on this node, through the CRI socket. Not there yet (or not started): load first, wait for it, record every container from its first syscall. Already running: attach to its container (start-up missed, exit 1)."),
+    kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod on this node, through the CRI socket. Not there yet (or not started): load first, wait for it, record every container from its first syscall. Already running: attach to its running container, counted from then on (start-up behind it)."),
     kubernetes_selector: str = typer.Option(None, "--kubernetes-selector", metavar="NS/LABEL=VALUE", help="The next new pod of namespace NS with that label on this node, recorded from its first syscall."),
     container: str = typer.Option(None, "--container", metavar="NAME", help="Container name within --kubernetes-pod / --kubernetes-selector."),
     cri_endpoint: str = typer.Option(None, "--cri-endpoint", metavar="URL", help="The node's CRI socket (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's, CRI-O's, cri-dockerd's)."),
