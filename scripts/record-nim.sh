@@ -57,7 +57,7 @@ Profile for $namespace/$pod written to $profile/:
 Review $work/summary.txt, then commit:
   git add $profile && git commit -m "seccomp profile for $namespace/$pod ($stamp)"
 Install and enforce:
-  $tracer k8s seccompprofile $profile --name $pod --namespace $namespace
+  $tracer k8s seccompprofile $profile --name $pod
   $tracer k8s harden <deployment.yaml> --profile $profile --out <hardened.yaml>
 Prove it before enforcing (on a node with runc, against a copy of the NIM's bundle):
   $tracer verify $profile --bundle <bundle> --ready-url http://127.0.0.1:8000/v1/health/ready --load '...'
