@@ -110,7 +110,8 @@ def harden(
     profile: Path = typer.Option(..., "--profile", metavar="DIR",
                                  help="Profile directory written by `tracer generate`."),
     container: str = typer.Option(None, "--container", metavar="NAME",
-                                  help="Harden only this container (app or init); default: every app "
+                                  help="Harden only this container (app or init); default: the container "
+                                       "the profile was recorded from (DIR/recording.json), else every app "
                                        "container of every pod template."),
     localhost_path: str = typer.Option(None, "--localhost-path", metavar="PATH",
                                        help="localhostProfile value, relative to the kubelet seccomp root "
@@ -123,6 +124,11 @@ def harden(
                                   "output and the report to stderr."),
 ) -> None:
     """Apply a recorded profile to the containers of a Kubernetes manifest.
+
+    The chosen containers: --container's; without it, the container the profile was
+    recorded from (its name is in DIR/recording.json), the others left as they are; a
+    profile that names none (or one the manifest lacks, said on stderr) hardens every
+    app container.
 
     On each chosen container, sets securityContext.seccompProfile (type Localhost),
     capabilities (drop ALL, add the recorded set without the CAP_ prefix),
