@@ -173,3 +173,34 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
     assert "bind" not in trace_summary(sleeper)["syscalls"]  # the server's calls are in its own trace only
     server = load_trace(out / "nim-llm.trace.json")
     assert "bind" in trace_summary(server)["syscalls"]
+
+
+def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_node, tmp_path, k8s_namespace):
+    """As scripts/record-nim.sh drives it: load on SIGUSR1 once the pod answers, SIGTERM at the end
+    while the pod still runs (the recorder stops nothing)."""
+    import signal
+
+    name, port = unique("nim-llm"), free_port()
+    trace_path = tmp_path / "nim.trace.json"
+    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{k8s_namespace}/{name}",
+                        "--out", str(trace_path), "--duration", "60")
+    pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm")])
+    try:
+        ready = f"http://127.0.0.1:{port}/v1/health/ready"
+        wait_until(lambda: answers(ready), 30, "mini-NIM ready")
+        recorder.process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        assert sum(answers(ready) for _ in range(10)) == 10
+        time.sleep(0.3)
+        recorder.process.send_signal(signal.SIGTERM)
+        status, log = recorder.wait()
+        assert answers(ready)  # the pod runs on
+    finally:
+        if recorder.process.poll() is None:
+            recorder.process.kill()
+        pod.delete()
+    assert status == 0, log
+    trace = load_trace(trace_path)
+    assert trace.metadata["stopped_by"] == "SIGTERM" and trace.metadata["complete"] is True
+    assert [change["reason"] for change in trace.metadata["phase_changes"]] == ["SIGUSR1"]
+    assert "accept4" in phase_names(trace, "load") and "execve" in phase_names(trace, "startup")
