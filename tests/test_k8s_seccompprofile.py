@@ -14,7 +14,8 @@ from tracer.cli import main
 from tracer.kube.harden import default_localhost_profile
 from tracer.profile.directory import load_profile_dir
 
-SPO_CRD = Path(__file__).parent / "data" / "spo-seccompprofile-crd.yaml"
+SPO_CRD = Path(__file__).parent / "data" / "spo-seccompprofile-crd.yaml"  # today's operator: v1, cluster-scoped
+SPO_CRD_V1BETA1 = Path(__file__).parent / "data" / "spo-seccompprofile-crd-v1beta1.yaml"  # older: namespaced
 
 SECCOMP = {
     "defaultAction": "SCMP_ACT_ERRNO",
@@ -39,9 +40,9 @@ def run(profile: Path, *args: str) -> int:
 
 # --- the SPO CustomResourceDefinition as a JSON Schema --------------------------------
 
-def crd_version_schema(crd_file: Path = SPO_CRD) -> tuple[dict, dict]:
+def crd_version_schema(crd_file: Path = SPO_CRD, api: str = "v1") -> tuple[dict, dict]:
     crd = YAML(typ="safe").load(crd_file.read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == api]
     return crd, version["schema"]["openAPIV3Schema"]
 
 
@@ -82,10 +83,13 @@ def with_crd_defaults(obj: dict, schema: dict) -> dict:
     return obj
 
 
-def validate_against_crd(obj: dict) -> None:
-    crd, schema = crd_version_schema()
-    assert obj["apiVersion"] == f"{crd['spec']['group']}/v1beta1"
+def validate_against_crd(obj: dict, crd_file: Path = SPO_CRD) -> None:
+    api = obj["apiVersion"].rpartition("/")[2]
+    crd, schema = crd_version_schema(crd_file, api)
+    assert obj["apiVersion"] == f"{crd['spec']['group']}/{api}"
     assert obj["kind"] == crd["spec"]["names"]["kind"]
+    # A cluster-scoped resource has no namespace; a namespaced one is put in one.
+    assert ("namespace" in obj["metadata"]) == (crd["spec"]["scope"] == "Namespaced")
     jsonschema.Draft202012Validator(as_json_schema(schema)).validate(with_crd_defaults(obj, schema))
 
 
@@ -93,12 +97,14 @@ def validate_against_crd(obj: dict) -> None:
 
 def test_writes_a_seccompprofile_that_validates_against_the_spo_crd(tmp_path, capsys):
     profile = write_profile_dir(tmp_path)
-    code = run(profile, "--name", "nim-llm", "--namespace", "nim", "--out-dir", str(tmp_path / "out"))
+    code = run(profile, "--name", "nim-llm", "--out-dir", str(tmp_path / "out"))
     obj = YAML(typ="safe").load((tmp_path / "out" / "nim-llm.seccompprofile.yaml").read_text())
 
     assert code == 0
+    assert obj["apiVersion"] == "security-profiles-operator.x-k8s.io/v1"
     validate_against_crd(obj)
-    assert obj["metadata"]["name"] == "nim-llm" and obj["metadata"]["namespace"] == "nim"
+    assert obj["metadata"]["name"] == "nim-llm" and "namespace" not in obj["metadata"]
+    assert "localhostProfile: operator/nim-llm.json" in capsys.readouterr().out
     assert obj["spec"] == {
         "defaultAction": "SCMP_ACT_ERRNO",
         "architectures": ["SCMP_ARCH_X86_64"],
@@ -106,8 +112,28 @@ def test_writes_a_seccompprofile_that_validates_against_the_spo_crd(tmp_path, ca
     }
 
 
+def test_older_operators_get_a_namespaced_v1beta1_object(tmp_path, capsys):
+    profile = write_profile_dir(tmp_path)
+    code = run(profile, "--name", "nim-llm", "--namespace", "nim", "--spo-api", "v1beta1",
+               "--out-dir", str(tmp_path / "out"))
+    obj = YAML(typ="safe").load((tmp_path / "out" / "nim-llm.seccompprofile.yaml").read_text())
+
+    assert code == 0
+    validate_against_crd(obj, SPO_CRD_V1BETA1)
+    assert obj["metadata"]["name"] == "nim-llm" and obj["metadata"]["namespace"] == "nim"
+    assert "localhostProfile: operator/nim/nim-llm.json" in capsys.readouterr().out
+    with pytest.raises(AssertionError):  # today's CRD is cluster-scoped: a namespace does not belong
+        validate_against_crd(obj, SPO_CRD)
+
+
+def test_unknown_spo_api_exits_2(tmp_path, capsys):
+    code = run(write_profile_dir(tmp_path), "--name", "nim-llm", "--spo-api", "v2", "--out-dir", str(tmp_path / "out"))
+    assert code == 2 and "--spo-api 'v2'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_crd_check_catches_a_wrong_object():
-    obj = {"apiVersion": "security-profiles-operator.x-k8s.io/v1beta1", "kind": "SeccompProfile",
+    obj = {"apiVersion": "security-profiles-operator.x-k8s.io/v1", "kind": "SeccompProfile",
            "metadata": {"name": "x"},
            "spec": {"defaultAction": "SCMP_ACT_ERRNO",
                     "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": "38"}]}}
@@ -128,10 +154,10 @@ def test_plain_file_is_the_oci_profile_kubelet_loads(tmp_path):
 
 def test_prints_where_each_file_goes_and_its_localhost_profile(tmp_path, capsys):
     profile = write_profile_dir(tmp_path)
-    run(profile, "--name", "nim-llm", "--namespace", "nim")
+    run(profile, "--name", "nim-llm")
     out = capsys.readouterr().out
 
-    assert "localhostProfile: operator/nim/nim-llm.json" in out
+    assert "localhostProfile: operator/nim-llm.json" in out
     assert "localhostProfile: seccomp-tracer/nim-llm.json" in out
     assert "/var/lib/kubelet/seccomp/seccomp-tracer/nim-llm.json" in out
     assert (profile / "k8s" / "nim-llm.json").exists()  # default --out-dir is DIR/k8s

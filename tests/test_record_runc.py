@@ -12,7 +12,7 @@ from conftest import tracer_cli
 from tracer import runc
 from tracer.bundle import make_bundle
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
-from tracer.trace import load_trace
+from tracer.trace import PHASES, load_trace
 
 # Runs as root with a few capabilities: it needs CHOWN and never uses NET_RAW or KILL.
 WORKLOAD = """
@@ -30,6 +30,7 @@ if os.environ.get('PROBE'):
 """
 RECORDING_CAPS = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL"]
 RUNC_SETUP = {"mount", "umount2", "pivot_root", "sethostname", "keyctl"}
+CAP_DAC_OVERRIDE = 1
 
 
 def chown_bundle(directory, **kwargs):
@@ -123,3 +124,65 @@ def trace_names(trace, phase):
     from tracer.summary import trace_summary
 
     return trace_summary(trace)["phases"][phase]
+
+
+# A threaded server's start as uid 1000: it needs no capability. runc's init, already uid
+# 1000, checks CAP_DAC_OVERRIDE reopening /proc/self/fd before the exec: the runtime's, not this.
+THREADED_UID_1000 = """
+import threading, socket
+def serve(listener):
+    conn, _ = listener.accept()
+    conn.close()
+listener = socket.socket()
+listener.bind(('127.0.0.1', 0))
+listener.listen()
+worker = threading.Thread(target=serve, args=(listener,))
+worker.start()
+socket.create_connection(listener.getsockname()).close()
+worker.join()
+print('served', flush=True)
+"""
+
+
+def test_created_uid_1000_container_gets_no_capability_from_runc_hand_over(live, tmp_path):
+    bundle = make_bundle(tmp_path / "bundle", ["/usr/bin/python3", "-c", THREADED_UID_1000], uid=1000, gid=1000)
+    container = f"t-{uuid.uuid4().hex[:8]}"
+    runc.become_subreaper()
+    runc.create(bundle, container)
+    try:
+        trace_path = tmp_path / "created.trace.json"
+        done = tracer_cli("record", "--runc", container, "--out", str(trace_path))
+        assert done.returncode == 0, done.stderr
+    finally:
+        runc.delete(container, force=True)
+    trace = load_trace(trace_path)
+    assert trace.metadata["target"]["gated"] is True and "startup_missed" not in trace.metadata
+    assert "execve" in set(trace_names(trace, "startup"))
+    assert set(trace_names(trace, "handover")) <= RUNC_HANDOVER_SYSCALLS
+    # runc's init reopening its exec fifo checks DAC_OVERRIDE: the hand-over's, not the workload's.
+    workload_checks = {cap for (phase, cap, _nr, _outcome), n in trace.final.capabilities.items()
+                       if n and PHASES[phase] in ("startup", "load")}
+    assert CAP_DAC_OVERRIDE not in workload_checks, workload_checks
+    profile = tmp_path / "profile"
+    tracer_cli("generate", str(trace_path), "--out", str(profile))
+    caps = json.loads((profile / "capabilities.json").read_text())
+    assert caps["add"] == [], caps
+
+
+def test_running_container_is_marked_startup_missed(live, tmp_path):
+    bundle = make_bundle(tmp_path / "bundle", ["/usr/bin/python3", "-c", "import time; time.sleep(2)"])
+    container = f"t-{uuid.uuid4().hex[:8]}"
+    runc.become_subreaper()
+    runc.create(bundle, container)
+    try:
+        runc.start(container)
+        trace_path = tmp_path / "running.trace.json"
+        done = tracer_cli("record", "--runc", container, "--out", str(trace_path))
+        assert done.returncode == 1, done.stderr
+        assert "start-up missed" in done.stderr
+    finally:
+        runc.delete(container, force=True)
+    trace = load_trace(trace_path)
+    assert trace.metadata["startup_missed"] is True and trace.metadata["target"]["gated"] is False
+    refused = tracer_cli("generate", str(trace_path), "--out", str(tmp_path / "profile"), check=False)
+    assert refused.returncode == 2 and "startup_missed" in refused.stderr

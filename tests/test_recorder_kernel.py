@@ -41,7 +41,7 @@ def test_c_and_python_agree_on_indices():
     lost = {k.removeprefix("LOST_").lower(): v for k, v in defines.items() if k.startswith("LOST_")}
     assert [name for name, _ in sorted(lost.items(), key=lambda kv: kv[1])] == [
         "syscall_nr_out_of_range", "cap_out_of_range", "pending_map_full", "cap_map_full", "arg_map_full",
-        "connect_map_full", "registers_unreadable"]
+        "connect_map_full", "registers_unreadable", "container_slots_full"]
     assert len(KERNEL_LOST_REASONS) == len(lost)
     used = set(re.findall(r"\b((?:PHASE|RESULT|OUTCOME|LOST|REGS)_[A-Z0-9_]+)\b", BPF_SOURCE.read_text()))
     assert used <= set(defines), f"used but never defined: {sorted(used - set(defines))}"

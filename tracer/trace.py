@@ -51,6 +51,7 @@ KERNEL_LOST_REASONS = (
     "arg_map_full",
     "connect_map_full",
     "registers_unreadable",
+    "container_slots_full",
 )
 LOST_REASONS = KERNEL_LOST_REASONS + ("bpf_recursion_misses", "unattributed_capability_checks")
 

@@ -110,7 +110,8 @@ def harden(
     profile: Path = typer.Option(..., "--profile", metavar="DIR",
                                  help="Profile directory written by `tracer generate`."),
     container: str = typer.Option(None, "--container", metavar="NAME",
-                                  help="Harden only this container (app or init); default: every app "
+                                  help="Harden only this container (app or init); default: the container "
+                                       "the profile was recorded from (DIR/recording.json), else every app "
                                        "container of every pod template."),
     localhost_path: str = typer.Option(None, "--localhost-path", metavar="PATH",
                                        help="localhostProfile value, relative to the kubelet seccomp root "
@@ -123,6 +124,11 @@ def harden(
                                   "output and the report to stderr."),
 ) -> None:
     """Apply a recorded profile to the containers of a Kubernetes manifest.
+
+    The chosen containers: --container's; without it, the container the profile was
+    recorded from (its name is in DIR/recording.json), the others left as they are; a
+    profile that names none (or one the manifest lacks, said on stderr) hardens every
+    app container.
 
     On each chosen container, sets securityContext.seccompProfile (type Localhost),
     capabilities (drop ALL, add the recorded set without the CAP_ prefix),
@@ -172,14 +178,17 @@ def seccompprofile(
     name: str = typer.Option(..., "--name", metavar="NAME",
                              help="SeccompProfile object name and profile file name (DNS-1123 subdomain)."),
     namespace: str = typer.Option("default", "--namespace", "-n", metavar="NS",
-                                  help="Kubernetes namespace of the SeccompProfile object."),
+                                  help="With --spo-api v1beta1: the namespace of the SeccompProfile object (v1 objects are cluster-scoped)."),
+    spo_api: str = typer.Option("v1", "--spo-api", metavar="VERSION",
+                                help="v1: today's operator (cluster-scoped, operator/NAME.json); v1beta1: older operators (namespaced, operator/NS/NAME.json)."),
     out_dir: Path = typer.Option(None, "--out-dir", metavar="OUT", help="Output directory; default DIR/k8s."),
 ) -> None:
     """Write DIR's seccomp profile in the two forms Kubernetes nodes load.
 
     OUT/NAME.seccompprofile.yaml: a Security Profiles Operator SeccompProfile
-    (security-profiles-operator.x-k8s.io/v1beta1); the operator installs it on every node
-    and pods use localhostProfile operator/NS/NAME.json.
+    (security-profiles-operator.x-k8s.io/v1, cluster-scoped); the operator installs it on
+    every node and pods use localhostProfile operator/NAME.json. --spo-api v1beta1 writes
+    the form older operators take: namespaced, localhostProfile operator/NS/NAME.json.
 
     OUT/NAME.json: the plain OCI profile (defaultAction, defaultErrnoRet, architectures,
     syscalls) to copy to /var/lib/kubelet/seccomp/seccomp-tracer/NAME.json on every node;
@@ -192,14 +201,18 @@ def seccompprofile(
     Examples:
 
     \b
-      tracer k8s seccompprofile profiles/nim --name nim-llm --namespace nim
+      tracer k8s seccompprofile profiles/nim --name nim-llm
+      tracer k8s seccompprofile profiles/nim --name nim-llm --spo-api v1beta1 --namespace nim
       tracer k8s seccompprofile profiles/nim --name nim-llm --out-dir deploy/seccomp
     """
     from tracer.profile.directory import load_profile_dir
     from tracer.kube.seccompprofile import write_install_files
 
     loaded = load_profile_dir(profile)
-    files = write_install_files(loaded, name, namespace, out_dir or loaded.path / "k8s")
+    files = write_install_files(loaded, name, namespace, out_dir or loaded.path / "k8s", spo_api)
+    if spo_api == "v1" and namespace != "default":
+        typer.echo(f"warning: --namespace {namespace} is not used: v1 SeccompProfiles are cluster-scoped "
+                   "(--spo-api v1beta1 for an operator that takes namespaced ones)", err=True)
     for warning in files.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {files.seccomp_profile_object}  (kubectl apply -f; needs the Security Profiles Operator)")

@@ -43,8 +43,10 @@ def record(
     containerd_state: Path = typer.Option(Path("/run/containerd"), "--containerd-state", metavar="DIR", help="containerd's state directory (its config's `state`)."),
     cgroup: str = typer.Option(None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."),
     pid: int = typer.Option(None, "--pid", metavar="PID", help="The cgroup of this process (every process in it counts)."),
-    kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod's container on this node, found through the CRI socket."),
-    container: str = typer.Option(None, "--container", metavar="NAME", help="Container name within --kubernetes-pod."),
+    kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod on this node, through the CRI socket. Not there yet (or not started): load first, wait for it, record every container from its first syscall. Already running: attach to its running container, counted from then on (start-up behind it)."),
+    kubernetes_selector: str = typer.Option(None, "--kubernetes-selector", metavar="NS/LABEL=VALUE", help="The next new pod of namespace NS with that label on this node, recorded from its first syscall."),
+    container: str = typer.Option(None, "--container", metavar="NAME", help="Container name within --kubernetes-pod / --kubernetes-selector."),
+    cri_endpoint: str = typer.Option(None, "--cri-endpoint", metavar="URL", help="The node's CRI socket (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's, CRI-O's, cri-dockerd's)."),
     duration: float = typer.Option(None, "--duration", min=0.1, metavar="S", help="Stop after S seconds."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, metavar="S", help="Seconds between checkpoints of the trace file."),
     ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand). Asked inside the container's network namespace when it joins a named one."),
@@ -82,6 +84,12 @@ def record(
       tracer record --runc-bundle ./bundle --ready-url http://127.0.0.1:8000/v1/health/ready \\
           --load 'scripts/loadtest.py --requests 400' --out nim.trace.json
       tracer record --kubernetes-pod nim/nim-llm-0 --duration 900 --out nim.trace.json
+      tracer record --kubernetes-selector nim/app=nim-llm --out traces/   # then: kubectl rollout restart
+
+    Pods (--kubernetes-pod for a pod not running yet, --kubernetes-selector): --out FILE
+    records one container run (the first to start, or --container's); --out DIR/ records
+    every run, as DIR/NAME.trace.json and DIR/NAME.restart-N.trace.json. The recording ends
+    when the recorded container(s) exit, the pod stops, at --duration, or on a stop signal.
     """
     from tracer.files import check_output_file
     from tracer.recorder.session import RecordOptions, Signals
@@ -89,12 +97,17 @@ def record(
 
     signals = Signals.install()  # before anything is made: a signal from now on stops cleanly
     try:
+        pod_selector = _pod_from_creation(kubernetes_pod, kubernetes_selector, container, cri_endpoint)
+        if pod_selector is not None:
+            _record_pod_from_creation(pod_selector, container, cri_endpoint, out, RecordOptions(
+                out, interval, duration, ready_url, progress=not quiet, status_every=status_every,
+                capability_source=capability_source.value, load_command=load), signals, fmt, quiet)
         for output in (out, container_log):
             if output:
                 check_output_file(output)
         target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd,
                                 preferred(containerd_namespace, old_namespace), cgroup, pid,
-                                kubernetes_pod, container, container_log, containerd_state)
+                                kubernetes_pod, container, container_log, containerd_state, cri_endpoint)
         result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=not quiet,
                                                      status_every=status_every,
                                                      capability_source=capability_source.value, load_command=load),
@@ -132,6 +145,10 @@ def _recording_status(target, trace, result) -> int:
     start_missed = target.gated and not trace.metadata.get("workload_started")
     if start_missed:
         typer.echo(f"start-up missed: the workload never started under the recorder ({result.stopped_by})", err=True)
+    if trace.metadata.get("startup_missed"):
+        start_missed = True
+        typer.echo("start-up missed: the target was already running when the recorder attached "
+                   "(startup_missed: true; generate refuses it without --allow-incomplete)", err=True)
     lost = any(trace.lost.values())
     return EXIT_FINDINGS if lost or start_missed else EXIT_OK
 
@@ -144,8 +161,60 @@ def load_outcome(status: int | None) -> str:
     return f"exited {status}"
 
 
+def _pod_from_creation(kubernetes_pod, kubernetes_selector, container, cri_endpoint):
+    """The pod to record from creation, or None for every other target (and a pod already running)."""
+    from tracer.recorder.pod import PodSelector, pod_is_running
+
+    if kubernetes_selector:
+        if kubernetes_pod:
+            raise InputError(None, "choose one of --kubernetes-pod and --kubernetes-selector")
+        return PodSelector.labelled(kubernetes_selector)
+    if not kubernetes_pod or kubernetes_pod.endswith("/*"):
+        return None
+    selector = PodSelector.named(kubernetes_pod)
+    return None if pod_is_running(selector, container, cri_endpoint) else selector
+
+
+def _record_pod_from_creation(selector, container, cri_endpoint, out, options, signals, fmt, quiet) -> None:
+    from tracer.recorder.pod import record_pod
+
+    if out.exists() and not out.is_dir():
+        from tracer.files import check_output_file
+
+        check_output_file(out)
+    try:
+        result = record_pod(selector, container, options, signals, cri_endpoint)
+    finally:
+        signals.restore()
+    runs = [{"container": run.name, "restart_count": run.attempt, "out": str(run.out),
+             "calls": int(run.trace.calls_by_nr().sum()), "exit_status": run.exit_code,
+             "startup_missed": bool(run.trace.metadata.get("startup_missed")),
+             "workload_started": run.trace.metadata.get("workload_started")} for run in result.runs]
+    if fmt is OutputFormat.json:
+        print_json({"pod": result.pod, "stopped_by": result.stopped_by, "runs": runs, "not_recorded": result.not_recorded})
+    else:
+        for run in runs:
+            typer.echo(f"recorded {run['calls']:,} calls from {result.selector} container {run['container']} "
+                       f"(restart {run['restart_count']}, {result.stopped_by}) -> {run['out']}", err=True)
+    problems = []
+    if result.pod is None:
+        problems.append(f"no pod {selector.describe()} appeared on this node ({result.stopped_by}); nothing recorded")
+    elif not runs:
+        problems.append(f"pod {selector.describe()} started no container that was recorded ({result.stopped_by})")
+    problems += [f"start-up missed: container {run['container']} had started before the recorder armed "
+                 "(startup_missed: true)" for run in runs if run["startup_missed"]]
+    if result.not_recorded:
+        problems.append(f"not recorded (name one with --container, or give --out a directory): {', '.join(result.not_recorded)}")
+    lost = {k for run in result.runs for k, v in run.trace.lost.items() if v}
+    if lost:
+        problems.append("lost counters: " + ", ".join(sorted(lost)))
+    for problem in problems:
+        typer.echo(problem, err=True)
+    raise typer.Exit(EXIT_FINDINGS if problems else EXIT_OK)
+
+
 def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container,
-                   container_log=None, containerd_state=Path("/run/containerd")):
+                   container_log=None, containerd_state=Path("/run/containerd"), cri_endpoint=None):
     from tracer import targets
 
     chosen = [name for name, value in (("-- COMMAND", command), ("--runc", runc), ("--runc-bundle", runc_bundle), ("--containerd", containerd),
@@ -165,7 +234,7 @@ def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, n
         return targets.cgroup_target(cgroup)
     if pid:
         return targets.PidTarget.create(pid)
-    return targets.kubernetes_pod_target(kubernetes_pod, container)
+    return targets.kubernetes_pod_target(kubernetes_pod, container, cri_endpoint)
 
 
 @app.command()

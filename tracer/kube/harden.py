@@ -171,11 +171,16 @@ def harden_text(text: str, profile: ProfileDir, *, source: str = "manifest",
     templates = [_template(documents, obj, source) for obj in loaded.objects]
     if not templates:
         raise InputError(source, f"no pod template found (kinds with one: {', '.join(TEMPLATE_PATHS)})")
+    reports_prefix = []
+    if container is None:
+        container, note = _recorded_container(templates, profile)
+        if note:
+            reports_prefix.append(note)
     if container is not None:
         _require_container(source, templates, container)
 
     localhost_profile = localhost_profile or default_localhost_profile(profile)
-    reports, warnings, hardened = [], runtime_default_warnings(profile), []
+    reports, warnings, hardened = [], runtime_default_warnings(profile) + reports_prefix, []
     for template in templates:
         targets = _chosen_containers(template.spec, container)
         if not targets and container is None:
@@ -340,6 +345,19 @@ def _report(template: PodTemplate, targets: list[Twin], before: str, pss_version
 
 
 # --- finding containers ---
+
+def _recorded_container(templates: list[PodTemplate], profile: ProfileDir) -> tuple[str | None, str | None]:
+    """Without --container: the container the profile was recorded from (recording.json), when
+    the manifest has it; otherwise every app container, as before, with a note saying why."""
+    recorded = profile.recorded_container
+    if recorded is None:
+        return None, None
+    names = {str(c.get("name") or "") for t in templates for c in _containers(t.spec)}
+    if recorded in names:
+        return recorded, None
+    return None, (f"the profile was recorded from container {recorded!r}, which no pod template here has: "
+                  "every app container is hardened (name one with --container)")
+
 
 def _chosen_containers(pod_spec: Twin, name: str | None) -> list[Twin]:
     for key in ("initContainers", "containers"):

@@ -1,9 +1,10 @@
 """Install a recorded seccomp profile on Kubernetes, two ways.
 
-1. A Security Profiles Operator `SeccompProfile` object
-   (security-profiles-operator.x-k8s.io/v1beta1). The operator writes it to every node
-   as /var/lib/kubelet/seccomp/operator/<namespace>/<name>.json, so pods refer to it as
-   localhostProfile "operator/<namespace>/<name>.json".
+1. A Security Profiles Operator `SeccompProfile` object. Today's operator
+   (security-profiles-operator.x-k8s.io/v1, the resource cluster-scoped) writes it to every
+   node as /var/lib/kubelet/seccomp/operator/<name>.json, so pods refer to it as
+   localhostProfile "operator/<name>.json". Older operators (api "v1beta1": the resource
+   namespaced) write operator/<namespace>/<name>.json.
 2. The plain OCI profile, copied by the operator of the cluster to
    /var/lib/kubelet/seccomp/seccomp-tracer/<name>.json on every node; pods refer to it
    as localhostProfile "seccomp-tracer/<name>.json".
@@ -21,7 +22,8 @@ from tracer.kube.names import dns1123_label_problems, dns1123_subdomain_problems
 from tracer.kube.yaml_out import to_yaml
 from tracer.profile.directory import ProfileDir
 
-SPO_API_VERSION = "security-profiles-operator.x-k8s.io/v1beta1"
+SPO_GROUP = "security-profiles-operator.x-k8s.io"
+SPO_APIS = ("v1", "v1beta1")  # today's operator (cluster-scoped); older operators (namespaced)
 SPO_PROFILES_DIR = "operator"  # under the kubelet seccomp root
 PLAIN_PROFILES_DIR = "seccomp-tracer"
 EPERM = 1
@@ -43,6 +45,11 @@ class InstallFiles:
         return f"{KUBELET_SECCOMP_ROOT}/{self.plain_localhost_profile}"
 
 
+def check_api(api: str) -> None:
+    if api not in SPO_APIS:
+        raise InputError(None, f"--spo-api {api!r}: expected one of {', '.join(SPO_APIS)}")
+
+
 def check_names(name: str, namespace: str) -> None:
     if dns1123_subdomain_problems(name):
         raise InputError(None, f"--name {name!r} is not a valid object name "
@@ -52,8 +59,10 @@ def check_names(name: str, namespace: str) -> None:
                                "(lower-case letters, digits and '-', at most 63)")
 
 
-def spo_localhost_profile(name: str, namespace: str) -> str:
-    return f"{SPO_PROFILES_DIR}/{namespace}/{name}.json"
+def spo_localhost_profile(name: str, namespace: str, api: str = "v1") -> str:
+    if api == "v1beta1":
+        return f"{SPO_PROFILES_DIR}/{namespace}/{name}.json"
+    return f"{SPO_PROFILES_DIR}/{name}.json"
 
 
 def plain_localhost_profile(name: str) -> str:
@@ -71,23 +80,18 @@ def plain_profile(profile: ProfileDir) -> dict:
     }
 
 
-def seccomp_profile_object(profile: ProfileDir, name: str, namespace: str) -> dict:
-    """The SPO SeccompProfile. Its spec has no defaultErrnoRet: the runtime uses EPERM."""
+def seccomp_profile_object(profile: ProfileDir, name: str, namespace: str, api: str = "v1") -> dict:
+    """The SPO SeccompProfile (cluster-scoped for v1, in `namespace` for v1beta1). Its spec
+    has no defaultErrnoRet: the runtime uses EPERM."""
     seccomp = profile.seccomp
     spec = {"defaultAction": seccomp["defaultAction"]}
     if seccomp.get("architectures"):
         spec["architectures"] = list(seccomp["architectures"])
     spec["syscalls"] = [_rule(rule) for rule in seccomp.get("syscalls", [])]
-    return {
-        "apiVersion": SPO_API_VERSION,
-        "kind": "SeccompProfile",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "seccomp-tracer"},
-        },
-        "spec": spec,
-    }
+    metadata = {"name": name, "labels": {"app.kubernetes.io/managed-by": "seccomp-tracer"}}
+    if api == "v1beta1":
+        metadata = {"name": name, "namespace": namespace, "labels": metadata["labels"]}
+    return {"apiVersion": f"{SPO_GROUP}/{api}", "kind": "SeccompProfile", "metadata": metadata, "spec": spec}
 
 
 def _rule(rule: dict) -> dict:
@@ -119,7 +123,8 @@ def check_expressible(profile: ProfileDir) -> None:
 
 
 def write_install_files(profile: ProfileDir, name: str, namespace: str,
-                        out_dir: str | Path) -> InstallFiles:
+                        out_dir: str | Path, api: str = "v1") -> InstallFiles:
+    check_api(api)
     check_names(name, namespace)
     check_expressible(profile)
     warnings = []
@@ -130,7 +135,7 @@ def write_install_files(profile: ProfileDir, name: str, namespace: str,
     directory = Path(out_dir)
     object_file = directory / f"{name}.seccompprofile.yaml"
     plain_file = directory / f"{name}.json"
-    atomic_write_text(object_file, to_yaml(seccomp_profile_object(profile, name, namespace)))
+    atomic_write_text(object_file, to_yaml(seccomp_profile_object(profile, name, namespace, api)))
     atomic_write_json(plain_file, plain_profile(profile))
-    return InstallFiles(object_file, plain_file, spo_localhost_profile(name, namespace),
+    return InstallFiles(object_file, plain_file, spo_localhost_profile(name, namespace, api),
                         plain_localhost_profile(name), tuple(warnings))

@@ -15,7 +15,11 @@ to that syscall's result (see recorder.bpf.c). From those rows, per capability:
 
 Only the workload's phases count: checks made by the container runtime's own set-up (phase
 "runtime", e.g. runc's init using CAP_DAC_OVERRIDE to reopen its exec fifo) are not the
-workload's. Record with the capabilities the workload runs with today; the result is the
+workload's. Nor is a grant of a capability the process did not hold: where the trace says
+which capabilities the container had (`target.effective_capabilities`, from the runtime's
+spec), such a grant was made under credentials the kernel put in place of the workload's,
+e.g. overlayfs checking with its mounter's credentials (CAP_SYS_ADMIN in newfstatat on a
+container's overlay root file system, measured on a CRI pod with every capability dropped). Record with the capabilities the workload runs with today; the result is the
 subset it used.
 """
 
@@ -48,6 +52,7 @@ REQUIRED_BY_CALL = "required by the call"
 ADVISORY = "advisory"
 NOT_REQUIRED = "not required"
 RUNTIMES_OWN = "container runtime's own"
+NOT_HELD = "not the workload's (a capability it did not hold: checked under other credentials)"
 # Verdicts that count as evidence of need when runs are counted (merge).
 EVIDENCE_OF_NEED = frozenset({USED, REQUIRED_BY_CALL})
 
@@ -59,11 +64,14 @@ class CapabilityEvidence:
     phase: str
     outcome: str
     count: int
+    held: frozenset[str] | None = None  # the process's effective capabilities, where the trace says
 
     @property
     def verdict(self) -> str:
         if self.phase not in WORKLOAD_PHASES:
             return RUNTIMES_OWN
+        if self.outcome == "granted" and self.held is not None and self.capability not in self.held:
+            return NOT_HELD
         if self.outcome == "denied_failed":
             return REQUIRED_BY_CALL
         if self.outcome == "granted":
@@ -87,11 +95,14 @@ class CapabilityEvidence:
 
 def capability_evidence(trace: Trace, phases=WORKLOAD_PHASES) -> list[CapabilityEvidence]:
     wanted = {PHASES.index(p) for p in phases}
+    effective = (trace.metadata.get("target") or {}).get("effective_capabilities")
+    held = frozenset(effective) if isinstance(effective, list) else None
     rows = []
     for (phase, cap, nr, outcome), count in sorted(trace.final.capabilities.items()):
         if phase in wanted and count:
             syscall = syscall_name(trace.arch, nr) or f"syscall_{nr}"
-            rows.append(CapabilityEvidence(capability_name(cap), syscall, PHASES[phase], CAP_OUTCOMES[outcome], count))
+            rows.append(CapabilityEvidence(capability_name(cap), syscall, PHASES[phase], CAP_OUTCOMES[outcome], count,
+                                           held))
     return rows
 
 

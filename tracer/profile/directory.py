@@ -50,6 +50,20 @@ class ProfileDir:
     def run_as_user(self) -> int | None:
         return (self.recording or {}).get("run_as_user")
 
+    @property
+    def recorded_container(self) -> str | None:
+        """The container name every recording behind the profile was made from, if they say one."""
+        names = {container_name((trace or {}).get("target")) for trace in (self.recording or {}).get("traces") or []}
+        return names.pop() if len(names) == 1 and None not in names else None
+
+
+def container_name(target) -> str | None:
+    """A trace target's container name: {"container": {"name": ...}} (v2) or {"container": "..."} (v1)."""
+    container = (target or {}).get("container") if isinstance(target, dict) else None
+    if isinstance(container, dict):
+        container = container.get("name")
+    return container if isinstance(container, str) and container else None
+
 
 def load_profile_dir(path: str | Path) -> ProfileDir:
     """The three files as one generation, even while `generate` replaces the directory: they

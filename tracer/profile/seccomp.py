@@ -52,11 +52,20 @@ class RecordedSyscalls:
     enosys_only: list[str]
 
 
+def saw_runc_handover(trace: Trace) -> bool:
+    """Whether runc handed over to the workload in this recording: under the filter (phase
+    handover), or unfiltered in a container recorded without a seccomp filter of its own (a
+    CRI pod running Unconfined while recorded: the pod recorder marks it), where the hand-over
+    ran in phase runtime but will run under the profile once it is applied."""
+    target = trace.metadata.get("target") or {}
+    return bool(trace.calls_by_nr(("handover",)).any()) or target.get("runtime_handover") == "unfiltered"
+
+
 def recorded_syscalls(trace: Trace, phases=PROFILE_PHASES) -> RecordedSyscalls:
     idx = [PHASES.index(p) for p in phases]
     counts = trace.final.syscalls[idx].sum(axis=0)  # [nr, result]
     calls, enosys = counts[:, 0], counts[:, RESULTS.index("ENOSYS")]
-    allowed = set(RUNC_HANDOVER_SYSCALLS) if "handover" in phases and trace.calls_by_nr(("handover",)).any() else set()
+    allowed = set(RUNC_HANDOVER_SYSCALLS) if "handover" in phases and saw_runc_handover(trace) else set()
     enosys_only = []
     for nr in np.flatnonzero(calls):
         name = syscall_name(trace.arch, int(nr))

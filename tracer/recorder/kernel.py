@@ -48,24 +48,39 @@ def task_registers_available() -> bool:
 class Settings(ctypes.Structure):
     """struct settings in recorder.bpf.c: written by the loader only."""
 
-    _fields_ = [("load", ctypes.c_uint32), ("attached", ctypes.c_uint32)]
+    _fields_ = [("load", ctypes.c_uint32), ("attached", ctypes.c_uint32), ("pod_cgroup_id", ctypes.c_uint64),
+                ("pod_level", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+POD_SLOTS = 16  # leaf cgroups (containers, their restarts, the sandbox) one pod recording tells apart
 
 
 class KernelRecorder:
     """The BPF program attached for one cgroup id, and readers for its maps."""
 
-    def __init__(self, cgroup_id: int, *, gated: bool, capability_source: str = "auto", cap_map_entries: int = 16384,
+    def __init__(self, cgroup_id: int, *, gated: bool, gate_from: str = "runtime", pod_slots: int = 0,
+                 capability_source: str = "auto", cap_map_entries: int = 16384,
                  arg_map_entries: int = 8192, connect_map_entries: int = 4096, without_btf: bool = False):
         """without_btf: load what a kernel without BTF gets (a plain raw tracepoint reading the
-        registers through the helper, exit/exit_group at their entry tracepoints)."""
+        registers through the helper, exit/exit_group at their entry tracepoints).
+        gate_from: the gate's phase at the target's first event ("runtime", or "handover"
+        for a container attached after its runtime installed its filter).
+        pod_slots: >0 loads the pod program (cgroup_id unused): nothing is counted until
+        arm_pod() names the pod's cgroup; each leaf cgroup under it gets a slot."""
+        if gate_from not in ("runtime", "handover"):
+            raise ValueError(f"a gate opens from runtime or handover, not {gate_from!r}")
         if capability_source == "auto":
             capability_source = "tracepoint" if capability_tracepoint_available() else "kprobe"
         self.capability_source = capability_source
         self.gated = gated
+        self.slots = max(pod_slots, 1)
         bcc = import_bcc()
         cflags = [
             f"-DTARGET_CGROUP_ID={cgroup_id}ULL",
+            f"-DPOD_MODE={int(pod_slots > 0)}",
+            f"-DN_SLOTS={max(pod_slots, 1)}",
             f"-DGATE_RUNC={int(gated)}",
+            f"-DGATE_FIRST_PHASE={PHASES.index(gate_from)}",
             f"-DCAP_KPROBE={int(capability_source == 'kprobe')}",
             f"-DEXIT_FROM_TASK_REGS={int(task_registers_available() and not without_btf)}",
             f"-DCAP_MAP_ENTRIES={cap_map_entries}",
@@ -88,7 +103,7 @@ class KernelRecorder:
         self.arch = native_oci_arch()
         self.descriptors = DescriptorNames()
         self._watch_descriptors()
-        self._settings = Settings(load=0, attached=0)
+        self._settings = Settings(load=0, attached=0, pod_cgroup_id=0, pod_level=0)
         self._write_settings(attached=1)
 
     def _load(self, bcc, cflags: list[str]):
@@ -115,6 +130,28 @@ class KernelRecorder:
         if phase not in ("startup", "load"):
             raise ValueError(f"the loader switches between startup and load, not {phase!r}")
         self._write_settings(load=int(phase == "load"))
+
+    def arm_pod(self, cgroup_id: int, level: int) -> None:
+        """Count every task under this cgroup (the pod's) from now on; `level` is its depth
+        below the cgroup2 root. Every CPU's cached answer is asked again."""
+        self._write_settings(pod_cgroup_id=cgroup_id, pod_level=level)
+        generation = self.bpf[b"generation"]
+        generation[ctypes.c_int(0)] = ctypes.c_uint64(generation[ctypes.c_int(0)].value + 1)
+
+    def container_slots(self) -> dict[int, int]:
+        """Pod mode: leaf cgroup id -> slot, for every leaf cgroup the kernel has seen a task of."""
+        return {int(key.value): int(slot.value) for key, slot in self.bpf[b"slots"].items()}
+
+    def gate_phase(self, slot: int = 0) -> str:
+        return PHASES[self.bpf[b"state"][ctypes.c_int(slot)].gate_phase]
+
+    def seen(self, slot: int = 0) -> bool:
+        """Whether any syscall of the slot has returned since the program was loaded."""
+        return bool(self.bpf[b"state"][ctypes.c_int(slot)].seen)
+
+    def workload_started(self, slot: int = 0) -> bool:
+        """Whether the slot's workload has exec'd (gated), or anything of it ran (not gated)."""
+        return self.gate_phase(slot) == "startup" if self.gated else self.seen(slot)
 
     @property
     def armed(self) -> bool:
@@ -165,19 +202,30 @@ class KernelRecorder:
         return np.array([sum(table[ctypes.c_int(i)]) for i in range(entries)], np.uint64)
 
     def read(self, t: float) -> tuple[Snapshot, dict[str, int]]:
-        flat = self._read_percpu_array(b"syscall_counts", len(PHASES) * MAX_SYSCALL_NR * len(RESULTS))
-        capabilities = capability_rows((k.phase, k.nr, k.granted, k.denied, k.denied_outcome, int(v.value))
-                                       for k, v in self.bpf[b"cap_checks"].items())
+        """The target's counters (slot 0) and the lost counters."""
+        snapshots, lost = self.read_slots(t, [0])
+        return snapshots[0], lost
+
+    def read_slots(self, t: float, slots) -> tuple[dict[int, Snapshot], dict[str, int]]:
+        """The counters of each slot asked for (one read of the kernel's arrays), and the lost counters."""
+        flat = self._read_percpu_array(b"syscall_counts", self.slots * len(PHASES) * MAX_SYSCALL_NR * len(RESULTS))
+        by_slot = flat.reshape(self.slots, len(PHASES), MAX_SYSCALL_NR, len(RESULTS))
+        kernel_rows = [(k.slot, (k.phase, k.nr, k.granted, k.denied, k.denied_outcome, int(v.value)))
+                       for k, v in self.bpf[b"cap_checks"].items()]
+        snapshots = {slot: Snapshot(t, by_slot[slot].copy(),
+                                    capability_rows(row for row_slot, row in kernel_rows if row_slot == slot))
+                     for slot in slots}
         lost_counts = self._read_percpu_array(b"lost", len(KERNEL_LOST_REASONS))
         lost = {reason: int(n) for reason, n in zip(KERNEL_LOST_REASONS, lost_counts)}
         lost["bpf_recursion_misses"] = self.recursion_misses()
-        snapshot = Snapshot(t, flat.reshape(len(PHASES), MAX_SYSCALL_NR, len(RESULTS)), capabilities)
-        return snapshot, lost
+        return snapshots, lost
 
-    def arguments(self) -> Arguments:
-        """The argument rows counted so far (cumulative, like the syscall counters)."""
-        rows = [self._argument_row(key, int(count.value)) for key, count in self.bpf[b"arg_counts"].items()]
-        rows += [self._connect_row(key, int(count.value)) for key, count in self.bpf[b"connect_counts"].items()]
+    def arguments(self, slot: int = 0) -> Arguments:
+        """The argument rows of one slot counted so far (cumulative, like the syscall counters)."""
+        rows = [self._argument_row(key, int(count.value)) for key, count in self.bpf[b"arg_counts"].items()
+                if key.slot == slot]
+        rows += [self._connect_row(key, int(count.value)) for key, count in self.bpf[b"connect_counts"].items()
+                 if key.slot == slot]
         return Arguments(RECORDED_SYSCALLS, summed(row for row in rows if row is not None))
 
     def _argument_row(self, key, count: int) -> ArgumentRow | None:

@@ -9,7 +9,7 @@
 //
 // One program runs for every syscall of every process on the node: syscall_exit, on the
 // sys_exit raw tracepoint. Everyone else pays only the question "is this task in the target
-// cgroup?", answered from a per-CPU cache most of the time (see in_target_cached); the
+// cgroup?", answered from a per-CPU cache most of the time (see target_slot_cached); the
 // target's calls pay a register load, one per-CPU increment and a few comparisons. Argument
 // recording happens only for the ten syscalls that carry dangerous arguments, after those.
 // Where the kernel has BTF the loader attaches it as a BTF raw tracepoint (tp_btf): the
@@ -19,8 +19,20 @@
 //
 // Configured by the loader with -D:
 //   TARGET_CGROUP_ID  cgroup v2 id (inode) of the container; every process in it counts
+//   POD_MODE          1: the target is every process under one ancestor cgroup (a pod's),
+//                     which the loader names later, in `settings` (pod_cgroup_id, pod_level):
+//                     the program is loaded before the pod exists. Each leaf cgroup under it
+//                     (a container, the sandbox) gets a slot of its own the first time one of
+//                     its tasks is seen, here in the kernel, so nothing is missed between a
+//                     container's cgroup being made and user space noticing; counters and
+//                     the runtime gate are per slot. 0: TARGET_CGROUP_ID only, slot 0.
+//   N_SLOTS           slots (1 unless POD_MODE)
 //   GATE_RUNC         1: count into phase RUNTIME until the runtime hands over to the
 //                     workload (seccomp filter installed, or the first exec), see below
+//   GATE_FIRST_PHASE  the gate's phase at the target's first event: PHASE_RUNTIME for a
+//                     container watched from before `runc create`; PHASE_HANDOVER for one
+//                     attached while `created` (its filter is in place, only the hand-over
+//                     to the first exec is left)
 //   CAP_KPROBE        1: capability checks from a kprobe on cap_capable (drops no-audit
 //                     checks); 0: from the capability:cap_capable tracepoint
 //   TP_BTF            1: syscall_exit is loaded as tp_btf and loads registers directly;
@@ -39,6 +51,17 @@
 
 // RESULT_*, PHASE_*, LOST_*, OUTCOME_*, MAX_NR, N_*, REGS_*: -D flags from
 // tracer/recorder/constants.py (the one source for both sides).
+
+// Defaults for the switches a single-cgroup recording leaves out.
+#ifndef POD_MODE
+#define POD_MODE 0
+#endif
+#ifndef N_SLOTS
+#define N_SLOTS 1
+#endif
+#ifndef GATE_FIRST_PHASE
+#define GATE_FIRST_PHASE PHASE_RUNTIME
+#endif
 
 #define SECCOMP_SET_MODE_FILTER 1
 #define PR_SET_SECCOMP 22
@@ -59,7 +82,7 @@ struct cap_key {
     u16 nr;
     u8 phase;
     u8 denied_outcome;
-    u32 pad;
+    u32 slot;
     u64 granted;
     u64 denied;
 };
@@ -68,19 +91,23 @@ struct cap_key {
 struct pending_caps {
     u64 granted;
     u64 denied;
+    u32 slot;
+    u32 pad;
 };
 
-// Written by this program only.
+// Written by this program only; one per slot (container).
 struct state {
     u32 gate_phase;  // PHASE_RUNTIME until the filter install, PHASE_HANDOVER until the exec, then PHASE_STARTUP
-    u32 seen;        // 1 once any syscall of the target returned (see syscall_exit)
-    s64 pending;     // threads with capability checks awaiting their sys_exit
+    u32 seen;        // 1 once any syscall of the slot returned (see syscall_exit)
 };
 
-// Written by the loader only (zero = startup, nothing attached yet).
+// Written by the loader only (zero = startup, nothing attached yet, no pod).
 struct settings {
     u32 load;        // 1 once the recording switched to phase LOAD
     u32 attached;    // 1 once every program is attached (see note_cap_check)
+    u64 pod_cgroup_id;  // POD_MODE: the pod's cgroup, 0 until the loader found it
+    u32 pod_level;      // POD_MODE: its depth below the cgroup2 root (root = 0)
+    u32 pad;
 };
 
 // One aggregated argument row. values[] per syscall (see record_arguments); tgid only for
@@ -92,7 +119,7 @@ struct arg_key {
     u16 err;         // errno the call returned, 0 when it succeeded
     u16 pad1;
     u32 tgid;
-    u32 pad2;
+    u32 slot;
     u64 values[3];
 };
 
@@ -103,25 +130,69 @@ struct connect_key {
     u16 family;
     u16 port;        // network byte order, as the caller passed it
     u8 addr[CONNECT_ADDR_LEN];  // IPv4 / IPv6 address, or the start of an AF_UNIX path
+    u32 slot;
 };
 
-// [phase][nr][result] -> count. RESULT_CALLS counts every completed call.
-BPF_PERCPU_ARRAY(syscall_counts, u64, N_PHASES * MAX_NR * N_RESULTS);
+// [slot][phase][nr][result] -> count. RESULT_CALLS counts every completed call.
+BPF_PERCPU_ARRAY(syscall_counts, u64, N_SLOTS * N_PHASES * MAX_NR * N_RESULTS);
 BPF_PERCPU_ARRAY(lost, u64, N_LOST);
-BPF_ARRAY(state, struct state, 1);
+BPF_ARRAY(state, struct state, N_SLOTS);
 BPF_ARRAY(settings, struct settings, 1);
+BPF_ARRAY(pending_threads, s64, 1);  // threads with capability checks awaiting their sys_exit
+BPF_HASH(slots, u64, u32, N_SLOTS);  // POD_MODE: leaf cgroup id -> slot
+BPF_HASH(slot_owners, u32, u64, N_SLOTS);  // POD_MODE: slot -> the leaf cgroup id that claimed it
 BPF_HASH(cap_checks, struct cap_key, u64, CAP_MAP_ENTRIES);
 BPF_HASH(pending, u32, struct pending_caps, 16384);
 BPF_HASH(arg_counts, struct arg_key, u64, ARG_MAP_ENTRIES);
 BPF_HASH(connect_counts, struct connect_key, u64, CONNECT_MAP_ENTRIES);
 BPF_RINGBUF_OUTPUT(descriptors, 16);
 
-static __always_inline int in_target(void)
+static __always_inline void count_lost(u32 reason);
+
+#if POD_MODE
+// The slot of a leaf cgroup under the pod, made on first sight: the first free slot number
+// is claimed in slot_owners (an insert that fails when another cgroup holds it; no atomic
+// whose result is read, which older BPF targets lack). Two CPUs may race for one new cgroup:
+// the loser's claimed number stays unused.
+static __always_inline u32 slot_of(u64 leaf)
+{
+    u32 *known = slots.lookup(&leaf);
+    if (known)
+        return *known + 1;
+#pragma unroll
+    for (u32 i = 0; i < N_SLOTS; i++) {
+        u32 fresh = i;
+        if (slot_owners.insert(&fresh, &leaf) != 0)
+            continue;
+        if (slots.insert(&leaf, &fresh) == 0)
+            return fresh + 1;
+        known = slots.lookup(&leaf);
+        return known ? *known + 1 : 0;
+    }
+    count_lost(LOST_CONTAINER_SLOTS_FULL);
+    return 0;
+}
+
+// 0: not in the target; else the task's slot + 1.
+static __always_inline u32 target_slot(void)
+{
+    u32 zero = 0;
+    struct settings *set = settings.lookup(&zero);
+    if (!set || !set->pod_cgroup_id)
+        return 0;
+    if (bpf_get_current_ancestor_cgroup_id(set->pod_level) != set->pod_cgroup_id)
+        return 0;
+    return slot_of(bpf_get_current_cgroup_id());
+}
+#else
+static __always_inline u32 target_slot(void)
 {
     return bpf_get_current_cgroup_id() == TARGET_CGROUP_ID;
 }
+#endif
 
 // bpf_get_current_cgroup_id() is a helper call that costs about half of an empty program.
+// (In POD_MODE a miss costs the ancestor helper, and for the pod's own tasks a slot lookup.)
 // A task's register frame sits at a fixed place on its kernel stack for its whole life and
 // no two live tasks share one, so its address identifies the task: each CPU remembers the
 // last task it asked about and the answer. A task's cgroup changes only when it is migrated
@@ -131,25 +202,25 @@ static __always_inline int in_target(void)
 struct verdict {
     u64 frame;
     u64 generation;
-    u64 in_target;
+    u64 slot;  // target_slot()'s answer
 };
 BPF_PERCPU_ARRAY(verdicts, struct verdict, 1);
 BPF_ARRAY(generation, u64, 1);
 
-static __always_inline int in_target_cached(u64 frame)
+static __always_inline u32 target_slot_cached(u64 frame)
 {
     u32 zero = 0;
     struct verdict *cached = verdicts.lookup(&zero);
     u64 *current_generation = generation.lookup(&zero);
     if (!cached || !current_generation)
-        return in_target();
+        return target_slot();
     u64 now = *current_generation;
     if (cached->frame == frame && cached->generation == now)
-        return cached->in_target;
-    int answer = in_target();
+        return cached->slot;
+    u32 answer = target_slot();
     cached->frame = frame;
     cached->generation = now;
-    cached->in_target = answer;
+    cached->slot = answer;
     return answer;
 }
 
@@ -307,9 +378,11 @@ static __always_inline void increment(u32 index)
         (*n)++;
 }
 
-static __always_inline void count_syscall(u32 phase, u32 nr, long ret)
+static __always_inline void count_syscall(u32 slot, u32 phase, u32 nr, long ret)
 {
-    u32 row = (phase * MAX_NR + nr) * N_RESULTS;
+    if (slot >= N_SLOTS)
+        return;
+    u32 row = ((slot * N_PHASES + phase) * MAX_NR + nr) * N_RESULTS;
     increment(row + RESULT_CALLS);
     if (ret >= 0)
         return;
@@ -322,14 +395,14 @@ static __always_inline void count_syscall(u32 phase, u32 nr, long ret)
 }
 
 // Attribute the capability checks made during this syscall to it and to its result.
-static __always_inline void flush_pending_caps(struct state *st, u32 tid, u32 phase, u32 nr, long ret)
+static __always_inline void flush_pending_caps(s64 *waiting, u32 tid, u32 phase, u32 nr, long ret)
 {
     struct pending_caps *p = pending.lookup(&tid);
     if (!p)
         return;
-    struct cap_key key = {.nr = nr, .phase = phase, .granted = p->granted, .denied = p->denied};
+    struct cap_key key = {.nr = nr, .phase = phase, .slot = p->slot, .granted = p->granted, .denied = p->denied};
     pending.delete(&tid);
-    __sync_fetch_and_add(&st->pending, -1);
+    __sync_fetch_and_add(waiting, -1);
 
     key.denied_outcome = OUTCOME_DENIED_NO_EFFECT;
     if (ret == -EPERM || ret == -EACCES)
@@ -392,9 +465,9 @@ static __always_inline void count_argument(struct arg_key *key)
         descriptors.ringbuf_output(key, sizeof(*key), 0);
 }
 
-static __always_inline void record_connect(void *regs, u32 phase, long ret)
+static __always_inline void record_connect(void *regs, u32 slot, u32 phase, long ret)
 {
-    struct connect_key key = {.phase = phase, .err = errno_of(ret)};
+    struct connect_key key = {.phase = phase, .err = errno_of(ret), .slot = slot};
     void *address = (void *)read_arg(regs, 1);
     u64 length = read_arg(regs, 2);
     if (bpf_probe_read_user(&key.family, sizeof(key.family), address) != 0) {
@@ -423,9 +496,9 @@ static __always_inline void record_connect(void *regs, u32 phase, long ret)
 // type without SOCK_NONBLOCK/SOCK_CLOEXEC, protocol; personality: persona; prctl: option;
 // ioctl: request, descriptor (with tgid). Registers are kept whole: a 32-bit argument may
 // arrive sign-extended, and seccomp compares all 64 bits.
-static __always_inline void record_arguments(void *regs, u32 phase, long nr, long ret)
+static __always_inline void record_arguments(void *regs, u32 slot, u32 phase, long nr, long ret)
 {
-    struct arg_key key = {.nr = nr, .phase = phase, .err = errno_of(ret)};
+    struct arg_key key = {.nr = nr, .phase = phase, .err = errno_of(ret), .slot = slot};
     switch (nr) {
     case __NR_clone:
         if (ret == 0)  // the child's return from the same call: the parent counts it
@@ -453,7 +526,7 @@ static __always_inline void record_arguments(void *regs, u32 phase, long nr, lon
         key.values[1] = read_arg(regs, 0);
         break;
     case __NR_connect:
-        record_connect(regs, phase, ret);
+        record_connect(regs, slot, phase, ret);
         return;
     default:  // unshare, personality, prctl
         key.values[0] = read_arg(regs, 0);
@@ -466,8 +539,10 @@ static __always_inline void record_arguments(void *regs, u32 phase, long nr, lon
 // sys_exit(struct pt_regs *regs, long ret); attached by the loader (see TP_BTF).
 int syscall_exit(u64 *ctx)
 {
-    if (!in_target_cached(ctx[0]))
+    u32 slot = target_slot_cached(ctx[0]);
+    if (!slot)
         return 0;
+    slot -= 1;
     void *regs = (void *)ctx[0];
     long ret = (long)ctx[1];
     long nr;
@@ -483,9 +558,10 @@ int syscall_exit(u64 *ctx)
         ret = 0;
     }
     u32 zero = 0;
-    struct state *st = state.lookup(&zero);
+    struct state *st = state.lookup(&slot);
     struct settings *set = settings.lookup(&zero);
-    if (!st || !set)
+    s64 *waiting = pending_threads.lookup(&zero);
+    if (!st || !set || !waiting)
         return 0;
 #if GATE_RUNC
     // runc writes its init's pid into the cgroup as soon as that process's exec of runc
@@ -493,13 +569,16 @@ int syscall_exit(u64 *ctx)
     // exec that is the target's very first event is runc's own, not the workload's.
     if (st->gate_phase < PHASE_STARTUP && is_exec(nr) && st->seen)
         st->gate_phase = PHASE_STARTUP;
-    if (!st->seen)
+    if (!st->seen) {
         st->seen = 1;
+        if (st->gate_phase < GATE_FIRST_PHASE)
+            st->gate_phase = GATE_FIRST_PHASE;
+    }
 #endif
     u32 phase = current_phase(st, set);
 
-    if (st->pending)
-        flush_pending_caps(st, (u32)bpf_get_current_pid_tgid(), phase, (u64)nr < MAX_NR ? nr : MAX_NR - 1, ret);
+    if (*waiting)
+        flush_pending_caps(waiting, (u32)bpf_get_current_pid_tgid(), phase, (u64)nr < MAX_NR ? nr : MAX_NR - 1, ret);
 
     if ((u64)nr >= MAX_NR) {
         count_lost(LOST_SYSCALL_NR_OUT_OF_RANGE);
@@ -507,9 +586,9 @@ int syscall_exit(u64 *ctx)
     }
     if (is_new_task_return(nr, ret))
         return 0;
-    count_syscall(phase, nr, ret);
+    count_syscall(slot, phase, nr, ret);
     if (records_arguments(nr))
-        record_arguments(regs, phase, nr, ret);
+        record_arguments(regs, slot, phase, nr, ret);
 #if GATE_RUNC
     if (st->gate_phase == PHASE_RUNTIME && installed_filter(regs, nr, ret))
         st->gate_phase = PHASE_HANDOVER;
@@ -519,13 +598,13 @@ int syscall_exit(u64 *ctx)
 
 // exit and exit_group never return, so sys_exit never sees them; the workload still needs
 // them allowed (glibc's _exit falls through to a crashing instruction when they fail).
-static __always_inline void count_exit(long nr)
+static __always_inline void count_exit(u32 slot, long nr)
 {
     u32 zero = 0;
-    struct state *st = state.lookup(&zero);
+    struct state *st = state.lookup(&slot);
     struct settings *set = settings.lookup(&zero);
     if (st && set)
-        count_syscall(current_phase(st, set), nr, 0);
+        count_syscall(slot, current_phase(st, set), nr, 0);
 }
 
 #if EXIT_FROM_TASK_REGS
@@ -534,7 +613,8 @@ static __always_inline void count_exit(long nr)
 // and no program runs at any syscall's entry.
 RAW_TRACEPOINT_PROBE(sched_process_exit)
 {
-    if (!in_target())
+    u32 slot = target_slot();
+    if (!slot)
         return 0;
     void *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
     long nr;
@@ -543,21 +623,23 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
         return 0;
     }
     if (nr == __NR_exit || nr == __NR_exit_group)
-        count_exit(nr);
+        count_exit(slot - 1, nr);
     return 0;
 }
 #else
 TRACEPOINT_PROBE(syscalls, sys_enter_exit_group)
 {
-    if (in_target())
-        count_exit(__NR_exit_group);
+    u32 slot = target_slot();
+    if (slot)
+        count_exit(slot - 1, __NR_exit_group);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_exit)
 {
-    if (in_target())
-        count_exit(__NR_exit);
+    u32 slot = target_slot();
+    if (slot)
+        count_exit(slot - 1, __NR_exit);
     return 0;
 }
 #endif
@@ -569,22 +651,29 @@ TRACEPOINT_PROBE(sched, sched_process_free)
 {
     u32 tid = args->pid;
     u32 zero = 0;
-    struct state *st = state.lookup(&zero);
+    s64 *waiting = pending_threads.lookup(&zero);
+    if (!waiting || !*waiting)
+        return 0;
+    struct pending_caps *p = pending.lookup(&tid);
+    if (!p)
+        return 0;
+    u32 slot = p->slot;
+    struct state *st = state.lookup(&slot);
     struct settings *set = settings.lookup(&zero);
-    if (st && set && st->pending && pending.lookup(&tid))
-        flush_pending_caps(st, tid, current_phase(st, set), __NR_exit_group, 0);
+    if (st && set)
+        flush_pending_caps(waiting, tid, current_phase(st, set), __NR_exit_group, 0);
     return 0;
 }
 
-static __always_inline void note_cap_check(int cap, int granted)
+static __always_inline void note_cap_check(u32 slot, int cap, int granted)
 {
     // The programs attach one by one. A check noted before the sys_exit and process-free
     // programs are attached could be left pending forever (its thread may exit meanwhile),
     // so checks count only once the loader says every program is in place.
     u32 zero = 0;
-    struct state *st = state.lookup(&zero);
     struct settings *set = settings.lookup(&zero);
-    if (!st || !set || !set->attached)
+    s64 *waiting = pending_threads.lookup(&zero);
+    if (!waiting || !set || !set->attached)
         return;
     if (cap < 0 || cap >= 64) {
         count_lost(LOST_CAP_OUT_OF_RANGE);
@@ -593,12 +682,12 @@ static __always_inline void note_cap_check(int cap, int granted)
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct pending_caps *p = pending.lookup(&tid);
     if (!p) {
-        struct pending_caps fresh = {};
+        struct pending_caps fresh = {.slot = slot};
         if (pending.insert(&tid, &fresh) != 0) {
             count_lost(LOST_PENDING_MAP_FULL);
             return;
         }
-        __sync_fetch_and_add(&st->pending, 1);
+        __sync_fetch_and_add(waiting, 1);
         p = pending.lookup(&tid);
         if (!p)
             return;
@@ -614,6 +703,7 @@ static __always_inline void note_cap_check(int cap, int granted)
 #define CAP_OPT_NOAUDIT 0x2
 struct cap_call {
     int cap;
+    u32 slot;
 };
 BPF_HASH(cap_in_flight, u32, struct cap_call, 16384);
 
@@ -622,10 +712,11 @@ int cap_capable_entry(struct pt_regs *ctx, const void *cred, const void *ns, int
 {
     // A no-audit check is one whose outcome the kernel itself treats as advisory
     // (e.g. CAP_SYS_ADMIN in mmap's overcommit accounting): not evidence of need.
-    if (!in_target() || (opts & CAP_OPT_NOAUDIT))
+    u32 slot = target_slot();
+    if (!slot || (opts & CAP_OPT_NOAUDIT))
         return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct cap_call call = {.cap = cap};
+    struct cap_call call = {.cap = cap, .slot = slot - 1};
     cap_in_flight.update(&tid, &call);
     return 0;
 }
@@ -637,15 +728,17 @@ int cap_capable_return(struct pt_regs *ctx)
     if (!call)
         return 0;
     int cap = call->cap;
+    u32 slot = call->slot;
     cap_in_flight.delete(&tid);
-    note_cap_check(cap, PT_REGS_RC(ctx) == 0);
+    note_cap_check(slot, cap, PT_REGS_RC(ctx) == 0);
     return 0;
 }
 #else
 TRACEPOINT_PROBE(capability, cap_capable)
 {
-    if (in_target())
-        note_cap_check(args->cap, args->ret == 0);
+    u32 slot = target_slot();
+    if (slot)
+        note_cap_check(slot - 1, args->cap, args->ret == 0);
     return 0;
 }
 #endif

@@ -254,7 +254,7 @@ def record(target: Target, options: RecordOptions, signals: Signals | None = Non
 
 
 def load_recorder(target: Target, options: RecordOptions) -> KernelRecorder:
-    return load_bpf(target.cgroup_id, gated=target.gated, capability_source=options.capability_source,
+    return load_bpf(target.cgroup_id, gated=target.gated, gate_from=target.gate_from, capability_source=options.capability_source,
                     cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
 
 
@@ -380,13 +380,22 @@ def _metadata(target: Target, recorder: KernelRecorder, options: RecordOptions, 
         "python": platform.python_version(),
         "target": target.metadata(),
         "capability_source": recorder.capability_source,
-        "gate": "runtime hand-over (seccomp filter install or first exec)" if target.gated else "none (attached to a running target)",
+        "gate": _gate_description(target),
         "interval_s": options.interval,
         "ready_url": options.ready_url,
         "started_at": started_at,
         "ended_at": started_at,
         "complete": False,
+        **({"startup_missed": True} if target.startup_missed else {}),
     }
+
+
+def _gate_description(target: Target) -> str:
+    if not target.gated:
+        return "none (attached to a running target)"
+    if target.gate_from == "handover":
+        return "runtime hand-over (attached after the filter install; opens at the first exec)"
+    return "runtime hand-over (seccomp filter install or first exec)"
 
 
 def _now() -> str:

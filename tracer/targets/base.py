@@ -26,6 +26,8 @@ class Target:
     name: str
     cgroup_path: Path
     gated: bool = False
+    gate_from: str = "runtime"  # the gate's phase at the first event (see KernelRecorder)
+    startup_missed: bool = False  # attached after the workload's first exec: its start-up is not seen
     details: dict = field(default_factory=dict)
     exit_status: int | None = None
     netns: str | None = None  # the named network namespace its ready URL and load live in

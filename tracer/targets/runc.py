@@ -8,10 +8,14 @@ the filter before it signals `runc create` that set-up is done; everything after
 getdents64, epoll_ctl, futex, then execve) runs under the filter. Without noNewPrivileges
 it installs it earlier still, before dropping privileges (capset, setgroups, setresuid...).
 
-So a container the user created is counted from the moment we attach (nothing after
-`runc create` is runc's private set-up), and a container we create ourselves is gated on
-the filter install itself: we record it under an allow-all "marker" filter when its config
-has none, so runc makes the seccomp() call exactly where the real profile will be loaded.
+So a container the user created and has not started (`created`) is gated at its
+hand-over: everything from our attach to the workload's first exec is runc's (phase
+"handover": its init reopening the exec fifo under the filter, and the capability checks
+that makes, e.g. CAP_DAC_OVERRIDE for a uid-1000 process opening /proc/self/fd), and the
+workload counts from its exec. A container already `running` is counted from the moment we
+attach, and its trace says so (`startup_missed: true`). A container we create ourselves is
+gated on the filter install itself: we record it under an allow-all "marker" filter when its
+config has none, so runc makes the seccomp() call exactly where the real profile will be loaded.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ class RuncTarget(PidTarget):
         if not details.get("no_new_privileges", True):
             details["warning"] = ("noNewPrivileges is false: runc installed the filter before dropping privileges, during "
                                   "`runc create`; those syscalls were not seen. Record with --runc-bundle instead.")
-        target = cls("runc", container_id, PidTarget.create(pid).cgroup_path, details=details, pid=pid,
-                     runc_root=runc_root, started=status == "running")
+        target = cls("runc", container_id, PidTarget.create(pid).cgroup_path, gated=status == "created",
+                     gate_from="handover", details=details, pid=pid, runc_root=runc_root, started=status == "running",
+                     startup_missed=status == "running")
         return target
 
     owned: list[Owned] = field(default_factory=list)

@@ -109,11 +109,13 @@ class CriError(InputError):
 
 @dataclass(frozen=True)
 class CriContainerStatus:
-    """ContainerStatus, with what only the verbose info tells: the pid and the OCI cgroupsPath."""
+    """ContainerStatus, with what only the verbose info tells: the pid, the OCI cgroupsPath and
+    the process's effective capabilities (None where the runtime does not say)."""
 
     status: api.ContainerStatus
     pid: int | None
     cgroups_path: str | None
+    effective_capabilities: tuple[str, ...] | None = None
 
 
 class CriClient:
@@ -210,7 +212,7 @@ class CriClient:
         request = api.ContainerStatusRequest(container_id=container_id, verbose=True)
         reply = self._runtime("ContainerStatus", request, api.ContainerStatusResponse)
         pid, cgroups_path = _pid_and_cgroups_path(reply.info)
-        return CriContainerStatus(reply.status, pid, cgroups_path)
+        return CriContainerStatus(reply.status, pid, cgroups_path, _effective_capabilities(reply.info))
 
     # images
 
@@ -250,3 +252,17 @@ def _pid_and_cgroups_path(info) -> tuple[int | None, str | None]:
     spec = details.get("runtimeSpec") or {}
     cgroups_path = (spec.get("linux") or {}).get("cgroupsPath")
     return (pid if isinstance(pid, int) and pid > 0 else None), (cgroups_path or None)
+
+
+def _effective_capabilities(info) -> tuple[str, ...] | None:
+    """runtimeSpec.process.capabilities.effective from the verbose info, if the runtime gives it."""
+    try:
+        details = json.loads(info.get("info") or "{}")
+    except ValueError:
+        return None
+    process = (details.get("runtimeSpec") or {}).get("process") or {}
+    capabilities = process.get("capabilities")
+    if not isinstance(capabilities, dict):
+        return None
+    effective = capabilities.get("effective") or []
+    return tuple(sorted(cap for cap in effective if isinstance(cap, str)))

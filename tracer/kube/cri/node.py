@@ -149,13 +149,15 @@ class Pod:
 
 def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[ContainerSpec], *,
             node_directory: Path, uid: int = 1000, read_only_root: bool = True, host_network: bool = True,
-            seccomp: str | Path | None = None, pod_uid: str | None = None) -> Pod:
+            seccomp: str | Path | None = None, pod_uid: str | None = None,
+            labels: Mapping[str, str] | None = None) -> Pod:
     """Start a pod as the kubelet would and return it running; on failure nothing is left.
 
     node_directory: holds the pods' volumes (pods/<uid>/, the kubelet's /var/lib/kubelet/pods)
     and logs (logs/<namespace>_<name>_<uid>/, its /var/log/pods).
     seccomp: None for Unconfined (the kubelet's default), "RuntimeDefault", or the path of
     a profile on this node (Localhost), applied to every container.
+    labels: the pod's own labels (metadata.labels), which the kubelet puts on the sandbox.
     """
     if not containers:
         raise InputError(None, f"pod {namespace}/{name} has no containers")
@@ -166,7 +168,7 @@ def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[C
     image_ids = {spec.image: image_id(client, spec.image) for spec in containers}
     pod_directory = node_directory / "pods" / pod_uid
     log_directory = node_directory / "logs" / f"{namespace}_{name}_{pod_uid}"
-    sandbox_config = pod_sandbox_config(name, namespace, pod_uid, log_directory, host_network)
+    sandbox_config = pod_sandbox_config(name, namespace, pod_uid, log_directory, host_network, labels)
     try:
         volumes = {spec.name: make_empty_dirs(pod_directory, spec) for spec in containers}
         for spec in containers:
@@ -234,11 +236,11 @@ def namespace_options(host_network: bool) -> api.NamespaceOption:
 
 
 def pod_sandbox_config(name: str, namespace: str, pod_uid: str, log_directory: Path,
-                       host_network: bool) -> api.PodSandboxConfig:
+                       host_network: bool, labels: Mapping[str, str] | None = None) -> api.PodSandboxConfig:
     config = api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=name, namespace=namespace, uid=pod_uid, attempt=0),
         log_directory=str(log_directory),
-        labels=pod_labels(name, namespace, pod_uid),
+        labels={**(labels or {}), **pod_labels(name, namespace, pod_uid)},
         annotations={"kubernetes.io/config.source": "api", "kubernetes.io/config.seen": time_rfc3339()},
         linux=api.LinuxPodSandboxConfig(
             cgroup_parent=pod_cgroup_parent(pod_uid),

@@ -1,0 +1,386 @@
+"""Pod-scoped recording from creation: `tracer record --kubernetes-pod NS/POD` for a pod that
+does not exist yet, and `--kubernetes-selector NS/LABEL=VALUE` for the next pod with a label.
+
+The BPF program is loaded first, in pod mode (recorder.bpf.c POD_MODE): it counts nothing
+until it is told the pod's cgroup. We then poll CRI `ListPodSandbox` by the kubelet's labels
+until the pod's sandbox appears on this node, find its pod cgroup and hand its id and depth
+to the kernel, which from then on matches every task under it by ancestor
+(bpf_get_current_ancestor_cgroup_id) and gives each leaf cgroup (each container, each
+restart, the sandbox) a slot of its own, in the kernel, on its first syscall. Nothing is
+missed between a container's cgroup being made and user space noticing; CRI only names the
+slots afterwards (leaf cgroup id -> container, through ContainerStatus), and the runtime
+gate runs per slot: runc's set-up and hand-over (and their capability checks) stay in phase
+runtime/handover for each container, its workload counts from its own first exec.
+
+CRI runs no container before its StartContainer, and containerd makes the container's runc
+task only then, so arming right after the sandbox appears is in time for every container.
+A container that had already started when we armed is reported (`startup_missed: true`,
+exit 1), never silently.
+
+Each run of a container (a container id: init containers, each restart) is its own trace:
+`--out FILE` records one run (the first container that starts, or the one `--container`
+names); `--out DIR/` records every run, as DIR/NAME.trace.json and, for restarts,
+DIR/NAME.restart-N.trace.json. `merge` combines runs of the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracer import cgroups
+from tracer.errors import InputError, MachineError, TracerError
+from tracer.recorder.kernel import POD_SLOTS, KernelRecorder
+from tracer.recorder.session import (
+    PhaseSwitch, RecordOptions, Signals, StoppedBeforeRecording, _bcc_output_captured, _metadata, _now,
+)
+from tracer.targets.base import Target
+from tracer.trace import Trace, write_trace
+
+POLL_S = 0.01  # between ListPodSandbox calls while waiting for the pod: well under CRI's sandbox-to-start time
+CONTAINER_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}  # CRI ContainerState
+
+
+@dataclass(frozen=True)
+class PodSelector:
+    """Which pod: NAMESPACE/NAME, or the next new pod of NAMESPACE carrying LABEL=VALUE."""
+
+    namespace: str
+    name: str | None = None
+    label: tuple[str, str] | None = None
+
+    @classmethod
+    def named(cls, text: str) -> "PodSelector":
+        namespace, slash, name = text.partition("/")
+        if not slash or not namespace or not name or "/" in name:
+            raise InputError(text, "expected NAMESPACE/POD")
+        return cls(namespace, name=name)
+
+    @classmethod
+    def labelled(cls, text: str) -> "PodSelector":
+        namespace, slash, selector = text.partition("/")
+        label, equals, value = selector.partition("=")
+        if not slash or not namespace or not equals or not label or not value:
+            raise InputError(text, "expected NAMESPACE/LABEL=VALUE")
+        return cls(namespace, label=(label, value))
+
+    def labels(self) -> dict[str, str]:
+        from tracer.kube.cri.client import LABEL_NAMESPACE, LABEL_POD  # noqa: PLC0415
+
+        labels = {LABEL_NAMESPACE: self.namespace}
+        if self.name:
+            labels[LABEL_POD] = self.name
+        if self.label:
+            labels[self.label[0]] = self.label[1]
+        return labels
+
+    def describe(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.name else f"{self.namespace}/{self.label[0]}={self.label[1]}"
+
+
+@dataclass
+class ContainerRun:
+    """One container id of the pod: its slot in the kernel, its trace, and what CRI says of it."""
+
+    container_id: str
+    name: str
+    attempt: int
+    slot: int
+    target: Target
+    out: Path
+    trace: Trace
+    state: str = "created"
+    exit_code: int | None = None
+    missed_at_arming: bool = False
+    checkpoint_failures: int = 0
+
+
+@dataclass
+class PodResult:
+    selector: str
+    pod: dict | None
+    runs: list[ContainerRun] = field(default_factory=list)
+    stopped_by: str = ""
+    not_recorded: list[str] = field(default_factory=list)  # container names seen but not recorded (file mode)
+
+
+def pod_cgroup_dir(cgroup_parent: str) -> Path:
+    """The pod's cgroup v2 directory from the sandbox's cgroup parent (either cgroup driver)."""
+    from tracer.kube.cri.cgroup_path import expand_slice  # noqa: PLC0415
+
+    relative = expand_slice(cgroup_parent) if cgroup_parent.endswith(".slice") else cgroup_parent.lstrip("/")
+    return cgroups.cgroup_v2_root() / relative
+
+
+def sandbox_cgroup_parent(client, sandbox) -> str:
+    """The cgroup parent the sandbox was made with (containerd's verbose PodSandboxStatus),
+    else the kubelet's cgroupfs layouts by pod uid."""
+    info = client.pod_sandbox_status(sandbox.id, verbose=True).info
+    try:
+        config = json.loads(info.get("info") or "{}").get("config") or {}
+    except ValueError:
+        config = {}
+    parent = ((config.get("linux") or {}).get("cgroup_parent")) or ""
+    if parent:
+        return parent
+    for level in ("kubepods/burstable", "kubepods/besteffort", "kubepods"):
+        candidate = f"/{level}/pod{sandbox.metadata.uid}"
+        if (cgroups.cgroup_v2_root() / candidate.lstrip("/")).is_dir():
+            return candidate
+    raise MachineError(client.endpoint, f"no cgroup found for pod {sandbox.metadata.namespace}/{sandbox.metadata.name}")
+
+
+class PodRecording:
+    """The loop: wait for the pod, arm, name the kernel's slots, checkpoint each run's trace."""
+
+    def __init__(self, selector: PodSelector, container: str | None, options: RecordOptions, client,
+                 recorder: KernelRecorder, signals: Signals):
+        self.selector, self.container, self.options = selector, container, options
+        self.client, self.recorder, self.signals = client, recorder, signals
+        self.directory_mode = options.out.is_dir() or str(options.out).endswith("/")
+        self.runs: dict[str, ContainerRun] = {}
+        self.ignored: set[str] = set()  # container ids not recorded (another name, or file mode's others)
+        self.not_recorded: set[str] = set()
+        self.sandbox = None
+        self.pod_cgroup: Path | None = None
+        self.started = time.monotonic()
+        self.started_at = _now()
+        self.switch = PhaseSwitch(recorder, self.started)
+        self.last_activity = self.started
+
+    # ---------------------------------------------------------------- waiting and arming
+
+    def wait_for_pod(self) -> bool:
+        """Poll ListPodSandbox until the pod appears on this node; False if the recording ended first."""
+        existing = {s.id for s in self.client.list_pod_sandbox(self.selector.labels())} if self.selector.label else set()
+        while not self.signals.stop.is_set() and not self._duration_over():
+            ready = [s for s in self.client.list_pod_sandbox(self.selector.labels())
+                     if s.id not in existing and s.state == 0]  # SANDBOX_READY
+            if ready:
+                self.sandbox = max(ready, key=lambda s: s.created_at)
+                return True
+            self.signals.stop.wait(POLL_S)
+        return False
+
+    def arm(self) -> None:
+        self.pod_cgroup = pod_cgroup_dir(sandbox_cgroup_parent(self.client, self.sandbox))
+        level = len(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root()).parts)
+        self.recorder.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
+        self.armed_at = round(time.monotonic() - self.started, 3)
+        self.armed_wall_ns = time.time_ns()
+        # A container that had started before the kernel matched the pod: its start-up is missed.
+        self.started_before_arming = {c.id for c in self.client.list_containers(sandbox_id=self.sandbox.id)
+                                      if CONTAINER_STATES.get(c.state) in ("running", "exited")}
+
+    # ---------------------------------------------------------------- containers
+
+    def discover(self) -> None:
+        """Name the kernel's slots: each container of the sandbox whose cgroup has a slot."""
+        from tracer.kube.cri.cgroup_path import find_container_cgroup  # noqa: PLC0415
+
+        slots = self.recorder.container_slots()
+        for container in self.client.list_containers(sandbox_id=self.sandbox.id):
+            if container.id in self.runs or container.id in self.ignored:
+                continue
+            if self.container and container.metadata.name != self.container:
+                self.ignored.add(container.id)
+                continue
+            if not self.directory_mode and self.runs:
+                self.ignored.add(container.id)
+                self.not_recorded.add(container.metadata.name)
+                continue
+            status = self.client.container_status(container.id)
+            try:
+                path = find_container_cgroup(self.sandbox.metadata.uid, container.id, pid=status.pid,
+                                             cgroups_path=status.cgroups_path)
+            except InputError:
+                continue  # no task yet (created, not started): its cgroup comes with StartContainer
+            slot = slots.get(cgroups.cgroup_id(path))
+            if slot is None:
+                continue  # no syscall of it yet
+            self.runs[container.id] = self._new_run(container, status, path, slot)
+            self.last_activity = time.monotonic()
+
+    def _new_run(self, container, cri_status, path: Path, slot: int) -> ContainerRun:
+        status, effective = cri_status.status, cri_status.effective_capabilities
+        name, attempt = container.metadata.name, container.metadata.attempt
+        pod = {"namespace": self.sandbox.metadata.namespace, "name": self.sandbox.metadata.name,
+               "uid": self.sandbox.metadata.uid}
+        details = {
+            "pod": pod,
+            "container": {"name": name, "id": container.id, "image": status.image.image or container.image.image,
+                          "image_digest": status.image_ref or container.image_ref or None, "restart_count": attempt},
+            "container_id": container.id, "pod_uid": pod["uid"], "armed_at_s": self.armed_at,
+            # How close the arming was: after the sandbox was made, before this container was (CRI clocks).
+            "armed_after_sandbox_s": round((self.armed_wall_ns - self.sandbox.created_at) / 1e9, 3),
+            "container_created_after_arming_s": round((container.created_at - self.armed_wall_ns) / 1e9, 3),
+            **({"effective_capabilities": list(effective)} if effective is not None else {}),
+            "pod_cgroup_path": "/" + str(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root())),
+        }
+        target = Target("kubernetes-pod", f"{pod['namespace']}/{pod['name']}", path, gated=True, details=details)
+        metadata = _metadata(target, self.recorder, self.options, self.started_at)
+        missed = container.id in self.started_before_arming
+        if missed:
+            metadata["startup_missed"] = True
+        out = self.options.out
+        if self.directory_mode:
+            out = out / (f"{name}.trace.json" if attempt == 0 else f"{name}.restart-{attempt}.trace.json")
+        return ContainerRun(container.id, name, attempt, slot, target, out, Trace(metadata, [], {}),
+                            missed_at_arming=missed)
+
+    def refresh_states(self) -> None:
+        for run in self.runs.values():
+            if run.state == "exited":
+                continue
+            try:
+                status = self.client.container_status(run.container_id).status
+            except TracerError:
+                run.state = "exited"  # removed
+                continue
+            run.state = CONTAINER_STATES.get(status.state, "unknown")
+            if run.state == "exited":
+                run.exit_code = status.exit_code
+                self.last_activity = time.monotonic()
+
+    # ---------------------------------------------------------------- the end
+
+    def _duration_over(self) -> bool:
+        return self.options.duration is not None and time.monotonic() - self.started >= self.options.duration
+
+    def containers_done(self) -> bool:
+        """File mode: its run exited. Directory mode: every run exited, and no new container for a while."""
+        if not self.runs or any(run.state != "exited" for run in self.runs.values()):
+            return False
+        if not self.directory_mode:
+            return True
+        return time.monotonic() - self.last_activity >= max(2.0, 2 * self.options.interval)
+
+    def sandbox_gone(self) -> bool:
+        found = self.client.list_pod_sandbox(sandbox_id=self.sandbox.id)
+        return not found or found[0].state != 0
+
+    # ---------------------------------------------------------------- traces
+
+    def checkpoint(self, final: bool = False) -> None:
+        if not self.runs:
+            return
+        t = time.monotonic() - self.started
+        snapshots, lost = self.recorder.read_slots(t, [run.slot for run in self.runs.values()])
+        for run in self.runs.values():
+            trace = run.trace
+            trace.keep(snapshots[run.slot])
+            trace.lost = dict(lost)
+            trace.arguments = self.recorder.arguments(run.slot)
+            if final:
+                trace.lost["unattributed_capability_checks"] = self.recorder.unattributed_capability_checks()
+            started = self.recorder.workload_started(run.slot)
+            trace.metadata.update(ended_at=_now(), phase_changes=self.switch.changes, workload_started=started,
+                                  checkpoint_failures=run.checkpoint_failures)
+            if final:
+                self._finish(run, started)
+            try:
+                write_trace(trace, run.out)
+            except (TracerError, OSError) as err:
+                if final:
+                    raise MachineError(run.out, f"the final trace could not be written: {err}") from None
+                run.checkpoint_failures += 1
+                sys.stderr.write(f"warning: checkpoint of {run.out} failed, recording goes on: {err}\n")
+
+    def _finish(self, run: ContainerRun, started: bool) -> None:
+        meta = run.trace.metadata
+        meta.update(complete=True, stopped_by=self.stopped_by, workload_exit_status=run.exit_code)
+        if run.state == "exited" and not started:
+            meta["startup_missed"] = True  # it ran, but its first exec was never seen
+        handover_calls = int(run.trace.calls_by_nr(("handover",)).sum())
+        if started and handover_calls == 0:
+            # No seccomp filter of its own (CRI pods run Unconfined while recorded): runc's
+            # hand-over ran unfiltered and was counted in phase runtime. The profile still
+            # needs runc's measured hand-over set: generate adds it (RUNC_HANDOVER_SYSCALLS).
+            meta["target"]["runtime_handover"] = "unfiltered"
+
+    stopped_by = "containers exited"
+
+
+def record_pod(selector: PodSelector, container: str | None, options: RecordOptions, signals: Signals,
+               cri_endpoint: str | None = None, progress=None) -> PodResult:
+    """Load the program, wait for the pod, arm, record until the containers exit, --duration,
+    or a stop signal; every run's trace is written on every way out."""
+    from tracer.kube.cri.client import CriClient, cri_endpoint_for  # noqa: PLC0415 (grpc only when asked for)
+
+    if signals.stop.is_set():
+        raise StoppedBeforeRecording(None, f"stopped by {signals.stopped_by} before the recording began")
+    endpoint = cri_endpoint_for(cri_endpoint)
+    recorder = load_pod_recorder(options)
+    say = progress or (lambda line: sys.stderr.write(line + "\n"))
+    try:
+        with CriClient(endpoint) as client:
+            recording = PodRecording(selector, container, options, client, recorder, signals)
+            say(f"recorder armed for pod {selector.describe()}: waiting for it on this node")
+            if not recording.wait_for_pod():
+                return PodResult(selector.describe(), None, stopped_by=signals.stopped_by or "duration")
+            recording.arm()
+            say(f"pod {recording.sandbox.metadata.namespace}/{recording.sandbox.metadata.name} appeared; "
+                f"matching its cgroup {recording.pod_cgroup} {recording.armed_at:.3f} s after the recorder loaded")
+            _loop(recording)
+            recording.checkpoint(final=True)
+            pod = {"namespace": recording.sandbox.metadata.namespace, "name": recording.sandbox.metadata.name,
+                   "uid": recording.sandbox.metadata.uid}
+            return PodResult(selector.describe(), pod, list(recording.runs.values()), recording.stopped_by,
+                             sorted(recording.not_recorded))
+    finally:
+        recorder.close()
+
+
+def _loop(recording: PodRecording) -> None:
+    options, signals = recording.options, recording.signals
+    if options.ready_url:
+        recording.switch.watch_url(options.ready_url, signals.stop)
+    next_checkpoint = time.monotonic() + options.interval
+    while not signals.stop.is_set():
+        recording.discover()
+        recording.refresh_states()
+        if recording.containers_done():
+            break
+        if recording._duration_over():
+            recording.stopped_by = "duration"
+            break
+        if recording.sandbox_gone():
+            recording.stopped_by = "pod stopped"
+            break
+        if signals.load_requested.is_set():
+            recording.switch.to_load("SIGUSR1")
+        if time.monotonic() >= next_checkpoint:
+            recording.checkpoint()
+            next_checkpoint += options.interval
+        signals.stop.wait(0.05)
+    recording.stopped_by = signals.stopped_by or recording.stopped_by
+    recording.discover()  # a container that started in the last moments still gets its trace
+    recording.refresh_states()
+
+
+def pod_is_running(selector: PodSelector, container: str | None, cri_endpoint: str | None = None) -> bool:
+    """Whether the pod already runs (a matching container running): then there is no start-up
+    left to record, and `record` attaches to the running container instead."""
+    from tracer.kube.cri.client import LABEL_CONTAINER, CriClient, CriError, cri_endpoint_for  # noqa: PLC0415
+
+    labels = selector.labels() | ({LABEL_CONTAINER: container} if container else {})
+    try:
+        with CriClient(cri_endpoint_for(cri_endpoint)) as client:
+            return bool(client.list_containers(labels, running_only=True))
+    except CriError as err:
+        if err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+            raise MachineError(err.source, err.problem) from None
+        raise
+
+
+def load_pod_recorder(options: RecordOptions) -> KernelRecorder:
+    with _bcc_output_captured() as captured_text:
+        try:
+            return KernelRecorder(0, gated=True, pod_slots=POD_SLOTS, capability_source=options.capability_source,
+                                  cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
+        except Exception as err:  # noqa: BLE001 (bcc raises plain Exception for every failure)
+            reasons = [line.strip() for line in captured_text().splitlines() if line.strip()]
+            raise MachineError("BPF", f"the recorder could not be loaded: {reasons[-1] if reasons else err}") from None
