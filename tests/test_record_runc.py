@@ -103,21 +103,24 @@ def test_workload_runs_under_its_profile_and_anything_else_gets_eperm(recorded, 
 
 
 def test_created_container_is_recorded_from_start(live, tmp_path):
-    bundle = chown_bundle(tmp_path / "bundle")
-    container = f"t-{uuid.uuid4().hex[:8]}"
-    runc.become_subreaper()
-    runc.create(bundle, container)
-    try:
-        trace_path = tmp_path / "created.trace.json"
-        done = tracer_cli("record", "--runc", container, "--out", str(trace_path))
-        assert done.returncode == 0, done.stderr
-    finally:
-        runc.delete(container, force=True)
-    trace = load_trace(trace_path)
+    trace = record_created_container(chown_bundle(tmp_path / "bundle"), tmp_path / "created.trace.json")
     names = set(trace_names(trace, "startup"))
     assert {"execve", "chown", "openat"} <= names or {"execve", "fchownat", "openat"} <= names
     assert not names & RUNC_SETUP
     assert trace.metadata["target"]["kind"] == "runc"
+
+
+def record_created_container(bundle, trace_path):
+    """`runc create` a container from BUNDLE, record it with --runc (which starts it), delete it."""
+    container = f"t-{uuid.uuid4().hex[:8]}"
+    runc.become_subreaper()
+    runc.create(bundle, container)
+    try:
+        done = tracer_cli("record", "--runc", container, "--out", str(trace_path))
+        assert done.returncode == 0, done.stderr
+    finally:
+        runc.delete(container, force=True)
+    return load_trace(trace_path)
 
 
 def trace_names(trace, phase):
@@ -146,16 +149,7 @@ print('served', flush=True)
 
 def test_created_uid_1000_container_gets_no_capability_from_runc_hand_over(live, tmp_path):
     bundle = make_bundle(tmp_path / "bundle", ["/usr/bin/python3", "-c", THREADED_UID_1000], uid=1000, gid=1000)
-    container = f"t-{uuid.uuid4().hex[:8]}"
-    runc.become_subreaper()
-    runc.create(bundle, container)
-    try:
-        trace_path = tmp_path / "created.trace.json"
-        done = tracer_cli("record", "--runc", container, "--out", str(trace_path))
-        assert done.returncode == 0, done.stderr
-    finally:
-        runc.delete(container, force=True)
-    trace = load_trace(trace_path)
+    trace = record_created_container(bundle, tmp_path / "created.trace.json")
     assert trace.metadata["target"]["gated"] is True and "startup_missed" not in trace.metadata
     assert "execve" in set(trace_names(trace, "startup"))
     assert set(trace_names(trace, "handover")) <= RUNC_HANDOVER_SYSCALLS
@@ -164,7 +158,7 @@ def test_created_uid_1000_container_gets_no_capability_from_runc_hand_over(live,
                        if n and PHASES[phase] in ("startup", "load")}
     assert CAP_DAC_OVERRIDE not in workload_checks, workload_checks
     profile = tmp_path / "profile"
-    tracer_cli("generate", str(trace_path), "--out", str(profile))
+    tracer_cli("generate", str(trace.source), "--out", str(profile))
     caps = json.loads((profile / "capabilities.json").read_text())
     assert caps["add"] == [], caps
 
