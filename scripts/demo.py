@@ -1,6 +1,7 @@
 """The main job on the embedded default: record the mini-NIM in a real runc container through
 start-up and a load test, generate profiles/mini-nim/, verify it under load, and summarise.
 
+`scripts/demo --kubernetes` runs it as a CRI pod instead (scripts/demo_kubernetes.py).
 Run by scripts/demo (and imported by tests/test_demo_profile.py and scripts/record_fixtures.py).
 Every step is the CLI a user would run, printed before it runs.
 """
@@ -83,6 +84,12 @@ this profile allows (`tracer diff profiles/mini-nim FRESH`).
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--kubernetes"]:  # the same run as a CRI pod on a private containerd
+        import demo_kubernetes
+
+        return demo_kubernetes.main()
+    if argv:
+        raise SystemExit("usage: scripts/demo [--kubernetes]")
     requests, concurrency = 400, 8
     workdir = REPO / "work" / "demo"
     shutil.rmtree(workdir, ignore_errors=True)
