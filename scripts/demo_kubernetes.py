@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from demo import PYTHON, REPO, TRACER, step
 
 from tracer.kube.cri.node import CriNode, mininim_container
 from tracer.profile.seccomp import allowed_names
+from tracer.recorder.session import url_ready
 from tracer.summary import trace_summary
 from tracer.trace import load_trace
 
@@ -40,14 +40,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def wait_for(check, timeout_s: float, what: str) -> float:
@@ -111,7 +103,7 @@ def record_pod(node: CriNode, traces: Path, requests: int, concurrency: int) -> 
         armed_s = recorder.wait_armed()
         started = time.monotonic()
         pod = node.run_pod(name, namespace, [mininim_container(port, name=CONTAINER)], labels={"app": "mini-nim"})
-        wait_for(lambda: answers(f"http://127.0.0.1:{port}/v1/health/ready"), 60, "mini-NIM ready")
+        wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 60, "mini-NIM ready")
         ready_s = time.monotonic() - started
         recorder.process.send_signal(signal.SIGUSR1)  # phase load
         load = drive_load(port, requests, concurrency)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -60,14 +59,6 @@ def wait_until(check: Callable[[], object], timeout_s: float, what: str, interva
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout_s} s")
         time.sleep(interval_s)
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def wait_exited(pod: Pod, name: str, timeout_s: float = 30) -> api.ContainerStatus:

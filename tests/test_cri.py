@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, tracer_cli
-from crinode import answers, wait_until
+from crinode import wait_until
 from live import require_live
 
 from tracer import cgroups
@@ -21,6 +21,7 @@ from tracer.errors import InputError
 from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
 from tracer.kube.cri.node import mininim_container
+from tracer.recorder.session import url_ready
 from tracer.summary import trace_summary
 from tracer.trace import load_trace
 
@@ -164,7 +165,7 @@ def test_record_kubernetes_pod_finds_and_records_the_container(cri_node, tmp_pat
     namespace = f"ns-{uuid.uuid4().hex[:8]}"
     pod = cri_node.run_pod("nim-llm-0", namespace, [mininim_container(port, name="nim-llm")])
     ready = f"http://127.0.0.1:{port}/v1/health/ready"
-    wait_until(lambda: answers(ready), 30, "mini-NIM ready")
+    wait_until(lambda: url_ready(ready), 30, "mini-NIM ready")
     pid = pod.container_status().pid
     requests = Requests(ready)
     try:
@@ -195,7 +196,7 @@ class Requests:
 
     def _run(self) -> None:
         while not self._stopping.wait(0.02):
-            self.answered += answers(self.url)
+            self.answered += url_ready(self.url)
 
     def stop(self) -> None:
         self._stopping.set()

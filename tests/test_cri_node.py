@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import free_port
 from crinode import (
-    SLEEPER, answers, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited, wait_until,
+    SLEEPER, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited, wait_until,
 )
 
 from tracer.cgroups import cgroup_of_pid, cgroup_v2_root
@@ -18,6 +18,7 @@ from tracer.errors import InputError
 from tracer.kube.cri import client as cri
 from tracer.kube.cri.node import ContainerSpec, cgroup_mount_points, mininim_container
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
+from tracer.recorder.session import url_ready
 
 pytestmark = pytest.mark.live
 POD_START_LIMIT_S = 30  # measured here: about 0.3 s to started, 0.5 s to ready (docs/cri-node.md)
@@ -28,7 +29,7 @@ def test_mininim_pod_answers_and_is_resolved_to_its_container_and_cgroup(cri_nod
     started_at = time.monotonic()
     pod = cri_node.run_pod(unique("mininim"), k8s_namespace, [mininim_container(port)])
     started_s = time.monotonic() - started_at
-    wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S,
+    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S,
                f"mini-NIM ready on port {port}\n{container_log(pod, 'nim')}")
     ready_s = time.monotonic() - started_at
     print(f"pod started in {started_s:.2f} s, ready in {ready_s:.2f} s")
@@ -130,7 +131,7 @@ def test_stop_and_remove_leave_no_container_sandbox_cgroup_mount_or_process(cri_
     pod = cri_node.run_pod(unique("gone"), k8s_namespace, [mininim_container(port),
                                                            ContainerSpec("sidecar", cri_node.mininim_image.name,
                                                                          command=SLEEPER)])
-    wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S, "mini-NIM ready")
+    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S, "mini-NIM ready")
     before = pod_footprint(cri_node, pod)
     assert len(before["cgroups"]) == len(cgroup_mount_points())  # v2 and, on hybrid hosts, each v1 one
     assert len([line for line in before["mounts"] if "/rootfs " in line]) == 3  # sandbox and 2 containers
@@ -139,7 +140,7 @@ def test_stop_and_remove_leave_no_container_sandbox_cgroup_mount_or_process(cri_
     assert len(before["runc state"]) == 3 and len(before["directories"]) == 2
 
     pod.stop()
-    assert not answers(f"http://127.0.0.1:{port}/v1/health/ready")
+    assert not url_ready(f"http://127.0.0.1:{port}/v1/health/ready")
     pod.remove()
 
     assert runtime_knows(pod) == []

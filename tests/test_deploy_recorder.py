@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, free_port
-from crinode import answers, unique, wait_until
+from crinode import unique, wait_until
 from ruamel.yaml import YAML
 
 from tracer.cgroups import cgroup_v2_root
 from tracer.kube.cri.node import ContainerSpec, mininim_container
 from tracer.kube.harden import plain
+from tracer.recorder.session import url_ready
 from tracer.trace import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
@@ -131,7 +132,7 @@ def bpf_program_exists(prog_id: int) -> bool:
 def nim_pod(cri_node, k8s_namespace):
     port = free_port()
     pod = cri_node.run_pod(unique("nim-llm"), k8s_namespace, [mininim_container(port, name="nim-llm")])
-    wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
+    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
     return pod
 
 

@@ -11,13 +11,14 @@ import time
 
 import pytest
 from conftest import REPO, free_port, tracer_cli
-from crinode import answers, unique, wait_until
+from crinode import unique, wait_until
 from demo import READY_URL, load_command
 
 from tracer.bundle import mininim_bundle
 from tracer.kube.cri.node import mininim_container
 from tracer.netns import network_namespace
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
+from tracer.recorder.session import url_ready
 from tracer.summary import trace_summary
 from tracer.trace import load_trace
 
@@ -60,9 +61,9 @@ def recorded_pod(cri_node, tmp_path_factory):
     pod = cri_node.run_pod(name, namespace, [mininim_container(port, name="nim-llm")])
     try:
         ready = f"http://127.0.0.1:{port}/v1/health/ready"
-        wait_until(lambda: answers(ready), 30, "mini-NIM ready")
+        wait_until(lambda: url_ready(ready), 30, "mini-NIM ready")
         ready_s = time.monotonic() - started
-        answered = sum(answers(f"http://127.0.0.1:{port}/v1/health/ready") for _ in range(20))
+        answered = sum(url_ready(f"http://127.0.0.1:{port}/v1/health/ready") for _ in range(20))
         pod.stop(grace_period_s=5)  # the recorded container exits: the recording ends
         status, log = recorder.wait()
     finally:
@@ -136,8 +137,8 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
     the sandbox none; a pod already there with the label is not the one recorded."""
     from crinode import SLEEPER
 
-    from tracer.kube.cri.node import ContainerSpec
     from tracer.kube.cri.images import MININIM_IMAGE
+    from tracer.kube.cri.node import ContainerSpec
 
     label = {"app": unique("nim")}
     old = cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
@@ -152,7 +153,7 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
                                [mininim_container(port, name="nim-llm"),
                                 ContainerSpec("sidecar", MININIM_IMAGE, command=SLEEPER)], labels=label)
         try:
-            wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
+            wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
             new.stop(grace_period_s=2)
             status, log = recorder.wait()
         finally:
@@ -187,14 +188,14 @@ def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_n
     pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm")])
     try:
         ready = f"http://127.0.0.1:{port}/v1/health/ready"
-        wait_until(lambda: answers(ready), 30, "mini-NIM ready")
+        wait_until(lambda: url_ready(ready), 30, "mini-NIM ready")
         recorder.process.send_signal(signal.SIGUSR1)
         time.sleep(0.5)
-        assert sum(answers(ready) for _ in range(10)) == 10
+        assert sum(url_ready(ready) for _ in range(10)) == 10
         time.sleep(0.3)
         recorder.process.send_signal(signal.SIGTERM)
         status, log = recorder.wait()
-        assert answers(ready)  # the pod runs on
+        assert url_ready(ready)  # the pod runs on
     finally:
         if recorder.process.poll() is None:
             recorder.process.kill()
