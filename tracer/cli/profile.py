@@ -63,7 +63,7 @@ def generate(
       tracer generate nim.trace.json --default-action log --out profiles/nim-complain
     """
     from tracer.profile.generate import generate as write_profile
-    from tracer.profile.seccomp import allowed_names, conditioned_names
+    from tracer.profile.seccomp import allowed_names, conditioned_names, enosys_names
     from tracer.trace import load_trace
 
     capabilities = [parse_capability(name, "--add-capability") for name in add_capability]
@@ -105,10 +105,6 @@ def generate(
         typer.echo(f"against the runtime default: {against.verdict()}")
         for widening in against.wider:
             typer.echo(f"  wider: {widening.rule} ({'; '.join(widening.evidence) or 'no recorded evidence: FINDING'})")
-
-
-def enosys_names(seccomp: dict) -> set[str]:
-    return {name for rule in seccomp["syscalls"] if rule.get("errnoRet") == 38 for name in rule["names"]}
 
 
 def _syscalls_from_logs(logs: list[Path], arch: str) -> list[str]:

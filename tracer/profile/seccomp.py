@@ -119,6 +119,12 @@ def allowed_names(profile: dict) -> set[str]:
     return {name for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW" for name in rule.get("names", [])}
 
 
+def enosys_names(profile: dict) -> set[str]:
+    """Names a rule answers ENOSYS (clone3: glibc and Go then fall back to clone)."""
+    return {name for rule in profile.get("syscalls") or [] if rule.get("errnoRet") == ENOSYS
+            for name in rule.get("names") or []}
+
+
 def conditioned_names(profile: dict) -> set[str]:
     """Names allowed only with some arguments (no unconditional allow rule)."""
     allow = [rule for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW"]

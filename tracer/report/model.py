@@ -27,7 +27,7 @@ from tracer.network import NetworkSurface
 from tracer.profile.against import compare_profile_dir
 from tracer.profile.directory import ProfileDir, load_profile_dir
 from tracer.profile.filter import load_docker_default
-from tracer.profile.seccomp import ENOSYS, allowed_names
+from tracer.profile.seccomp import allowed_names, enosys_names
 from tracer.report import RARE_BELOW
 from tracer.report.arguments import ArgumentRule, argument_rules
 from tracer.risk import attack
@@ -219,17 +219,11 @@ def is_rare(total: int, runs: int | None, run_count: int, rare_below: int) -> bo
     return total < rare_below or (run_count > 1 and runs is not None and runs < 2)
 
 
-def enosys_fallbacks(seccomp: dict) -> set[str]:
-    """Names the profile answers ENOSYS (clone3: glibc and Go then fall back to clone)."""
-    return {name for rule in seccomp.get("syscalls") or [] if rule.get("errnoRet") == ENOSYS
-            for name in rule.get("names") or []}
-
-
 def gather_activity(trace: Trace, seccomp: dict, rare_below: int = RARE_BELOW) -> SyscallActivity:
     summary = trace_summary(trace)
     per_phase = {phase: summary["phases"].get(phase, {}) for phase in PROFILE_PHASES}
     names = sorted({name for rows in per_phase.values() for name in rows})
-    allowed = allowed_names(seccomp) | enosys_fallbacks(seccomp)
+    allowed = allowed_names(seccomp) | enosys_names(seccomp)
     run_count = int((trace.runs or {}).get("count", 1))
     runs_by_name = (trace.runs or {}).get("syscalls") or {}
     bars = []

@@ -36,7 +36,7 @@ from tracer.profile.directory import load_profile_dir
 from tracer.arguments import Arguments
 from tracer.profile.against import deciding_rule, describe_row, kernel_values
 from tracer.profile.filter import Filter, filter_from_oci
-from tracer.profile.seccomp import allowed_names
+from tracer.profile.seccomp import allowed_names, enosys_names
 from tracer.syscalls import syscall_name
 from tracer.targets import process_alive, recording_config
 from tracer.targets.runc import unique_container_id
@@ -244,7 +244,7 @@ def argument_refusals(arguments: Arguments, seccomp: dict) -> list[Refusal]:
 def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict) -> tuple[list[Refusal], dict]:
     """Refusals in the workload's phases between two snapshots, and ENOSYS fallbacks."""
     allowed = allowed_names(seccomp)
-    enosys_rules = {n for rule in seccomp.get("syscalls", []) if rule.get("errnoRet") == 38 for n in rule.get("names", [])}
+    enosys_rules = enosys_names(seccomp)
     expected_cap_failures = {(cap, row["syscall"]) for cap, rows in capabilities.get("failed_without", {}).items() for row in rows}
     calls = after.syscalls.astype(np.int64) - before.syscalls.astype(np.int64)
     refused, fallbacks = [], {}
