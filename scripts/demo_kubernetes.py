@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 from demo import PYTHON, REPO, TRACER, step
 
 from tracer.kube.cri.node import CriNode, mininim_container
+from tracer.network import free_port
 from tracer.profile.seccomp import allowed_names
 from tracer.recorder.session import url_ready
 from tracer.summary import trace_summary
@@ -34,12 +34,6 @@ WORKDIR = REPO / "work" / "demo-kubernetes"
 CONTAINER = "nim-llm"
 RUNC_SETUP = {"mount", "pivot_root", "umount2"}  # a host-network pod keeps the node's hostname
 ARMED = "waiting for it on this node"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(check, timeout_s: float, what: str) -> float:

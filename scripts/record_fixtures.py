@@ -7,7 +7,6 @@ fixtures/<name>.trace.json.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from tracer.bundle import make_bundle, mininim_bundle
+from tracer.network import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
@@ -54,9 +54,7 @@ def shell_nonroot(workdir: Path) -> None:
 
 def http_server(workdir: Path) -> None:
     """Python's http.server as a command: startup until it answers, then 200 requests of load."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     (workdir / "index.html").write_text("<p>fixture</p>\n")
     url = f"http://127.0.0.1:{port}/index.html"
     load = threading.Thread(target=drive_load, args=(url, 200), daemon=True)

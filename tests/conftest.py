@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,10 +55,3 @@ def tracer_cli(*args: str, check: bool = True, **kwargs) -> subprocess.Completed
     if check and done.returncode not in (0, 1):
         raise AssertionError(f"tracer {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -99,7 +99,7 @@ sys.exit(status)
 WRONG_TYPES = [
     ("user", "alice", "user is a string, expected an object"),
     ("annotations", ["pod-security.kubernetes.io/enforce-policy"], "annotations is an array, expected an object"),
-    ("objectRef", 7, "objectRef is a number, expected an object"),
+    ("objectRef", 7, "objectRef is an integer, expected an object"),
     ("responseStatus.code", "403", "responseStatus.code is a string, expected a number"),
     ("responseStatus.message", {"text": "x"}, "responseStatus.message is an object, expected a string"),
     ("userAgent", True, "userAgent is a boolean, expected a string"),

@@ -8,7 +8,6 @@ import os
 import time
 
 import pytest
-from conftest import free_port
 from crinode import (
     SLEEPER, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited, wait_until,
 )
@@ -18,6 +17,7 @@ from tracer.errors import InputError
 from tracer.kube.cri import client as cri
 from tracer.kube.cri.node import ContainerSpec, cgroup_mount_points, mininim_container
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
+from tracer.network import free_port
 from tracer.recorder.session import url_ready
 
 pytestmark = pytest.mark.live

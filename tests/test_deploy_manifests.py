@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 
 from tracer.kube.cri import client as cri
 from tracer.kube.harden import plain
+from tracer.recorder.pod import PodSelector
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 K8S_VERSION = kubernetes_validate.latest_version()
@@ -40,6 +41,9 @@ def idle(daemonset: dict) -> dict:
 
 # Measured: a recording with exactly these, and nothing else, works (tests/test_deploy_recorder.py).
 RECORDER_CAPABILITIES = ["BPF", "PERFMON"]
+# Kubernetes label syntax: an optional DNS-subdomain prefix, a name of up to 63 characters.
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 DIGEST_REFERENCE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$")
 
 
@@ -103,20 +107,22 @@ def test_daemonset_mounts_the_host_paths_the_recorder_reads(daemonset):
     assert idle(daemonset)["volumeMounts"][0]["readOnly"] is True
 
 
-def test_recorder_records_the_target_once_into_a_per_node_trace(daemonset):
+def test_recorder_arms_first_and_records_the_next_pod_into_a_per_node_directory(daemonset):
     container = recorder(daemonset)
     env = {e["name"]: e for e in container["env"]}
     script = container["args"][0]
 
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    assert re.match(r"^[a-z0-9-]+/(\*|[a-z0-9-]+)$", env["TARGET"]["value"])
+    selector = PodSelector.labelled(env["TARGET_SELECTOR"]["value"])  # what the recorder parses
+    assert LABEL_KEY.match(selector.label[0]) and LABEL_VALUE.match(selector.label[1])
     assert env["CONTAINER_RUNTIME_ENDPOINT"]["value"] == cri.DEFAULT_CRI_ENDPOINTS[0]
     traces = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "traces")
     assert env["TRACES_DIR"]["value"] == traces
     # tini: SIGTERM reaches the recorder, and exit 1 (trace written) is no failure to retry
     assert container["command"] == ["tini", "-e", "1", "--", "/bin/sh", "-c"]
-    assert script.lstrip().startswith('exec tracer record --kubernetes-pod "$TARGET"')
-    assert '--out "$TRACES_DIR/$NODE_NAME-' in script
+    # armed before the pod exists: the next new pod with the label, from its first syscall
+    assert script.lstrip().startswith('exec tracer record --kubernetes-selector "$TARGET_SELECTOR"')
+    assert re.search(r'--out "\$TRACES_DIR/\$NODE_NAME-[^"]*/"', script)  # a directory: a trace per container run
     assert idle(daemonset)["command"] == ["sleep", "infinity"]
 
 

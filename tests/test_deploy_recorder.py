@@ -2,10 +2,11 @@
 command, with exactly the manifest's capabilities, as uid 0, without the host's PID namespace
 (its own PID, cgroup and mount namespaces), with the manifest's read-only mounts read-only.
 
-What it checks is what deploy/README.md promises: a recording works with CAP_BPF and
-CAP_PERFMON only; the recorder's BPF programs are gone once its trace is written; SIGTERM (pod
-deletion) ends with a complete trace; exit 1 (trace written) is no failure for the kubelet to
-retry, exit 2 and 3 are, with one line in the log.
+What it checks is what deploy/README.md promises: the recorder arms first and records the next
+new pod with the label from its first syscall, with CAP_BPF and CAP_PERFMON only; its BPF
+programs are gone once its traces are written; SIGTERM (pod deletion) ends with complete
+traces, or with nothing written when no pod came; exit 1 (findings, in the log) is no failure
+for the kubelet to retry, exit 2 and 3 are, with one line in the log.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO
 from crinode import unique, wait_until
 from ruamel.yaml import YAML
 
 from tracer.cgroups import cgroup_v2_root
 from tracer.kube.cri.node import ContainerSpec, mininim_container
 from tracer.kube.harden import plain
+from tracer.network import free_port
 from tracer.recorder.session import url_ready
+from tracer.summary import trace_summary
 from tracer.trace import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
@@ -55,7 +58,7 @@ def recorder_container() -> dict:
 class Sandbox:
     """The recorder init container of deploy/daemonset.yaml, started on this machine."""
 
-    def __init__(self, tmp_path: Path, cri_endpoint: str, target: str, container_name: str, duration: str = "2",
+    def __init__(self, tmp_path: Path, cri_endpoint: str, selector: str, container_name: str, duration: str = "2",
                  extra_env: dict | None = None, capabilities: list[str] | None = None):
         spec = recorder_container()
         self.node = f"node-{uuid.uuid4().hex[:6]}"
@@ -64,7 +67,7 @@ class Sandbox:
         self.cgroup = cgroup_v2_root() / f"tracer-test-pod-{uuid.uuid4().hex[:8]}"
         self.cgroup.mkdir()
         env = {e["name"]: e.get("value", "") for e in spec["env"]}
-        env.update(NODE_NAME=self.node, TARGET=target, TARGET_CONTAINER=container_name, DURATION=duration,
+        env.update(NODE_NAME=self.node, TARGET_SELECTOR=selector, TARGET_CONTAINER=container_name, DURATION=duration,
                    CONTAINER_RUNTIME_ENDPOINT=cri_endpoint, TRACES_DIR=str(self.traces), **(extra_env or {}))
         context = spec["securityContext"]
         assert context["capabilities"]["drop"] == ["ALL"] and context["runAsUser"] == 0
@@ -86,6 +89,12 @@ class Sandbox:
         cri_dir = str(Path(cri_endpoint.removeprefix("unix://")).parent)
         return [cri_dir if path == "/run/containerd" else path for path in paths]
 
+    def wait_armed(self) -> None:
+        """Until the recorder says it waits for the pod: the operator's cue to roll the workload out."""
+        wait_until(lambda: "waiting for it on this node" in self.log or self.process.poll() is not None, 60,
+                   "the recorder to arm")
+        assert self.process.poll() is None, self.log
+
     def wait(self, timeout: float = 120) -> int:
         try:
             return self.process.wait(timeout)
@@ -100,7 +109,7 @@ class Sandbox:
         return self.stderr_path.read_text()
 
     def trace_files(self) -> list[Path]:
-        return sorted(self.traces.glob("*.trace.json"))
+        return sorted(self.traces.glob("*/*.trace.json"))
 
 
 def bpf_program_ids(pid: int) -> set[int]:
@@ -128,16 +137,28 @@ def bpf_program_exists(prog_id: int) -> bool:
     return False
 
 
+LABEL = "app.kubernetes.io/name"
+
+
 @pytest.fixture
-def nim_pod(cri_node, k8s_namespace):
+def workload(k8s_namespace) -> tuple[str, dict]:
+    """The selector a recorder is given, and the labels of the pods it is to take."""
+    value = unique("nim-llm")
+    return f"{k8s_namespace}/{LABEL}={value}", {LABEL: value}
+
+
+def start_nim_pod(cri_node, k8s_namespace, labels):
+    """As `kubectl rollout restart` would: a new pod of the Deployment on this node."""
     port = free_port()
-    pod = cri_node.run_pod(unique("nim-llm"), k8s_namespace, [mininim_container(port, name="nim-llm")])
+    pod = cri_node.run_pod(unique("nim-llm"), k8s_namespace, [mininim_container(port, name="nim-llm")], labels=labels)
     wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
     return pod
 
 
-def test_the_recorder_records_a_pod_with_bpf_and_perfmon_only_and_then_holds_no_bpf(cri_node, nim_pod, tmp_path):
-    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, f"{nim_pod.namespace}/*", "nim-llm")
+def test_the_recorder_arms_first_records_the_new_pod_with_bpf_and_perfmon_only_and_then_holds_no_bpf(
+        cri_node, k8s_namespace, workload, tmp_path):
+    selector, labels = workload
+    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "nim-llm")
     held = set()
 
     def recorder_holds_bpf() -> bool:
@@ -145,48 +166,72 @@ def test_the_recorder_records_a_pod_with_bpf_and_perfmon_only_and_then_holds_no_
             held.update(bpf_program_ids(pid))
         return bool(held) or sandbox.process.poll() is not None
 
-    wait_until(recorder_holds_bpf, 60, "the recorder to load its BPF programs")
+    sandbox.wait_armed()
+    wait_until(recorder_holds_bpf, 60, "the recorder to hold its BPF programs")
+    pod = start_nim_pod(cri_node, k8s_namespace, labels)
     assert sandbox.wait() == 0, sandbox.log
     (trace_path,) = sandbox.trace_files()
-    assert re.fullmatch(rf"{sandbox.node}-\d{{8}}T\d{{6}}Z\.trace\.json", trace_path.name)
+    assert re.fullmatch(rf"{sandbox.node}-\d{{8}}T\d{{6}}Z", trace_path.parent.name)
+    assert trace_path.name == "nim-llm.trace.json"
     trace = load_trace(trace_path)
     assert trace.metadata["complete"] is True and trace.metadata["stopped_by"] == "duration"
+    assert trace.metadata["workload_started"] is True and "startup_missed" not in trace.metadata
     target = trace.metadata["target"]
-    assert target["kind"] == "kubernetes-pod" and target["container_id"] == nim_pod.container_id("nim-llm")
-    assert target["pod_uid"] == nim_pod.uid
+    assert target["kind"] == "kubernetes-pod" and target["container"]["id"] == pod.container_id("nim-llm")
+    assert target["pod"]["uid"] == pod.uid
+    assert "execve" in trace_summary(trace)["phases"]["startup"]  # the workload's first exec
     assert held, "the recorder's BPF programs were never seen"
     assert not [prog for prog in held if bpf_program_exists(prog)]  # released with the recorder
 
 
 @pytest.mark.parametrize("missing", ["BPF", "PERFMON"])
-def test_each_capability_is_needed(cri_node, nim_pod, tmp_path, missing):
+def test_each_capability_is_needed(cri_node, workload, tmp_path, missing):
     added = [cap for cap in recorder_container()["securityContext"]["capabilities"]["add"] if cap != missing]
-    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, f"{nim_pod.namespace}/*", "nim-llm", capabilities=added)
+    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, workload[0], "nim-llm", capabilities=added)
     assert sandbox.wait() == 3
     (line,) = sandbox.log.splitlines()
     assert line.startswith("error: BPF: the recorder could not be loaded:") and "Operation not permitted" in line
 
 
-def test_pod_deletion_sigterm_reaches_the_recorder_which_writes_a_complete_trace(cri_node, nim_pod, tmp_path):
-    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, f"{nim_pod.namespace}/*", "nim-llm", duration="600")
+def test_pod_deletion_sigterm_reaches_the_recorder_which_writes_a_complete_trace(cri_node, k8s_namespace, workload,
+                                                                                 tmp_path):
+    selector, labels = workload
+    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "nim-llm", duration="600")
+    sandbox.wait_armed()
+    start_nim_pod(cri_node, k8s_namespace, labels)
     wait_until(sandbox.trace_files, 60, "the first checkpoint")
-    tini = next(pid for pid in sandbox.pids_in_pod()
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"tini\0"))
-    assert Path(f"/proc/{tini}/status").read_text().count("NSpid:\t") == 1
-    assert f"NSpid:\t{tini}\t1\n" in Path(f"/proc/{tini}/status").read_text()  # the pod's pid 1, as the kubelet sees it
-    os.kill(tini, signal.SIGTERM)
+    stop_with_sigterm(sandbox)
     assert sandbox.wait(60) == 0, sandbox.log
     (trace_path,) = sandbox.trace_files()
     trace = load_trace(trace_path)
     assert trace.metadata["complete"] is True and trace.metadata["stopped_by"] == "SIGTERM"
 
 
-def test_a_trace_with_lost_counters_is_written_and_no_failure_to_retry(cri_node, k8s_namespace, tmp_path):
+def test_deleted_before_any_pod_came_it_leaves_nothing_and_no_failure_to_retry(cri_node, workload, tmp_path):
+    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, workload[0], "nim-llm", duration="600")
+    sandbox.wait_armed()
+    stop_with_sigterm(sandbox)
+    assert sandbox.wait(60) == 0, sandbox.log  # tracer record exited 1; tini made it 0
+    assert f"no pod {workload[0]} appeared on this node (SIGTERM); nothing recorded" in sandbox.log
+    assert list(sandbox.traces.iterdir()) == []  # not even an empty directory
+
+
+def stop_with_sigterm(sandbox: Sandbox) -> None:
+    """What the kubelet does when the recorder's pod is deleted: SIGTERM to its pid 1, tini."""
+    tini = next(pid for pid in sandbox.pids_in_pod()
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"tini\0"))
+    assert f"NSpid:\t{tini}\t1\n" in Path(f"/proc/{tini}/status").read_text()  # the pod's pid 1
+    os.kill(tini, signal.SIGTERM)
+
+
+def test_a_trace_with_lost_counters_is_written_and_no_failure_to_retry(cri_node, k8s_namespace, workload, tmp_path):
+    selector, labels = workload
+    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "busy",
+                      extra_env={"TRACER_CAP_MAP_ENTRIES": "1"})  # the kernel's map fills: counters lost
+    sandbox.wait_armed()
     busy = ContainerSpec("busy", cri_node.mininim_image.name,
                          command=("/usr/bin/sh", "-c", "while true; do ls / >/dev/null; sleep 0.05; done"))
-    pod = cri_node.run_pod(unique("busy"), k8s_namespace, [busy])
-    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, f"{k8s_namespace}/{pod.name}", "busy",
-                      extra_env={"TRACER_CAP_MAP_ENTRIES": "1"})  # the kernel's map fills: counters lost
+    cri_node.run_pod(unique("busy"), k8s_namespace, [busy], labels=labels)
     assert sandbox.wait() == 0, sandbox.log  # tracer record exited 1; tini made it 0
     assert "lost counters: cap_map_full" in sandbox.log
     (trace_path,) = sandbox.trace_files()
@@ -196,16 +241,16 @@ def test_a_trace_with_lost_counters_is_written_and_no_failure_to_retry(cri_node,
 def test_a_missing_cri_socket_is_one_line_and_a_failure_to_retry(tmp_path):
     socket_dir = tmp_path / "run-containerd"  # the directory is there, containerd is not
     socket_dir.mkdir()
-    sandbox = Sandbox(tmp_path, f"unix://{socket_dir}/containerd.sock", "nim/*", "nim-llm")
+    sandbox = Sandbox(tmp_path, f"unix://{socket_dir}/containerd.sock", f"nim/{LABEL}=nim-llm", "nim-llm")
     assert sandbox.wait() == 3
     (line,) = sandbox.log.splitlines()
-    assert line.startswith(f"error: unix://{socket_dir}/containerd.sock: CRI ListContainers failed: UNAVAILABLE")
+    assert line.startswith(f"error: unix://{socket_dir}/containerd.sock: CRI Version failed: UNAVAILABLE"), line
     assert sandbox.trace_files() == []
 
 
-def test_no_such_pod_is_one_line_and_a_failure_to_retry(cri_node, tmp_path):
-    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, f"ns-{uuid.uuid4().hex[:8]}/*", "nim-llm")
+def test_a_malformed_selector_is_one_line_and_a_failure_to_retry(cri_node, tmp_path):
+    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, "nim-llm", "nim-llm")
     assert sandbox.wait() == 2
     (line,) = sandbox.log.splitlines()
-    assert "no running container for pod" in line and line.startswith("error: ")
-    assert sandbox.trace_files() == []
+    assert line == "error: nim-llm: expected NAMESPACE/LABEL=VALUE"
+    assert list(sandbox.traces.iterdir()) == []

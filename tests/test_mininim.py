@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
 from live import require_live
 
 from tracer import loadtest, netns, runc
 from tracer.bundle import Bind, make_bundle, mininim_bundle
 from tracer.oci import check_bundle, stop_signal
 from tracer.cli import main as tracer_main
+from tracer.network import free_port
 from tracer.errors import InputError
 from tracer.workloads.mininim import server as mininim
 from tracer.workloads.mininim.model import MODEL_NAME, write_model

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import free_port, tracer_cli
+from conftest import tracer_cli
 
 from tracer.netns import network_namespace
+from tracer.network import free_port
 from tracer.trace import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")

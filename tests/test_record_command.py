@@ -9,8 +9,9 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, free_port, tracer_cli
+from conftest import REPO, tracer_cli
 
+from tracer.network import free_port
 from tracer.summary import trace_summary
 from tracer.trace import load_trace
 

@@ -10,13 +10,14 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO, free_port, tracer_cli
+from conftest import REPO, tracer_cli
 from crinode import unique, wait_until
 from demo import READY_URL, load_command
 
 from tracer.bundle import mininim_bundle
 from tracer.kube.cri.node import mininim_container
 from tracer.netns import network_namespace
+from tracer.network import free_port
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.recorder.session import url_ready
 from tracer.summary import trace_summary
@@ -123,13 +124,40 @@ def test_profile_has_no_capability_and_runs_the_workload_under_runc(recorded_pod
     assert report["passed"], report["failures"]
 
 
-def test_a_pod_already_running_is_reported_as_such(cri_node, tmp_path, k8s_namespace):
-    """--kubernetes-selector only takes a new pod: with none coming, nothing is recorded, exit 1."""
-    done = tracer_cli("record", "--kubernetes-selector", f"{k8s_namespace}/app=none", "--duration", "1",
-                      "--out", str(tmp_path / "none.trace.json"),
-                      env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint})
-    assert done.returncode == 1 and "appeared on this node" in done.stderr, done.stderr
-    assert not (tmp_path / "none.trace.json").exists()
+def test_no_new_pod_within_wait_is_reported_and_nothing_written(cri_node, tmp_path, k8s_namespace):
+    """--kubernetes-selector takes only a new pod: a labelled pod already running is not it, and
+    --wait (not --duration, which counts from the pod's appearance) ends the wait: exit 1."""
+    from crinode import SLEEPER
+
+    from tracer.kube.cri.images import MININIM_IMAGE
+    from tracer.kube.cri.node import ContainerSpec
+
+    label = unique("app")
+    cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
+                     labels={"app": label})
+    done = tracer_cli("record", "--kubernetes-selector", f"{k8s_namespace}/app={label}", "--wait", "1.5",
+                      "--duration", "0.5", "--out", str(tmp_path / "none.trace.json"),
+                      env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint}, check=False)
+    assert done.returncode == 1, done.stderr
+    assert f"no pod {k8s_namespace}/app={label} appeared on this node (wait); nothing recorded" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_duration_counts_from_the_pods_appearance(cri_node, tmp_path, k8s_namespace):
+    """A recorder armed long before the rollout still records --duration of the pod."""
+    name, port = unique("nim-llm"), free_port()
+    trace_path = tmp_path / "nim.trace.json"
+    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{k8s_namespace}/{name}",
+                        "--out", str(trace_path), "--duration", "2")
+    time.sleep(2.5)  # longer than --duration: the recorder keeps waiting
+    assert recorder.process.poll() is None
+    cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm")])
+    status, log = recorder.wait()
+    assert status == 0, log
+    trace = load_trace(trace_path)
+    assert trace.metadata["stopped_by"] == "duration" and trace.metadata["workload_started"] is True
+    assert trace.metadata["target"]["armed_at_s"] >= 2.5
+    assert 1.5 <= trace.final.t <= 4, trace.final.t  # the trace's clock starts at arming
 
 
 def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_path, k8s_namespace):

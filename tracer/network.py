@@ -589,3 +589,10 @@ class SurfaceWatch:
     def to_json(self) -> dict | None:
         return None if self.surface is None else self.surface.to_json()
 
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server started next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

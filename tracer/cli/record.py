@@ -30,14 +30,14 @@ class CapabilitySource(str, Enum):
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def record(
-    out: Path = typer.Option(..., "--out", "-o", metavar="TRACE", help="Trace file to write (checkpointed atomically every interval)."),
+    out_text: str = typer.Option(..., "--out", "-o", metavar="TRACE", help="Trace file to write (checkpointed atomically every interval); for a pod recorded from creation DIR/ (an existing directory, or a trailing slash) for one trace per container run."),
     command: list[str] = typer.Argument(None, metavar="[-- COMMAND ARGS...]",
                                         help="Run COMMAND in a new cgroup and record it; its output passes through, its exit status is printed and kept in the trace (workload_exit_status)."),
     runc: str = typer.Option(None, "--runc", metavar="ID", help="A runc container made with `runc create` and not yet started: attach, start it, stop when its init exits."),
     runc_bundle: str = typer.Option(None, "--runc-bundle", metavar="DIR", help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime)."),
     runc_id: str = typer.Option(None, "--runc-id", metavar="ID", help="Container id for --runc-bundle (default tracer-PID-RANDOM); an id that exists is refused (exit 2)."),
     runc_root: str = typer.Option(None, "--runc-root", metavar="DIR", help="runc's state directory (runc --root)."),
-    containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A running containerd task."),
+    containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A containerd task: created and not started, gated at runc's hand-over (whoever created it starts it); running, counted from attach (startup_missed)."),
     containerd_namespace: str = typer.Option("default", "--containerd-namespace", metavar="NS", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
     old_namespace: str = deprecated_alias("--namespace", "--containerd-namespace", "NS"),
     containerd_state: Path = typer.Option(Path("/run/containerd"), "--containerd-state", metavar="DIR", help="containerd's state directory (its config's `state`)."),
@@ -47,7 +47,8 @@ def record(
     kubernetes_selector: str = typer.Option(None, "--kubernetes-selector", metavar="NS/LABEL=VALUE", help="The next new pod of namespace NS with that label on this node, recorded from its first syscall."),
     container: str = typer.Option(None, "--container", metavar="NAME", help="Container name within --kubernetes-pod / --kubernetes-selector."),
     cri_endpoint: str = typer.Option(None, "--cri-endpoint", metavar="URL", help="The node's CRI socket (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's, CRI-O's, cri-dockerd's)."),
-    duration: float = typer.Option(None, "--duration", min=0.1, metavar="S", help="Stop after S seconds."),
+    duration: float = typer.Option(None, "--duration", min=0.1, metavar="S", help="Stop after S seconds (a pod recorded from creation: S seconds after it appeared)."),
+    wait: float = typer.Option(None, "--wait", min=0.1, metavar="S", help="A pod recorded from creation: give up when it has not appeared within S seconds (exit 1; default: wait until stopped)."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, metavar="S", help="Seconds between checkpoints of the trace file."),
     ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand). Asked inside the container's network namespace when it joins a named one."),
     load: str = typer.Option(None, "--load", metavar="COMMAND", help="Shell command to run once phase load begins (e.g. scripts/loadtest.py); its output is shown as it comes, prefixed `load |`; when it ends the target is stopped and the recording ends."),
@@ -88,20 +89,25 @@ def record(
 
     Pods (--kubernetes-pod for a pod not running yet, --kubernetes-selector): --out FILE
     records one container run (the first to start, or --container's); --out DIR/ records
-    every run, as DIR/NAME.trace.json and DIR/NAME.restart-N.trace.json. The recording ends
-    when the recorded container(s) exit, the pod stops, at --duration, or on a stop signal.
+    every run, as DIR/NAME.trace.json and DIR/NAME.restart-N.trace.json. The recorder
+    waits for the pod (as long as --wait allows), then records until the recorded
+    container(s) exit, the pod stops, --duration after the pod appeared, or a stop signal.
     """
     from tracer.files import check_output_file
     from tracer.recorder.session import RecordOptions, Signals
     from tracer.recorder.session import record as run_recording
 
+    out = Path(out_text)
     signals = Signals.install()  # before anything is made: a signal from now on stops cleanly
     try:
         pod_selector = _pod_from_creation(kubernetes_pod, kubernetes_selector, container, cri_endpoint)
         if pod_selector is not None:
-            _record_pod_from_creation(pod_selector, container, cri_endpoint, out, RecordOptions(
+            _record_pod_from_creation(pod_selector, container, cri_endpoint, RecordOptions(
                 out, interval, duration, ready_url, progress=not quiet, status_every=status_every,
-                capability_source=capability_source.value, load_command=load), signals, fmt, quiet)
+                capability_source=capability_source.value, load_command=load, wait=wait,
+                out_is_directory=out_text.endswith("/") or out.is_dir()), signals, fmt, quiet)
+        if wait is not None and not kubernetes_pod:
+            raise InputError(None, "--wait is for a pod recorded from creation (--kubernetes-pod, --kubernetes-selector)")
         for output in (out, container_log):
             if output:
                 check_output_file(output)
@@ -175,13 +181,12 @@ def _pod_from_creation(kubernetes_pod, kubernetes_selector, container, cri_endpo
     return None if pod_is_running(selector, container, cri_endpoint) else selector
 
 
-def _record_pod_from_creation(selector, container, cri_endpoint, out, options, signals, fmt, quiet) -> None:
+def _record_pod_from_creation(selector, container, cri_endpoint, options, signals, fmt, quiet) -> None:
+    from tracer.files import check_output_file
     from tracer.recorder.pod import record_pod
 
-    if out.exists() and not out.is_dir():
-        from tracer.files import check_output_file
-
-        check_output_file(out)
+    # Nothing is made until a container runs: check now that its trace could be written.
+    check_output_file(options.out / "CONTAINER.trace.json" if options.out_is_directory else options.out)
     try:
         result = record_pod(selector, container, options, signals, cri_endpoint)
     finally:

@@ -140,23 +140,27 @@ class PodRecording:
                  recorder: KernelRecorder, signals: Signals):
         self.selector, self.container, self.options = selector, container, options
         self.client, self.recorder, self.signals = client, recorder, signals
-        self.directory_mode = options.out.is_dir() or str(options.out).endswith("/")
+        self.directory_mode = options.out_is_directory
         self.runs: dict[str, ContainerRun] = {}
         self.ignored: set[str] = set()  # container ids not recorded (another name, or file mode's others)
         self.not_recorded: set[str] = set()
         self.sandbox = None
         self.pod_cgroup: Path | None = None
-        self.started = time.monotonic()
+        self.loaded = time.monotonic()
+        self._begin(self.loaded)
+
+    def _begin(self, now: float) -> None:
+        """The recording's clock: its times, --duration and started_at count from here."""
+        self.started = self.last_activity = now
         self.started_at = _now()
-        self.switch = PhaseSwitch(recorder, self.started)
-        self.last_activity = self.started
+        self.switch = PhaseSwitch(self.recorder, self.started)
 
     # ---------------------------------------------------------------- waiting and arming
 
     def wait_for_pod(self) -> bool:
-        """Poll ListPodSandbox until the pod appears on this node; False if the recording ended first."""
+        """Poll ListPodSandbox until the pod appears on this node; False if stopped or --wait ran out first."""
         existing = {s.id for s in self.client.list_pod_sandbox(self.selector.labels())} if self.selector.label else set()
-        while not self.signals.stop.is_set() and not self._duration_over():
+        while not self.signals.stop.is_set() and not self._waited_too_long():
             ready = [s for s in self.client.list_pod_sandbox(self.selector.labels())
                      if s.id not in existing and s.state == 0]  # SANDBOX_READY
             if ready:
@@ -169,7 +173,9 @@ class PodRecording:
         self.pod_cgroup = pod_cgroup_dir(sandbox_cgroup_parent(self.client, self.sandbox))
         level = len(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root()).parts)
         self.recorder.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
-        self.armed_at = round(time.monotonic() - self.started, 3)
+        armed = time.monotonic()
+        self.armed_at = round(armed - self.loaded, 3)  # how long the pod took to appear
+        self._begin(armed)  # the time spent waiting for the pod is not the pod's
         self.armed_wall_ns = time.time_ns()
         # A container that had started before the kernel matched the pod: its start-up is missed.
         self.started_before_arming = {c.id for c in self.client.list_containers(sandbox_id=self.sandbox.id)
@@ -247,6 +253,9 @@ class PodRecording:
 
     # ---------------------------------------------------------------- the end
 
+    def _waited_too_long(self) -> bool:
+        return self.options.wait is not None and time.monotonic() - self.loaded >= self.options.wait
+
     def _duration_over(self) -> bool:
         return self.options.duration is not None and time.monotonic() - self.started >= self.options.duration
 
@@ -313,6 +322,8 @@ def record_pod(selector: PodSelector, container: str | None, options: RecordOpti
     if signals.stop.is_set():
         raise StoppedBeforeRecording(None, f"stopped by {signals.stopped_by} before the recording began")
     endpoint = cri_endpoint_for(cri_endpoint)
+    with CriClient(endpoint) as client:
+        client.version()  # no runtime behind the socket: say so before the seconds a BPF load takes
     recorder = load_pod_recorder(options)
     say = progress or (lambda line: sys.stderr.write(line + "\n"))
     try:
@@ -320,10 +331,11 @@ def record_pod(selector: PodSelector, container: str | None, options: RecordOpti
             recording = PodRecording(selector, container, options, client, recorder, signals)
             say(f"recorder armed for pod {selector.describe()}: waiting for it on this node")
             if not recording.wait_for_pod():
-                return PodResult(selector.describe(), None, stopped_by=signals.stopped_by or "duration")
+                return PodResult(selector.describe(), None, stopped_by=signals.stopped_by or "wait")
             recording.arm()
             say(f"pod {recording.sandbox.metadata.namespace}/{recording.sandbox.metadata.name} appeared; "
-                f"matching its cgroup {recording.pod_cgroup} {recording.armed_at:.3f} s after the recorder loaded")
+                f"matching its cgroup {recording.pod_cgroup} {recording.armed_at:.3f} s after the recorder loaded"
+                + (f", recording for {options.duration:g} s" if options.duration is not None else ""))
             _loop(recording)
             recording.checkpoint(final=True)
             pod = {"namespace": recording.sandbox.metadata.namespace, "name": recording.sandbox.metadata.name,
@@ -364,16 +376,11 @@ def _loop(recording: PodRecording) -> None:
 def pod_is_running(selector: PodSelector, container: str | None, cri_endpoint: str | None = None) -> bool:
     """Whether the pod already runs (a matching container running): then there is no start-up
     left to record, and `record` attaches to the running container instead."""
-    from tracer.kube.cri.client import LABEL_CONTAINER, CriClient, CriError, cri_endpoint_for  # noqa: PLC0415
+    from tracer.kube.cri.client import LABEL_CONTAINER, CriClient, cri_endpoint_for  # noqa: PLC0415
 
     labels = selector.labels() | ({LABEL_CONTAINER: container} if container else {})
-    try:
-        with CriClient(cri_endpoint_for(cri_endpoint)) as client:
-            return bool(client.list_containers(labels, running_only=True))
-    except CriError as err:
-        if err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-            raise MachineError(err.source, err.problem) from None
-        raise
+    with CriClient(cri_endpoint_for(cri_endpoint)) as client:
+        return bool(client.list_containers(labels, running_only=True))
 
 
 def load_pod_recorder(options: RecordOptions) -> KernelRecorder:

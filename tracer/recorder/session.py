@@ -40,6 +40,8 @@ class RecordOptions:
     status_every: float = 5.0  # seconds between status lines where stderr is not a terminal
     capability_source: str = "auto"
     load_command: str | None = None  # run once in phase load; the recording ends when it does
+    wait: float | None = None  # pods from creation: how long to wait for the pod (None: until stopped)
+    out_is_directory: bool = False  # pods from creation: one trace per container run under `out`
     # Rows the kernel keeps for capability checks; far more than any workload needs. Tests
     # shrink it to prove that a full map is counted and reported, never silent.
     cap_map_entries: int = int(os.environ.get("TRACER_CAP_MAP_ENTRIES", "16384"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracer.kube.audit.timestamps import event_time
+from tracer.schema import json_type
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,3 @@ def _wrong_type(value, expected: str) -> str:
 
 _TYPE_NAMES = {str: "a string", bool: "a boolean", NUMBER: "a number"}
 _check_event = _checker(EVENT_FIELDS)
-
-
-def json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.cgroups import cgroup_id
-from tracer.errors import InputError
+from tracer.errors import EXIT_MACHINE, InputError
 from tracer.kube.cri.cgroup_path import find_container_cgroup
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 
@@ -100,11 +100,18 @@ def cri_endpoint_for(explicit: str | None = None) -> str:
 # --- the CRI client ---
 
 class CriError(InputError):
-    """A CRI call the runtime refused or could not answer; `code` is the gRPC status name."""
+    """A CRI call the runtime refused or could not answer; `code` is the gRPC status name.
+
+    A refusal is the request's problem (exit 2); no runtime behind the socket is the node's (exit 3).
+    """
+
+    NODE_PROBLEMS = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 
     def __init__(self, endpoint: str, method: str, code: str, details: str):
         super().__init__(endpoint, f"CRI {method} failed: {code}: {details}")
         self.method, self.code = method, code
+        if code in self.NODE_PROBLEMS:
+            self.exit_code = EXIT_MACHINE
 
 
 @dataclass(frozen=True)
