@@ -2,10 +2,12 @@
 CRI plugin, driven as the kubelet drives it), recorded from its first syscall.
 
 The recorder is armed first (`tracer record --kubernetes-selector NS/app=mini-nim`), then the pod
-is created (uid 1000, read-only root, host network on a free port); once it answers, SIGUSR1
-starts phase load and scripts/loadtest.py drives it; the pod is stopped, which ends the recording.
-The trace is generated into work/demo-kubernetes/profile/ (profiles/mini-nim/ is the runc demo's)
-and compared with the runtime default. Containerd, the pod and its directories go on every way out.
+is created (uid 1000, read-only root; a pod network of its own on port 8000 where the CNI plugins
+are installed, else the host network on a free port); once it answers, SIGUSR1 starts phase load
+and scripts/loadtest.py drives it (on the pod's own loopback, inside its network namespace); the
+pod is stopped, which ends the recording. The trace is generated into work/demo-kubernetes/profile/
+(profiles/mini-nim/ is the runc demo's), compared with the runtime default, and its network surface
+turned into a NetworkPolicy. Containerd, the pod, its network and directories go on every way out.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from tracer.trace import load_trace
 
 WORKDIR = REPO / "work" / "demo-kubernetes"
 CONTAINER = "nim-llm"
-RUNC_SETUP = {"mount", "pivot_root", "umount2"}  # a host-network pod keeps the node's hostname
+RUNC_SETUP = {"mount", "pivot_root", "umount2"}  # and sethostname, in a pod network of its own
+NIM_PORT = 8000
 ARMED = "waiting for it on this node"
 
 
@@ -83,31 +86,37 @@ class Recorder:
             self.process.wait()
 
 
-def drive_load(port: int, requests: int, concurrency: int) -> dict:
+def drive_load(port: int, netns: str | None, requests: int, concurrency: int) -> dict:
     done = step(PYTHON, str(REPO / "scripts/loadtest.py"), "--url", f"http://127.0.0.1:{port}",
+                *(("--netns", netns) if netns else ()),
                 "--requests", str(requests), "--concurrency", str(concurrency), "--format", "json", check=False)
     return json.loads(done.stdout) if done.stdout.strip().startswith("{") else {"errors": "?", "exit": done.returncode}
 
 
 def record_pod(node: CriNode, traces: Path, requests: int, concurrency: int) -> dict:
     """Arm, start the pod, load it, stop it: the figures and where the trace is."""
-    namespace, name, port = f"demo-{uuid.uuid4().hex[:6]}", f"mini-nim-{uuid.uuid4().hex[:6]}", free_port()
+    namespace, name = f"demo-{uuid.uuid4().hex[:6]}", f"mini-nim-{uuid.uuid4().hex[:6]}"
+    pod_network = node.containerd.pod_network is not None
+    port = NIM_PORT if pod_network else free_port()
+    container = mininim_container(port, name=CONTAINER, host="0.0.0.0" if pod_network else "127.0.0.1")
     recorder = Recorder(node.containerd.endpoint, f"{namespace}/app=mini-nim", traces)
     try:
         armed_s = recorder.wait_armed()
         started = time.monotonic()
-        pod = node.run_pod(name, namespace, [mininim_container(port, name=CONTAINER)], labels={"app": "mini-nim"})
-        wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 60, "mini-NIM ready")
+        pod = node.run_pod(name, namespace, [container], labels={"app": "mini-nim"}, host_network=not pod_network)
+        netns = pod.network_namespace()
+        wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 60, "mini-NIM ready")
         ready_s = time.monotonic() - started
         recorder.process.send_signal(signal.SIGUSR1)  # phase load
-        load = drive_load(port, requests, concurrency)
+        load = drive_load(port, netns, requests, concurrency)
         pod.stop(grace_period_s=5)  # the recorded container exits: the recording ends
         status = recorder.wait()
     finally:
         recorder.kill()  # nothing if it ended; CriNode.close() removes the pod
     sys.stderr.write("".join(line for line in recorder.lines if line.startswith(("recorded", "lost", "error"))))
     return {"status": status, "armed_s": armed_s, "ready_s": ready_s, "load": load, "pod": f"{namespace}/{name}",
-            "trace": traces / f"{CONTAINER}.trace.json", "log": "".join(recorder.lines)}
+            "namespace": namespace, "pod_network": pod_network, "trace": traces / f"{CONTAINER}.trace.json",
+            "log": "".join(recorder.lines)}
 
 
 def phase_checks(trace) -> dict:
@@ -119,7 +128,21 @@ def phase_checks(trace) -> dict:
             "accept4_in_load": "accept4" in phases["load"]}
 
 
-def summary(run: dict, profile: Path, comparison: dict, checks: dict, passed: bool) -> str:
+def network_policy(run: dict, profile: Path) -> tuple[str, Path | None]:
+    """The pod's observed surface as a line, and a NetworkPolicy from it (pod network only)."""
+    trace = load_trace(run["trace"])
+    if not run["pod_network"]:
+        return "host network: no surface of its own (a NetworkPolicy does not apply)", None
+    if trace.network is None:
+        return f"NOT observed ({trace.metadata.get('network_not_observed')})", None
+    listening = ", ".join(f"{entry['protocol']} {entry['address']}:{entry['port']}" for entry in trace.network["listening"])
+    policy = profile / "k8s" / "mini-nim.networkpolicy.yaml"
+    step(TRACER, "network", "policy", str(run["trace"]), "--name", "mini-nim", "--selector", "app=mini-nim",
+         "-n", run["namespace"], "--out", str(policy))
+    return f"listening {listening or 'on nothing'}; NetworkPolicy {policy.relative_to(REPO)}", policy
+
+
+def summary(run: dict, profile: Path, comparison: dict, checks: dict, network: str, passed: bool) -> str:
     trace = load_trace(run["trace"])
     target = trace.metadata["target"]
     seccomp = json.loads((profile / "seccomp.json").read_text())
@@ -137,6 +160,7 @@ def summary(run: dict, profile: Path, comparison: dict, checks: dict, passed: bo
         f"default allows: {len(comparison['narrower']['refused']) / comparison['baseline_allowed']:.0%} refused",
         f"  vs default   {comparison['verdict']}",
         f"  capabilities {', '.join(caps['add']) or 'none'} added (drop ALL)",
+        f"  network      {network}",
         f"  first exec   {'in phase startup' if checks['exec_in_startup'] else 'NOT in phase startup'}; runc's set-up "
         f"({' '.join(sorted(RUNC_SETUP))}) {'only in phase runtime' if checks['setup_runtime_only'] else 'LEAKED'}",
         f"  lost         {trace.lost_total()} counters; recording {'complete' if trace.metadata.get('complete') else 'INCOMPLETE'}",
@@ -167,6 +191,8 @@ def main(requests: int = 200, concurrency: int = 8) -> int:
     comparison = json.loads(step(TRACER, "risk", str(profile), "--against", "runtime-default", "--format", "json",
                                  check=False).stdout)
     checks = phase_checks(load_trace(run["trace"]))
+    network, policy = network_policy(run, profile)
+    checks["network_observed"] = policy is not None or not run["pod_network"]
     passed = all(checks.values()) and comparison["findings"] == 0 and run["load"].get("errors") == 0
-    print(summary(run, profile, comparison, checks, passed))
+    print(summary(run, profile, comparison, checks, network, passed))
     return 0 if passed else 1

@@ -3,6 +3,7 @@ images built here (tests/crinode.py, tracer/kube/cri/node.py)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
@@ -11,11 +12,13 @@ import pytest
 from crinode import (
     SLEEPER, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited, wait_until,
 )
+from live import require_live
 
 from tracer.cgroups import cgroup_of_pid, cgroup_v2_root
 from tracer.errors import InputError
 from tracer.kube.cri import client as cri
-from tracer.kube.cri.node import ContainerSpec, cgroup_mount_points, mininim_container
+from tracer.kube.cri import cni
+from tracer.kube.cri.node import ContainerSpec, CriNode, cgroup_mount_points, mininim_container
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 from tracer.network import free_port
 from tracer.recorder.session import url_ready
@@ -189,16 +192,37 @@ def pod_state(pod, container_id):
     return pod.client.container_status(container_id).status.state
 
 
-def test_a_pod_network_is_refused_while_the_runtime_reports_it_not_ready(cri_node, k8s_namespace):
-    """This node has no CNI: as the kubelet, run_pod starts no pod-network pod, and leaves nothing
+def test_a_pod_network_is_refused_while_the_runtime_reports_it_not_ready(live, k8s_namespace):
+    """A node without CNI: as the kubelet, run_pod starts no pod-network pod, and leaves nothing
     (containerd would create the sandbox and its netns, fail, and be unable to stop it)."""
-    ready = {c.type: c.status for c in cri_node.client.status().conditions}
-    assert ready == {"RuntimeReady": True, "NetworkReady": False}
-    netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    with CriNode(pod_network=False) as cri_node:
+        ready = {c.type: c.status for c in cri_node.client.status().conditions}
+        assert ready == {"RuntimeReady": True, "NetworkReady": False}
+        netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
 
-    with pytest.raises(InputError, match="network is not ready: NetworkReady=false reason:NetworkPluginNotReady"):
-        cri_node.run_pod("own-network", k8s_namespace, [mininim_container(free_port())], host_network=False)
+        with pytest.raises(InputError, match="network is not ready: NetworkReady=false reason:NetworkPluginNotReady"):
+            cri_node.run_pod("own-network", k8s_namespace, [mininim_container(free_port())], host_network=False)
 
-    assert cri_node.client.list_pod_sandbox({cri.LABEL_NAMESPACE: k8s_namespace}) == []
-    assert (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) == netns_before
-    assert list((cri_node.node_directory / "logs").glob(f"{k8s_namespace}_*")) == []
+        assert cri_node.client.list_pod_sandbox({cri.LABEL_NAMESPACE: k8s_namespace}) == []
+        assert (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) == netns_before
+        assert list((cri_node.node_directory / "logs").glob(f"{k8s_namespace}_*")) == []
+
+
+def test_a_pod_network_pod_has_its_own_address_and_leaves_nothing(live, k8s_namespace):
+    """With the CNI plugins: a pod gets its own namespace and an address on the node's bridge;
+    the node's close removes the namespace, the bridge and the addresses handed out."""
+    if cni.plugin_directory() is None:
+        require_live("the CNI plugins (containernetworking-plugins) are not installed")
+    with CriNode() as cri_node:
+        network = cri_node.containerd.pod_network
+        assert {c.type: c.status for c in cri_node.client.status().conditions} == {"RuntimeReady": True,
+                                                                                   "NetworkReady": True}
+        port = 8000  # the pod's own port space
+        pod = cri_node.run_pod("own-network", k8s_namespace, [mininim_container(port, host="0.0.0.0")],
+                               host_network=False)
+        netns = pod.network_namespace()
+        assert ipaddress.ip_address(pod.ip) in network.subnet and netns in os.listdir("/run/netns")
+        wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
+        assert network.bridge in os.listdir("/sys/class/net")
+    assert netns not in os.listdir("/run/netns")
+    assert network.bridge not in os.listdir("/sys/class/net")

@@ -180,6 +180,8 @@ def test_the_recorder_arms_first_records_the_new_pod_with_bpf_and_perfmon_only_a
     assert target["kind"] == "kubernetes-pod" and target["container"]["id"] == pod.container_id("nim-llm")
     assert target["pod"]["uid"] == pod.uid
     assert "execve" in trace_summary(trace)["phases"]["startup"]  # the workload's first exec
+    # Without the host's PID namespace the pod's network cannot be entered: said, not silent.
+    assert "is visible from this PID namespace" in trace.metadata["network_not_observed"]
     assert held, "the recorder's BPF programs were never seen"
     assert not [prog for prog in held if bpf_program_exists(prog)]  # released with the recorder
 

@@ -12,6 +12,7 @@ import time
 import pytest
 from conftest import REPO, tracer_cli
 from crinode import unique, wait_until
+from live import require_live
 from demo import READY_URL, load_command
 
 from tracer.bundle import mininim_bundle
@@ -233,3 +234,35 @@ def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_n
     assert trace.metadata["stopped_by"] == "SIGTERM" and trace.metadata["complete"] is True
     assert [change["reason"] for change in trace.metadata["phase_changes"]] == ["SIGUSR1"]
     assert "accept4" in phase_names(trace, "load") and "execve" in phase_names(trace, "startup")
+
+
+def test_a_pod_network_is_observed_and_becomes_the_network_policy(cri_node, tmp_path, k8s_namespace):
+    """A pod with a network of its own (CNI bridge): what it listens on is observed inside the
+    pod's namespace while it runs, and `tracer network policy` opens ingress to that port only."""
+    from ruamel.yaml import YAML
+
+    if cri_node.containerd.pod_network is None:
+        require_live("the CNI plugins (containernetworking-plugins) are not installed")
+    name, port = unique("nim-llm"), 8000
+    trace_path = tmp_path / "nim.trace.json"
+    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{k8s_namespace}/{name}",
+                        "--out", str(trace_path), "--duration", "60", "--interval", "0.3")
+    pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm", host="0.0.0.0")],
+                           host_network=False, labels={"app": "nim-llm"})
+    ip, netns = pod.ip, pod.network_namespace()  # asked on the pod's own loopback
+    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
+    time.sleep(0.8)  # a checkpoint or two while it listens
+    pod.stop(grace_period_s=2)
+    status, log = recorder.wait()
+    assert status == 0, log
+    trace = load_trace(trace_path)
+    network = trace.network
+    assert {"protocol": "tcp", "address": "0.0.0.0", "port": port} in [
+        {k: entry[k] for k in ("protocol", "address", "port")} for entry in network["listening"]]
+    addresses = [address for interface in network["interfaces"] for address in interface["addresses"]]
+    assert f"{ip}/24" in addresses and "network_not_observed" not in trace.metadata
+    policy_path = tmp_path / "netpol.yaml"
+    tracer_cli("network", "policy", str(trace_path), "--name", "nim-llm", "--selector", "app=nim-llm",
+               "-n", k8s_namespace, "--out", str(policy_path))
+    (policy,) = [doc for doc in YAML(typ="safe").load_all(policy_path.read_text()) if doc]
+    assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [[{"protocol": "TCP", "port": port}]]

@@ -546,22 +546,25 @@ def describe(surface: NetworkSurface) -> str:
 
 def workload_namespace(named: str | None, pid: int | None) -> Path | None:
     """The workload's network namespace, if it has one of its own: a named one, else its
-    process's; None when it shares ours (its sockets could not be told from the host's)."""
+    process's; None when it shares ours (its sockets could not be told from the host's).
+    ObservationError when it cannot be looked at (the process is gone, or not visible from
+    this PID namespace)."""
     path = Path(f"/run/netns/{named}") if named else pid_namespace_path(pid) if pid else None
     if path is None:
         return None
     try:
         theirs, ours = path.stat(), Path("/proc/self/ns/net").stat()
-    except OSError:
-        return None
+    except OSError as err:
+        raise ObservationError(f"cannot open {path}: {err.strerror or err}") from None
     return None if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) else path
 
 
 class SurfaceWatch:
-    """What a recorded workload listens on, observed at readiness and before it stops (a
-    listener opened and closed in between is not seen), merged. Where connect() went is
-    recorded by the kernel as arguments; it is not turned into destinations here (the
-    protocol of a connect is not in its arguments), so `destinations` stays null: not recorded."""
+    """What a recorded workload listens on, observed at chosen moments (readiness, each
+    checkpoint, before it stops: a listener opened and closed in between is not seen), merged.
+    Where connect() went is recorded by the kernel as arguments; it is not turned into
+    destinations here (the protocol of a connect is not in its arguments), so `destinations`
+    stays null: not recorded. Why nothing could be observed is kept (`not_observed`)."""
 
     def __init__(self, named: str | None, pid_of):
         self.named, self.pid_of = named, pid_of
@@ -576,10 +579,10 @@ class SurfaceWatch:
             self.observe()
 
     def observe(self) -> None:
-        namespace = workload_namespace(self.named, self.pid_of())
-        if namespace is None:
-            return
         try:
+            namespace = workload_namespace(self.named, self.pid_of())
+            if namespace is None:
+                return
             seen = observe(namespace)
         except (ObservationError, OSError) as err:  # the workload may be gone: keep what was seen
             self.problem = str(err)
@@ -589,6 +592,10 @@ class SurfaceWatch:
     def to_json(self) -> dict | None:
         return None if self.surface is None else self.surface.to_json()
 
+    @property
+    def not_observed(self) -> str | None:
+        """Why the workload's own network namespace was never observed, if it was not."""
+        return self.problem if self.surface is None else None
 
 
 def free_port() -> int:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tracer import cgroups
 from tracer.errors import InputError, MachineError, TracerError
+from tracer.network import ObservationError, SurfaceWatch
 from tracer.recorder.kernel import POD_SLOTS, KernelRecorder
 from tracer.recorder.session import (
     PhaseSwitch, RecordOptions, Signals, StoppedBeforeRecording, _bcc_output_captured, _metadata, _now,
@@ -96,6 +97,7 @@ class ContainerRun:
     exit_code: int | None = None
     missed_at_arming: bool = False
     checkpoint_failures: int = 0
+    surface: SurfaceWatch | None = None  # its network namespace (the pod's), observed while it runs
 
 
 @dataclass
@@ -235,7 +237,7 @@ class PodRecording:
         if self.directory_mode:
             out = out / (f"{name}.trace.json" if attempt == 0 else f"{name}.restart-{attempt}.trace.json")
         return ContainerRun(container.id, name, attempt, slot, target, out, Trace(metadata, [], {}),
-                            missed_at_arming=missed)
+                            missed_at_arming=missed, surface=SurfaceWatch(None, lambda: visible_pid(path)))
 
     def refresh_states(self) -> None:
         for run in self.runs.values():
@@ -280,6 +282,9 @@ class PodRecording:
         snapshots, lost = self.recorder.read_slots(t, [run.slot for run in self.runs.values()])
         for run in self.runs.values():
             trace = run.trace
+            if run.state == "running":
+                run.surface.observe()
+                trace.network = run.surface.to_json()
             trace.keep(snapshots[run.slot])
             trace.lost = dict(lost)
             trace.arguments = self.recorder.arguments(run.slot)
@@ -301,6 +306,8 @@ class PodRecording:
     def _finish(self, run: ContainerRun, started: bool) -> None:
         meta = run.trace.metadata
         meta.update(complete=True, stopped_by=self.stopped_by, workload_exit_status=run.exit_code)
+        if run.surface.not_observed:
+            meta["network_not_observed"] = run.surface.not_observed
         if run.state == "exited" and not started:
             meta["startup_missed"] = True  # it ran, but its first exec was never seen
         handover_calls = int(run.trace.calls_by_nr(("handover",)).sum())
@@ -381,6 +388,21 @@ def pod_is_running(selector: PodSelector, container: str | None, cri_endpoint: s
     labels = selector.labels() | ({LABEL_CONTAINER: container} if container else {})
     with CriClient(cri_endpoint_for(cri_endpoint)) as client:
         return bool(client.list_containers(labels, running_only=True))
+
+
+def visible_pid(container_cgroup: Path) -> int:
+    """A process of the container as this PID namespace sees it (none: the recorder runs in a
+    PID namespace of its own, as in the DaemonSet, and cannot enter the pod's network)."""
+    pids = [pid for pid in cgroups.cgroup_pids(container_cgroup) if pid > 0]  # 0: outside our PID namespace
+    if pids:
+        return pids[0]
+    try:
+        populated = "populated 1" in (container_cgroup / "cgroup.events").read_text()
+    except OSError:
+        populated = False
+    if populated:
+        raise ObservationError(f"no process of {container_cgroup} is visible from this PID namespace")
+    raise ObservationError(f"{container_cgroup} has no process left")
 
 
 def load_pod_recorder(options: RecordOptions) -> KernelRecorder:

@@ -341,6 +341,8 @@ def _record(target: Target, options: RecordOptions, signals: Signals, recorder: 
         target.close()
     trace.metadata.update(complete=True, stopped_by=stopped_by, workload_exit_status=target.exit_status)
     trace.network = surface.to_json()
+    if surface.not_observed:
+        trace.metadata["network_not_observed"] = surface.not_observed
     if options.load_command:
         trace.metadata["load"] = {"command": options.load_command, "exit_status": load.status}
     _write_final_trace(trace, options.out)

@@ -5,7 +5,8 @@ so it runs beside any other containerd. The CRI plugin is configured as on a kub
 with the cgroupfs driver: runc v2 shim, `SystemdCgroup = false`, our pause image as
 `sandbox_image`, and `restrict_oom_score_adj = true` (the kubelet raises containers'
 oom_score_adj; a machine that refuses lowering it below containerd's own needs this).
-Its streaming server listens on a free port, not CRI's fixed 10010.
+Its streaming server listens on a free port, not CRI's fixed 10010. Where the CNI plugins
+are installed, pods that do not use the host's network get one of their own (tracer.kube.cri.cni).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from tracer.errors import InputError
+from tracer.kube.cri import cni
 from tracer.kube.cri.client import CriClient
 from tracer.kube.cri.images import Image
 
@@ -59,7 +61,8 @@ state = "{base}/state"
 class PrivateContainerd:
     """`containerd --config` under a fresh directory; stop() ends it and removes the directory."""
 
-    def __init__(self, sandbox_image: Image, *, snapshotter: str = "overlayfs", parent: str = "/tmp"):
+    def __init__(self, sandbox_image: Image, *, snapshotter: str = "overlayfs", parent: str = "/tmp",
+                 pod_network: bool = True):
         for tool in ("containerd", "ctr", "runc"):
             if shutil.which(tool) is None:
                 raise InputError(None, f"{tool} is not installed")
@@ -70,6 +73,8 @@ class PrivateContainerd:
         self.endpoint = f"unix://{self.socket}"
         self.log_path = self.base / "containerd.log"
         (self.base / "config.toml").write_text(containerd_config(self.base, sandbox_image.name, snapshotter))
+        plugins = cni.plugin_directory() if pod_network else None
+        self.pod_network = cni.BridgeNetwork(self.base / "cni", plugins) if plugins else None
         self._daemon: subprocess.Popen | None = None
 
     def start(self) -> PrivateContainerd:
@@ -133,6 +138,8 @@ class PrivateContainerd:
                 self._daemon.wait()
         for mountpoint in mounts_under(self.base):
             subprocess.run(["umount", "--lazy", mountpoint], capture_output=True)
+        if self.pod_network is not None:
+            self.pod_network.remove()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def remove_all_sandboxes(self) -> None:

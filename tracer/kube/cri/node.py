@@ -18,6 +18,7 @@ pause and mini-NIM images built here and imported.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -72,9 +73,11 @@ class ContainerSpec:
     empty_dirs: Sequence[str] = ("/tmp",)  # container paths of writable emptyDir volumes
 
 
-def mininim_container(port: int, name: str = "nim", image: str = images.MININIM_IMAGE) -> ContainerSpec:
-    """The mini-NIM image's server on 127.0.0.1:`port`, with the host's /usr mounted read-only."""
-    return ContainerSpec(name, image, env={"NIM_SERVER_PORT": str(port)}, mounts=(HOST_USR,))
+def mininim_container(port: int, name: str = "nim", image: str = images.MININIM_IMAGE,
+                      host: str = "127.0.0.1") -> ContainerSpec:
+    """The mini-NIM image's server on `host`:`port` (0.0.0.0 in a pod network: the pod's IP),
+    with the host's /usr mounted read-only."""
+    return ContainerSpec(name, image, env={"NIM_SERVER_HOST": host, "NIM_SERVER_PORT": str(port)}, mounts=(HOST_USR,))
 
 
 @dataclass
@@ -104,6 +107,21 @@ class Pod:
 
     def container_status(self, name: str | None = None) -> CriContainerStatus:
         return self.client.container_status(self.container_id(name))
+
+    @property
+    def ip(self) -> str:
+        """The pod's address in the pod network ("" for a host-network pod)."""
+        return self.client.pod_sandbox_status(self.sandbox_id).status.network.ip
+
+    def network_namespace(self) -> str | None:
+        """The name of the pod's network namespace under /run/netns, where the runtime pins it
+        (None for a host-network pod): its loopback is the pod's, reachable from this node
+        without sending anything over an interface."""
+        info = json.loads(self.client.pod_sandbox_status(self.sandbox_id, verbose=True).info.get("info") or "{}")
+        for namespace in info.get("runtimeSpec", {}).get("linux", {}).get("namespaces", []):
+            if namespace.get("type") == "network" and namespace.get("path"):
+                return Path(namespace["path"]).name
+        return None
 
     def start_container(self, config: api.ContainerConfig) -> str:
         """CreateContainer and StartContainer in this pod's sandbox; the container's id."""
@@ -380,15 +398,16 @@ def remove_empty_qos_cgroups() -> None:
 # --- a node of our own ---
 
 class CriNode:
-    """A private containerd with the CRI plugin, the pause and mini-NIM images imported, and
-    run_pod() on it. Use as a context manager; close() removes every pod it started."""
+    """A private containerd with the CRI plugin, the pause and mini-NIM images imported, a pod
+    network where the CNI plugins are installed (pod_network=False: none), and run_pod() on it.
+    Use as a context manager; close() removes every pod it started, and the pod network."""
 
-    def __init__(self, workdir: Path | None = None):
+    def __init__(self, workdir: Path | None = None, pod_network: bool = True):
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="crinode-"))
         self.pause_image = images.pause_image(self.workdir)
         self.mininim_image = images.mininim_image(self.workdir)
-        self.containerd = PrivateContainerd(self.pause_image)
+        self.containerd = PrivateContainerd(self.pause_image, pod_network=pod_network)
         self.node_directory = self.containerd.base / "kubelet"  # the pods' volumes and logs
         self.pods: list[Pod] = []
         self.client: CriClient | None = None
