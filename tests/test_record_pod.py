@@ -86,6 +86,8 @@ def test_recording_armed_before_the_pod_ends_with_it_and_exits_0(recorded_pod):
     meta = recorded_pod["trace"].metadata
     assert meta["complete"] is True and meta["workload_started"] is True and "startup_missed" not in meta
     assert meta["stopped_by"] in ("containers exited", "pod stopped")
+    # A host-network pod has no network of its own: no section, and nothing missing either.
+    assert recorded_pod["trace"].network is None and "network_not_observed" not in meta
 
 
 def test_startup_holds_the_first_exec_and_runc_set_up_is_runtime_only(recorded_pod):

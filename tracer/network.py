@@ -570,6 +570,7 @@ class SurfaceWatch:
         self.named, self.pid_of = named, pid_of
         self.surface: NetworkSurface | None = None
         self.problem: str | None = None
+        self.shares_ours = False  # in our namespace (or no process named): nothing of its own to observe
         self.moments: set[str] = set()
 
     def observe_once(self, moment: str) -> None:
@@ -582,6 +583,7 @@ class SurfaceWatch:
         try:
             namespace = workload_namespace(self.named, self.pid_of())
             if namespace is None:
+                self.shares_ours = True
                 return
             seen = observe(namespace)
         except (ObservationError, OSError) as err:  # the workload may be gone: keep what was seen
@@ -595,7 +597,7 @@ class SurfaceWatch:
     @property
     def not_observed(self) -> str | None:
         """Why the workload's own network namespace was never observed, if it was not."""
-        return self.problem if self.surface is None else None
+        return self.problem if self.surface is None and not self.shares_ours else None
 
 
 def free_port() -> int:

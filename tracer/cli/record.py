@@ -215,10 +215,9 @@ def _record_pod_from_creation(selector, container, cri_endpoint, options, signal
         problems.append("lost counters: " + ", ".join(sorted(lost)))
     for problem in problems:
         typer.echo(problem, err=True)
-    for run in result.runs:
-        if run.trace.metadata.get("network_not_observed"):
-            typer.echo(f"note: network of container {run.name} not observed: "
-                       f"{run.trace.metadata['network_not_observed']}", err=True)
+    not_observed = {run.trace.metadata.get("network_not_observed") for run in result.runs} - {None}
+    for reason in sorted(not_observed):
+        typer.echo(f"note: the pod's network was not observed: {reason}", err=True)
     raise typer.Exit(EXIT_FINDINGS if problems else EXIT_OK)
 
 

@@ -97,7 +97,6 @@ class ContainerRun:
     exit_code: int | None = None
     missed_at_arming: bool = False
     checkpoint_failures: int = 0
-    surface: SurfaceWatch | None = None  # its network namespace (the pod's), observed while it runs
 
 
 @dataclass
@@ -148,6 +147,8 @@ class PodRecording:
         self.not_recorded: set[str] = set()
         self.sandbox = None
         self.pod_cgroup: Path | None = None
+        # The pod's network namespace, which all its containers share: observed once per checkpoint.
+        self.surface = SurfaceWatch(None, self._running_pid)
         self.loaded = time.monotonic()
         self._begin(self.loaded)
 
@@ -237,7 +238,7 @@ class PodRecording:
         if self.directory_mode:
             out = out / (f"{name}.trace.json" if attempt == 0 else f"{name}.restart-{attempt}.trace.json")
         return ContainerRun(container.id, name, attempt, slot, target, out, Trace(metadata, [], {}),
-                            missed_at_arming=missed, surface=SurfaceWatch(None, lambda: visible_pid(path)))
+                            missed_at_arming=missed)
 
     def refresh_states(self) -> None:
         for run in self.runs.values():
@@ -269,6 +270,13 @@ class PodRecording:
             return True
         return time.monotonic() - self.last_activity >= max(2.0, 2 * self.options.interval)
 
+    def _running_pid(self) -> int:
+        """A process of a running container of the pod, as this PID namespace sees it."""
+        running = [run for run in self.runs.values() if run.state == "running"]
+        if not running:
+            raise ObservationError("no container of the pod is running")
+        return visible_pid(running[0].target.cgroup_path)
+
     def sandbox_gone(self) -> bool:
         found = self.client.list_pod_sandbox(sandbox_id=self.sandbox.id)
         return not found or found[0].state != 0
@@ -280,11 +288,11 @@ class PodRecording:
             return
         t = time.monotonic() - self.started
         snapshots, lost = self.recorder.read_slots(t, [run.slot for run in self.runs.values()])
+        if any(run.state == "running" for run in self.runs.values()):
+            self.surface.observe()
         for run in self.runs.values():
             trace = run.trace
-            if run.state == "running":
-                run.surface.observe()
-                trace.network = run.surface.to_json()
+            trace.network = self.surface.to_json()
             trace.keep(snapshots[run.slot])
             trace.lost = dict(lost)
             trace.arguments = self.recorder.arguments(run.slot)
@@ -306,8 +314,8 @@ class PodRecording:
     def _finish(self, run: ContainerRun, started: bool) -> None:
         meta = run.trace.metadata
         meta.update(complete=True, stopped_by=self.stopped_by, workload_exit_status=run.exit_code)
-        if run.surface.not_observed:
-            meta["network_not_observed"] = run.surface.not_observed
+        if self.surface.not_observed:
+            meta["network_not_observed"] = self.surface.not_observed
         if run.state == "exited" and not started:
             meta["startup_missed"] = True  # it ran, but its first exec was never seen
         handover_calls = int(run.trace.calls_by_nr(("handover",)).sum())

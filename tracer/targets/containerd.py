@@ -12,7 +12,7 @@ RUNC_INIT_COMM = "runc:[2:INIT]"  # runc's init names itself so until it execs t
 
 
 def containerd_target(task_id: str, namespace: str = "default", state_dir: str | Path = "/run/containerd") -> PidTarget:
-    """A running containerd task, found through its runc shim's state directory (no API needed)."""
+    """A containerd task, created or running, found through its runc shim's state directory (no API needed)."""
     task_dir = Path(state_dir) / "io.containerd.runtime.v2.task" / namespace / task_id
     try:
         pid = int((task_dir / "init.pid").read_text().strip())

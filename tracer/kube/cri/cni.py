@@ -2,8 +2,8 @@
 `bridge` and `host-local` plugins has it (Debian's containernetworking-plugins).
 
 Each pod gets its own network namespace with an address on a /24 that no route of this
-machine uses; the bridge is the pods' gateway, so the node (and the tests) reach a pod at its
-IP. No masquerading, no port mapping: nothing leaves the machine. The plugins' state (the
+machine uses; the bridge is the pods' gateway, so the node can reach a pod at its IP. No
+masquerading, no port mapping: nothing leaves the machine. The plugins' state (the
 addresses handed out) lives under the containerd's own directory; the bridge, which the
 plugin makes on the first pod, is removed by `remove()`.
 """
