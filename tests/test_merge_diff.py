@@ -204,6 +204,27 @@ def test_diff_profile_against_a_trace_that_needs_more(tmp_path, capsys):
     assert "- syscall mount" in capsys.readouterr().out
 
 
+def test_diff_says_when_the_image_changed(tmp_path, capsys):
+    """A pod's trace names its image by digest (from CRI): diff shows an upgrade, not only its syscalls."""
+    pod = {"kind": "kubernetes-pod", "name": "nim/llm-0", "pod": {"namespace": "nim", "name": "llm-0"}}
+    old_image = {"name": "llm", "image": "nvcr.io/nim/llm:1.2", "image_digest": f"nvcr.io/nim/llm@sha256:{'a' * 64}"}
+    new_image = {**old_image, "image": "nvcr.io/nim/llm:1.3", "image_digest": f"nvcr.io/nim/llm@sha256:{'b' * 64}"}
+    old = profile_dir(tmp_path, "old", make_trace(tmp_path / "a.json", target={**pod, "container": old_image}))
+    same = make_trace(tmp_path / "same.json", started_at="2026-11-01T11:00:00.000Z", target={**pod, "container": old_image})
+    upgraded = make_trace(tmp_path / "up.json", started_at="2026-11-01T12:00:00.000Z",
+                          target={**pod, "container": new_image})
+    capsys.readouterr()
+    assert main(["diff", old, str(upgraded)]) == 0  # the same syscalls: nothing more needed
+    assert f"~ image {old_image['image_digest']} -> {new_image['image_digest']}" in capsys.readouterr().out
+    assert main(["diff", old, str(upgraded), "--format", "json"]) == 0
+    images = json.loads(capsys.readouterr().out)["images"]
+    assert images == {"old": [old_image["image_digest"]], "new": [new_image["image_digest"]], "changed": True}
+    assert main(["diff", old, str(same)]) == 0
+    assert "~ image" not in capsys.readouterr().out
+    assert main(["diff", f"{old}/seccomp.json", str(upgraded), "--format", "json"]) == 0  # no image on one side
+    assert json.loads(capsys.readouterr().out)["images"]["changed"] is False
+
+
 def test_diff_of_two_seccomp_files(tmp_path, capsys):
     old = profile_dir(tmp_path, "old", FIXTURES / "shell-nonroot.trace.json")
     new = profile_dir(tmp_path, "new", FIXTURES / "python-chown.trace.json")

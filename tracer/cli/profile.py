@@ -169,6 +169,9 @@ def diff_command(
 ) -> None:
     """Compare two profiles or traces: syscalls and capabilities added and removed.
 
+    Where both name the image they were recorded from (a pod's trace, by digest; a profile's
+    recording.json), a different image is shown as `~ image OLD -> NEW`.
+
     The check a reviewer runs when the NIM image is upgraded: record the new image,
     then diff the committed profile against the new trace.
 

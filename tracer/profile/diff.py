@@ -1,7 +1,8 @@
 """diff: what a new profile or trace needs beyond an old one (the check for an image upgrade).
 
 OLD is what is granted: a profile directory, a seccomp.json, or a trace (then the profile
-`generate` would write from it). NEW is what is needed: a trace (every recorded syscall, and
+`generate` would write from it). Where both sides say which image they were recorded from (a
+pod's trace, or a profile's recording.json), a change of image is shown too. NEW is what is needed: a trace (every recorded syscall, and
 every recorded argument value of the conditioned syscalls, must be allowed by OLD) or a
 profile (nothing it allows may be refused by OLD: a condition that widened counts, e.g.
 socket AF_NETLINK where OLD allowed AF_INET only).
@@ -17,6 +18,7 @@ from tracer.files import read_json
 from tracer.profile.against import compare, deciding_rule, describe_row, kernel_values
 from tracer.profile.directory import load_profile_dir
 from tracer.profile.filter import Filter, filter_from_oci
+from tracer.profile.merge import image_of, recordings_in
 from tracer.profile.validate import check_seccomp
 from tracer.trace import MAX_TRACE_BYTES, PROFILE_PHASES, Trace
 
@@ -32,6 +34,7 @@ class Needs:
     trace: Trace | None = None
     needed_names: set[str] = field(default_factory=set)
     fallback_names: set[str] = field(default_factory=set)  # recorded, answered ENOSYS by design
+    images: set[str] = field(default_factory=set)  # the images recorded (digest references where known)
 
     @property
     def syscalls(self) -> set[str]:
@@ -46,8 +49,9 @@ def needs_of(path: Path) -> Needs:
     """A profile directory, a seccomp.json, or a trace; each checked as its loader checks it."""
     if path.is_dir():
         profile = load_profile_dir(path)
+        targets = [(trace or {}).get("target") for trace in (profile.recording or {}).get("traces") or []]
         return Needs(str(path), _arch(profile.seccomp), filter_from_oci(profile.seccomp, str(path / "seccomp.json")),
-                     set(profile.capabilities_add))
+                     set(profile.capabilities_add), images=images_of(targets))
     if not path.exists():
         raise InputError(path, "no such file or profile directory")
     head = read_json(path, "a profile or trace", max_bytes=MAX_TRACE_BYTES)
@@ -76,7 +80,11 @@ def _needs_of_trace(path: Path) -> Needs:
                              runtime_default(caps, trace.arch, trace_kernel(trace)), source=str(path))
     profile = build_profile(trace.arch, syscalls, policy=policy)
     return Needs(str(path), trace.arch, filter_from_oci(profile), set(caps), trace, set(syscalls.allowed),
-                 set(syscalls.enosys_only) | policy.enosys)
+                 set(syscalls.enosys_only) | policy.enosys, images_of(run.get("target") for run in recordings_in(trace)))
+
+
+def images_of(targets) -> set[str]:
+    return {image for image in map(image_of, targets) if image}
 
 
 @dataclass
@@ -123,17 +131,25 @@ class Diff:
         return sorted(self.old.capabilities - self.new.capabilities)
 
     @property
+    def image_changed(self) -> bool:
+        """Both sides name their images, and they differ (an upgrade to review)."""
+        return bool(self.old.images and self.new.images and self.old.images != self.new.images)
+
+    @property
     def needs_more(self) -> bool:
         return bool(self.added_syscalls or self.added_arguments or self.added_capabilities)
 
     def to_json(self) -> dict:
         return {"old": self.old.source, "new": self.new.source, "needs_more": self.needs_more,
+                "images": {"old": sorted(self.old.images), "new": sorted(self.new.images), "changed": self.image_changed},
                 "syscalls": {"added": self.added_syscalls, "removed": self.removed_syscalls},
                 "arguments": {"added": self.added_arguments},
                 "capabilities": {"added": self.added_capabilities, "removed": self.removed_capabilities}}
 
     def to_text(self) -> str:
         lines = [f"--- {self.old.source}", f"+++ {self.new.source}"]
+        if self.image_changed:
+            lines.append(f"~ image {', '.join(sorted(self.old.images))} -> {', '.join(sorted(self.new.images))}")
         lines += [f"+ syscall {n}" for n in self.added_syscalls] + [f"- syscall {n}" for n in self.removed_syscalls]
         lines += [f"+ arguments: {a}" for a in self.added_arguments]
         lines += [f"+ capability {c}" for c in self.added_capabilities] + [f"- capability {c}" for c in self.removed_capabilities]

@@ -75,13 +75,20 @@ def recording_identity(run: dict) -> tuple | None:
     return run["started_at"], run.get("hostname"), target.get("kind"), target.get("name")
 
 
+def image_of(target: dict | None) -> str | None:
+    """The image a recording was of: its digest reference where CRI gave one, else its name."""
+    container = (target or {}).get("container")
+    if isinstance(container, dict):
+        return container.get("image_digest") or container.get("image") or None
+    return None
+
+
 def workload_of(target: dict | None) -> str:
     """What a recording was of, as merge compares them: the image, else the bundle, else the target."""
     if not target:
         return "no target"
-    container = target.get("container")
-    if isinstance(container, dict) and (container.get("image_digest") or container.get("image")):
-        return f"image {container.get('image_digest') or container['image']}"
+    if image_of(target):
+        return f"image {image_of(target)}"
     if target.get("bundle"):
         return f"bundle {target['bundle']}"
     return f"{target.get('kind', 'target')} {target.get('name', '?')}"
