@@ -90,8 +90,9 @@ def record(
     Pods (--kubernetes-pod for a pod not running yet, --kubernetes-selector): --out FILE
     records one container run (the first to start, or --container's); --out DIR/ records
     every run, as DIR/NAME.trace.json and DIR/NAME.restart-N.trace.json. The recorder
-    waits for the pod (as long as --wait allows), then records until the recorded
-    container(s) exit, the pod stops, --duration after the pod appeared, or a stop signal.
+    waits for the pod (as long as --wait allows), then records until the pod stops (with
+    --out FILE: until its container exits), --duration after the pod appeared, or a stop
+    signal.
     """
     from tracer.files import check_output_file
     from tracer.recorder.session import RecordOptions, Signals

@@ -19,8 +19,9 @@ exit 1), never silently.
 
 Each run of a container (a container id: init containers, each restart) is its own trace:
 `--out FILE` records one run (the first container that starts, or the one `--container`
-names); `--out DIR/` records every run, as DIR/NAME.trace.json and, for restarts,
-DIR/NAME.restart-N.trace.json. `merge` combines runs of the same name.
+names) and ends when it exits; `--out DIR/` records every run, as DIR/NAME.trace.json and,
+for restarts, DIR/NAME.restart-N.trace.json, until the pod stops (an exited container may be
+restarted, the next may start late). `merge` combines runs of the same name.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tracer.trace import Trace, write_trace
 
 POLL_S = 0.01  # between ListPodSandbox calls while waiting for the pod: well under CRI's sandbox-to-start time
 CONTAINER_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}  # CRI ContainerState
+NAMESPACE_NODE = 2  # CRI NamespaceMode: the pod shares the node's namespace (hostNetwork)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class PodRecording:
 
     def _begin(self, now: float) -> None:
         """The recording's clock: its times, --duration and started_at count from here."""
-        self.started = self.last_activity = now
+        self.started = now
         self.started_at = _now()
         self.switch = PhaseSwitch(self.recorder, self.started)
 
@@ -174,6 +176,8 @@ class PodRecording:
 
     def arm(self) -> None:
         self.pod_cgroup = pod_cgroup_dir(sandbox_cgroup_parent(self.client, self.sandbox))
+        self.host_network = self.client.pod_sandbox_status(self.sandbox.id).status.linux.namespaces.options.network \
+            == NAMESPACE_NODE  # the node's network: nothing of its own to observe
         level = len(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root()).parts)
         self.recorder.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
         armed = time.monotonic()
@@ -211,7 +215,6 @@ class PodRecording:
             if slot is None:
                 continue  # no syscall of it yet
             self.runs[container.id] = self._new_run(container, status, path, slot)
-            self.last_activity = time.monotonic()
 
     def _new_run(self, container, cri_status, path: Path, slot: int) -> ContainerRun:
         status, effective = cri_status.status, cri_status.effective_capabilities
@@ -252,7 +255,6 @@ class PodRecording:
             run.state = CONTAINER_STATES.get(status.state, "unknown")
             if run.state == "exited":
                 run.exit_code = status.exit_code
-                self.last_activity = time.monotonic()
 
     # ---------------------------------------------------------------- the end
 
@@ -263,12 +265,10 @@ class PodRecording:
         return self.options.duration is not None and time.monotonic() - self.started >= self.options.duration
 
     def containers_done(self) -> bool:
-        """File mode: its run exited. Directory mode: every run exited, and no new container for a while."""
-        if not self.runs or any(run.state != "exited" for run in self.runs.values()):
-            return False
-        if not self.directory_mode:
-            return True
-        return time.monotonic() - self.last_activity >= max(2.0, 2 * self.options.interval)
+        """File mode: its one run exited. Directory mode never ends here: an exited container may
+        be restarted (the kubelet's back-off starts at 10 s) and the next one may start late
+        (after an init container, an image pull); the pod's end, --duration or a signal ends it."""
+        return not self.directory_mode and bool(self.runs) and all(run.state == "exited" for run in self.runs.values())
 
     def _running_pid(self) -> int:
         """A process of a running container of the pod, as this PID namespace sees it."""
@@ -288,7 +288,7 @@ class PodRecording:
             return
         t = time.monotonic() - self.started
         snapshots, lost = self.recorder.read_slots(t, [run.slot for run in self.runs.values()])
-        if any(run.state == "running" for run in self.runs.values()):
+        if not self.host_network and any(run.state == "running" for run in self.runs.values()):
             self.surface.observe()
         for run in self.runs.values():
             trace = run.trace
@@ -325,7 +325,7 @@ class PodRecording:
             # needs runc's measured hand-over set: generate adds it (RUNC_HANDOVER_SYSCALLS).
             meta["target"]["runtime_handover"] = "unfiltered"
 
-    stopped_by = "containers exited"
+    stopped_by = "container exited"  # file mode's end; the loop names every other
 
 
 def record_pod(selector: PodSelector, container: str | None, options: RecordOptions, signals: Signals,
