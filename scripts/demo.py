@@ -2,7 +2,7 @@
 start-up and a load test, generate profiles/mini-nim/, verify it under load, and summarise.
 
 `scripts/demo --kubernetes` runs it as a CRI pod instead (scripts/demo_kubernetes.py).
-Run by scripts/demo (and imported by tests/test_demo_profile.py and scripts/record_fixtures.py).
+Run by scripts/demo (and imported by tests/live/test_demo_profile.py and scripts/record_fixtures.py).
 Every step is the CLI a user would run, printed before it runs.
 """
 
@@ -78,7 +78,7 @@ in a runc container, then verified under load by `tracer verify`.
 - against the runtime default (`tracer risk profiles/mini-nim`): {generated['against_runtime_default']['verdict']}
 - lost counters: {trace.lost_total()}
 
-Reproduce: `scripts/demo`. `tests/test_demo_profile.py` fails when a fresh recording needs more than
+Reproduce: `scripts/demo`. `tests/live/test_demo_profile.py` fails when a fresh recording needs more than
 this profile allows (`tracer diff profiles/mini-nim FRESH`).
 """
 

@@ -3,7 +3,7 @@
 synthetic recorder, as many times as an 8-hour recording at `--interval 1` checkpoints
 (28,800), in seconds rather than hours. No BPF, no root.
 
-Used by tests/test_checkpoint_cost.py (bounded file, flat time per write, bounded memory)
+Used by tests/perf/test_checkpoint_cost.py (bounded file, flat time per write, bounded memory)
 and by `scripts/bench --only checkpoint` (the same numbers as a table).
 """
 

@@ -13,7 +13,7 @@ the OpenAPI v2 `api/openapi-spec/swagger.json` (`definitions`), or the JSON-sche
 that the kubernetes-validate package generates from that swagger.json
 (`kubernetes-json-schema/v<version>-local/_definitions.json`, `$defs`). Without an argument
 the bundle of the installed kubernetes-validate package, newest version, is read; that is
-how the committed table was made (see its header). tests/test_kube_shapes.py re-derives it
+how the committed table was made (see its header). tests/unit/test_kube_shapes.py re-derives it
 and fails when the two differ.
 
 It also writes `pod_schema.API_KINDS`: the kinds each built-in apiVersion that serves a pod

@@ -26,7 +26,7 @@ EPERM, ENOSYS = 1, 38
 # runc's init after it installs the filter (phase "handover") is Go: besides its fixed steps
 # (reopen the exec fifo, write it, close fds, execve) its runtime's threads make calls at
 # moments no single recording pins down. Measured with runc 1.1.5, 20 containers each as
-# uid 0 and uid 1000 (tests/test_record_runc.py keeps this list honest): every run made
+# uid 0 and uid 1000 (tests/live/test_record_runc.py keeps this list honest): every run made
 # close, epoll_ctl, fstatfs, futex, getdents64, getpid, nanosleep, openat, write; some runs
 # also epoll_pwait (70%), tgkill (25-40%, goroutine preemption), rt_sigreturn (15-25%),
 # sched_yield (5%). Once in 43 verification runs its runtime also started a thread there

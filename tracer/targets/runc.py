@@ -2,7 +2,7 @@
 bundle (`--runc-bundle`) and watches from before `runc create`.
 
 Where runc installs the seccomp filter decides which of its own syscalls the profile must
-allow. Measured with runc 1.1.5 (tests/test_record_runc.py): with noNewPrivileges it installs
+allow. Measured with runc 1.1.5 (tests/live/test_record_runc.py): with noNewPrivileges it installs
 the filter before it signals `runc create` that set-up is done; everything after that
 (reopening its exec fifo through /proc/self/fd: openat, write, close, getpid, fstatfs,
 getdents64, epoll_ctl, futex, then execve) runs under the filter. Without noNewPrivileges

@@ -1,0 +1,39 @@
+"""Live tests: run where the machine can (root, BPF, cgroup2, runc), skip elsewhere.
+
+Under TRACER_REQUIRE_LIVE=1 (CI on a prepared machine) a live test that cannot run fails
+instead of skipping, so a broken environment is never mistaken for a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_live(reason: str) -> None:
+    if os.environ.get("TRACER_REQUIRE_LIVE") == "1":
+        pytest.fail(f"live test cannot run: {reason}")
+    pytest.skip(reason)
+
+
+def live_problem() -> str | None:
+    """Why this machine cannot record for real, or None."""
+    if os.geteuid() != 0:
+        return "not root"
+    try:
+        from tracer.recorder.bcc import import_bcc
+
+        import_bcc()
+    except Exception as err:  # noqa: BLE001 (any failure to load bcc means: cannot record)
+        return f"bcc unavailable: {err}"
+    try:
+        from tracer.cgroups import cgroup_v2_root
+
+        cgroup_v2_root()
+    except Exception as err:  # noqa: BLE001
+        return str(err)
+    if shutil.which("runc") is None:
+        return "runc is not installed"
+    return None
