@@ -25,12 +25,12 @@ from pathlib import Path
 
 from demo import PYTHON, REPO, TRACER, step
 
-from tracer.kube.cri.node import CriNode, mininim_container
-from tracer.network import free_port
+from tracer.embedded.crinode.node import CriNode, mininim_container
+from tracer.network.surface import free_port
 from tracer.profile.seccomp import allowed_names
 from tracer.recorder.session import url_ready
-from tracer.summary import trace_summary
-from tracer.trace import load_trace
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import load_trace
 
 WORKDIR = REPO / "work" / "demo-kubernetes"
 CONTAINER = "nim-llm"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tracer.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments
+from tracer.trace.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments
 from tracer.recorder.session import Progress, _checkpoint
 from tracer.syscalls import MAX_SYSCALL_NR
-from tracer.trace import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot, Trace
+from tracer.trace.format import KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot, Trace
 
 EIGHT_HOURS_AT_ONE_SECOND = 8 * 3600
 

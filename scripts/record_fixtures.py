@@ -15,8 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tracer.bundle import make_bundle, mininim_bundle
-from tracer.network import free_port
+from tracer.embedded.bundle import make_bundle, mininim_bundle
+from tracer.network.surface import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
@@ -78,7 +78,7 @@ def drive_load(url: str, requests: int) -> None:
 def mini_nim(workdir: Path) -> None:
     """The demo's recording: the mini-NIM in runc, startup until ready, 400 requests of load."""
     from demo import DEFAULT_CAPABILITIES, record_mininim  # noqa: PLC0415 (scripts/demo.py)
-    from tracer.netns import network_namespace  # noqa: PLC0415
+    from tracer.network.netns import network_namespace  # noqa: PLC0415
 
     with network_namespace() as netns_path:
         bundle = mininim_bundle(workdir / "bundle", netns_path=netns_path, capabilities=DEFAULT_CAPABILITIES)

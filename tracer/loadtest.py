@@ -169,7 +169,7 @@ def enter_netns(name: str | None):
     if name is None:
         return nullcontext()
     try:
-        from tracer.netns import inside
+        from tracer.network.netns import inside
     except ImportError as err:
         raise UsageError(f"--netns needs pyroute2 and the tracer package ({err})") from None
     return inside(name)

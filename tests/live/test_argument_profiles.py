@@ -12,7 +12,7 @@ import pytest
 from support.cli import tracer_cli
 
 from tracer import runc
-from tracer.bundle import Bind, make_bundle
+from tracer.embedded.bundle import Bind, make_bundle
 
 pytestmark = pytest.mark.usefixtures("live")
 

@@ -20,11 +20,11 @@ from tracer import cgroups
 from tracer.errors import InputError
 from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
-from tracer.kube.cri.node import mininim_container
-from tracer.network import free_port
+from tracer.embedded.crinode.node import mininim_container
+from tracer.network.surface import free_port
 from tracer.recorder.session import url_ready
-from tracer.summary import trace_summary
-from tracer.trace import load_trace
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import load_trace
 
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 NIM_ID = "3e5f" + "a" * 60

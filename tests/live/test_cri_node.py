@@ -1,5 +1,5 @@
 """Pods on a real CRI runtime: containerd's CRI plugin driven as the kubelet drives it, with
-images built here (tests/support/crinode.py, tracer/kube/cri/node.py)."""
+images built here (tests/support/crinode.py, tracer/embedded/crinode/node.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from support.live import require_live
 from tracer.cgroups import cgroup_of_pid, cgroup_v2_root
 from tracer.errors import InputError
 from tracer.kube.cri import client as cri
-from tracer.kube.cri import cni
-from tracer.kube.cri.node import ContainerSpec, CriNode, cgroup_mount_points, mininim_container
+from tracer.embedded.crinode import cni
+from tracer.embedded.crinode.node import ContainerSpec, CriNode, cgroup_mount_points, mininim_container
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
-from tracer.network import free_port
+from tracer.network.surface import free_port
 from tracer.recorder.session import url_ready
 
 pytestmark = pytest.mark.live

@@ -8,9 +8,9 @@ import pytest
 from support.paths import REPO
 from support.cli import tracer_cli
 
-from tracer.bundle import mininim_bundle
+from tracer.embedded.bundle import mininim_bundle
 from demo import DEFAULT_CAPABILITIES, PROFILE, READY_URL, load_command, record_mininim
-from tracer.netns import network_namespace
+from tracer.network.netns import network_namespace
 
 pytestmark = pytest.mark.usefixtures("live")
 

@@ -26,12 +26,12 @@ from support.crinode import unique, wait_until
 from ruamel.yaml import YAML
 
 from tracer.cgroups import cgroup_v2_root
-from tracer.kube.cri.node import ContainerSpec, mininim_container
+from tracer.embedded.crinode.node import ContainerSpec, mininim_container
 from tracer.kube.harden import plain
-from tracer.network import free_port
+from tracer.network.surface import free_port
 from tracer.recorder.session import url_ready
-from tracer.summary import trace_summary
-from tracer.trace import load_trace
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
 

@@ -7,9 +7,9 @@ import orjson
 import pytest
 from support.cli import tracer_cli
 
-from tracer.netns import network_namespace
-from tracer.network import free_port
-from tracer.trace import load_trace
+from tracer.network.netns import network_namespace
+from tracer.network.surface import free_port
+from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from support.cli import tracer_cli
 
-from tracer.trace import load_trace
+from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
 

@@ -12,9 +12,9 @@ import pytest
 from support.paths import REPO
 from support.cli import tracer_cli
 
-from tracer.network import free_port
-from tracer.summary import trace_summary
-from tracer.trace import load_trace
+from tracer.network.surface import free_port
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
 

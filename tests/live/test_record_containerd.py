@@ -14,11 +14,11 @@ from support.live import require_live
 from support.workloads import RUNC_SETUP, THREADED_UID_1000, trace_names
 
 from tracer import runc
-from tracer.bundle import make_bundle
+from tracer.embedded.bundle import make_bundle
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS
 
-from tracer.summary import trace_summary
-from tracer.trace import load_trace
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
 NAMESPACE = "tracer-test"

@@ -20,9 +20,9 @@ import pytest
 from support.paths import REPO
 
 from tracer import runc
-from tracer.bundle import make_bundle
+from tracer.embedded.bundle import make_bundle
 from tracer.cgroups import TRACER_PARENT, _v1_mounts, cgroup_v2_root
-from tracer.trace import load_trace
+from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
 

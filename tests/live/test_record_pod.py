@@ -16,14 +16,14 @@ from support.crinode import unique, wait_until
 from support.live import require_live
 from demo import READY_URL, load_command
 
-from tracer.bundle import mininim_bundle
-from tracer.kube.cri.node import mininim_container
-from tracer.netns import network_namespace
-from tracer.network import free_port
+from tracer.embedded.bundle import mininim_bundle
+from tracer.embedded.crinode.node import mininim_container
+from tracer.network.netns import network_namespace
+from tracer.network.surface import free_port
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.recorder.session import url_ready
-from tracer.summary import trace_summary
-from tracer.trace import load_trace
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import load_trace
 
 RUNC_SETUP = {"mount", "pivot_root", "sethostname", "umount2"}
 RUNC_SETUP_HOST_NETWORK = {"mount", "pivot_root", "umount2"}  # a host-network pod keeps the node's hostname
@@ -133,8 +133,8 @@ def test_no_new_pod_within_wait_is_reported_and_nothing_written(cri_node, tmp_pa
     --wait (not --duration, which counts from the pod's appearance) ends the wait: exit 1."""
     from support.crinode import SLEEPER
 
-    from tracer.kube.cri.images import MININIM_IMAGE
-    from tracer.kube.cri.node import ContainerSpec
+    from tracer.embedded.crinode.images import MININIM_IMAGE
+    from tracer.embedded.crinode.node import ContainerSpec
 
     label = unique("app")
     cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
@@ -169,8 +169,8 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
     the sandbox none; a pod already there with the label is not the one recorded."""
     from support.crinode import SLEEPER
 
-    from tracer.kube.cri.images import MININIM_IMAGE
-    from tracer.kube.cri.node import ContainerSpec
+    from tracer.embedded.crinode.images import MININIM_IMAGE
+    from tracer.embedded.crinode.node import ContainerSpec
 
     label = {"app": unique("nim")}
     old = cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
@@ -276,8 +276,8 @@ def test_a_restarted_container_is_a_run_of_its_own_and_the_recording_waits_for_i
     a back-off) is recorded as NAME.restart-1.trace.json; the pod's stop ends the recording."""
     from support.crinode import wait_exited
 
-    from tracer.kube.cri.images import MININIM_IMAGE
-    from tracer.kube.cri.node import ContainerSpec
+    from tracer.embedded.crinode.images import MININIM_IMAGE
+    from tracer.embedded.crinode.node import ContainerSpec
 
     label = unique("job")
     out = tmp_path / "traces"

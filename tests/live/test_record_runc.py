@@ -11,9 +11,9 @@ from support.workloads import RUNC_SETUP, THREADED_UID_1000, chown_bundle, run_c
 from support.cli import tracer_cli
 
 from tracer import runc
-from tracer.bundle import make_bundle
+from tracer.embedded.bundle import make_bundle
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
-from tracer.trace import PHASES, load_trace
+from tracer.trace.format import PHASES, load_trace
 
 CAP_DAC_OVERRIDE = 1
 

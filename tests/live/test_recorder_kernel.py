@@ -18,7 +18,7 @@ from support.paths import REPO
 
 from tracer.recorder.constants import bpf_cflags, bpf_defines
 from tracer.recorder.kernel import BPF_SOURCE, KernelRecorder
-from tracer.trace import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS
+from tracer.trace.format import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS
 
 
 def c_defines(prefix: str) -> dict[str, int]:

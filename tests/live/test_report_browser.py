@@ -22,7 +22,7 @@ from tracer.report.model import build_report
 
 MINI_NIM = REPO / "profiles/mini-nim"
 MINI_NIM_TRACE = FIXTURES / "mini-nim.trace.json"
-MINI_NIM_MANIFEST = REPO / "tracer/workloads/mininim/deployment.yaml"
+MINI_NIM_MANIFEST = REPO / "tracer/embedded/mininim/deployment.yaml"
 WIDTH, HEIGHT = 1280, 2400
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from fastforward import EIGHT_HOURS_AT_ONE_SECOND, fast_forward
-from tracer.trace import load_trace
-from tracer.trace_series import SERIES_LIMIT
+from tracer.trace.format import load_trace
+from tracer.trace.series import SERIES_LIMIT
 
 MAX_FILE_BYTES = 128 * 1024
 MAX_PYTHON_MEMORY = 2 * 2**20

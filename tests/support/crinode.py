@@ -1,5 +1,5 @@
 """A real CRI node for live tests: a private containerd with its CRI plugin, our own pause and
-mini-NIM images, and pods run on it as the kubelet runs them (tracer.kube.cri.node).
+mini-NIM images, and pods run on it as the kubelet runs them (tracer.embedded.crinode.node).
 
 Its fixtures (`cri_node`, `k8s_namespace`) reach every test module through `pytest_plugins` in conftest.py.
 """
@@ -17,7 +17,7 @@ import pytest
 from support.live import require_live
 
 from tracer.kube.cri.client import CriError
-from tracer.kube.cri.node import CriNode, Pod, cgroup_mount_points
+from tracer.embedded.crinode.node import CriNode, Pod, cgroup_mount_points
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 
 SLEEPER = ("/usr/bin/sleep", "infinity")  # a container that only waits, from the host's /usr

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 from support.paths import FIXTURES, REPO
 
-from tracer.trace import load_trace, trace_to_document
+from tracer.trace.format import load_trace, trace_to_document
 
 MINI_NIM_TRACE = FIXTURES / "mini-nim.trace.json"
-MINI_NIM_MANIFEST = REPO / "tracer/workloads/mininim/deployment.yaml"
+MINI_NIM_MANIFEST = REPO / "tracer/embedded/mininim/deployment.yaml"
 
 
 class PageText(HTMLParser):

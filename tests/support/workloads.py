@@ -7,7 +7,7 @@ import subprocess
 import uuid
 
 from tracer import runc
-from tracer.bundle import make_bundle
+from tracer.embedded.bundle import make_bundle
 
 # Runs as root with a few capabilities: it needs CHOWN and never uses NET_RAW or KILL.
 WORKLOAD = """
@@ -48,7 +48,7 @@ def run_container(bundle, env=None) -> tuple[int, str]:
 
 
 def trace_names(trace, phase):
-    from tracer.summary import trace_summary
+    from tracer.trace.summary import trace_summary
 
     return trace_summary(trace)["phases"][phase]
 

@@ -86,7 +86,7 @@ def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None, started_a
     """A real fixture's counters, with an arguments section as the recorder writes it (and
     the rows' calls counted, where the fixture did not make them)."""
     from tracer.syscalls import syscall_number
-    from tracer.trace import PHASES
+    from tracer.trace.format import PHASES
 
     doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
     assert doc["version"] == 2
@@ -267,7 +267,7 @@ def test_seccompprofile_carries_argument_conditions(tmp_path, capsys):
 
 
 def test_apply_writes_the_conditions_into_the_bundle(tmp_path):
-    from tracer.bundle import make_bundle
+    from tracer.embedded.bundle import make_bundle
 
     seccomp, out = generated(tmp_path, v2_trace(tmp_path, MININIM_ROWS))
     bundle = make_bundle(tmp_path / "bundle", ["/bin/true"])

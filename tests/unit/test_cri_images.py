@@ -1,4 +1,4 @@
-"""The images the CRI node imports (tracer/kube/cri/images.py), read back as a runtime reads
+"""The images the CRI node imports (tracer/embedded/crinode/images.py), read back as a runtime reads
 them, and the generated CRI messages against the committed api.proto."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tracer.kube.cri import images
-from tracer.workloads.mininim import SERVER_PATH
+from tracer.embedded.crinode import images
+from tracer.kube.cri import client as cri_client
+from tracer.embedded.mininim import SERVER_PATH
 
-RUNTIME_V1 = Path(images.__file__).with_name("runtime") / "v1"
+RUNTIME_V1 = Path(cri_client.__file__).with_name("runtime") / "v1"
 
 
 def needs_gcc() -> None:

@@ -19,7 +19,7 @@ from support.live import require_live
 
 from tracer.verify import complain as denials
 from tracer import runc
-from tracer.bundle import make_bundle
+from tracer.embedded.bundle import make_bundle
 from tracer.cgroups import cgroup_v2_root
 from tracer.verify.complain import MalformedRecord, decode_action, parse_record, read_log, syscalls_from_log
 from tracer.syscalls import syscall_table

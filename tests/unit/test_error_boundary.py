@@ -51,7 +51,7 @@ def test_a_machine_error_is_exit_3(capsys, monkeypatch):
     def fail(*_args, **_kwargs):
         raise MachineError("/dev/sdz", "cannot write: No space left on device")
 
-    monkeypatch.setattr("tracer.trace.write_trace", fail)
+    monkeypatch.setattr("tracer.trace.format.write_trace", fail)
     assert main(["merge", TRACE, TRACE, "--out", "/nonexistent/x.json"]) == 3
     assert error_lines(capsys.readouterr().err) == ["error: /dev/sdz: cannot write: No space left on device"]
 

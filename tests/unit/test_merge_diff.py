@@ -11,11 +11,11 @@ import orjson
 import pytest
 from support.paths import FIXTURES, REPO
 
-from tracer.arguments import RECORDED_SYSCALLS
+from tracer.trace.arguments import RECORDED_SYSCALLS
 from tracer.capabilities import CAPABILITY_NAMES
 from tracer.cli import main
 from tracer.syscalls import syscall_number
-from tracer.trace import CAP_OUTCOMES, PHASES, Snapshot, Trace, load_trace, write_trace
+from tracer.trace.format import CAP_OUTCOMES, PHASES, Snapshot, Trace, load_trace, write_trace
 
 ARCH = "SCMP_ARCH_X86_64"
 V1 = REPO / "tests/data/v1"  # real version 1 recordings; the fixtures are version 2

@@ -13,7 +13,7 @@ from support.paths import FIXTURES
 from tracer.cli import main
 from tracer.profile.merge import syscalls_seen
 from tracer.profile.seccomp import allowed_names
-from tracer.trace import load_trace
+from tracer.trace.format import load_trace
 
 HTTP = FIXTURES / "http-server.trace.json"
 SHELL = FIXTURES / "shell-nonroot.trace.json"

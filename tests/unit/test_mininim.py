@@ -24,14 +24,15 @@ import pytest
 from support.paths import REPO
 from support.live import require_live
 
-from tracer import loadtest, netns, runc
-from tracer.bundle import Bind, make_bundle, mininim_bundle
+from tracer import loadtest, runc
+from tracer.network import netns
+from tracer.embedded.bundle import Bind, make_bundle, mininim_bundle
 from tracer.oci import check_bundle, stop_signal
 from tracer.cli import main as tracer_main
-from tracer.network import free_port
+from tracer.network.surface import free_port
 from tracer.errors import InputError
-from tracer.workloads.mininim import server as mininim
-from tracer.workloads.mininim.model import MODEL_NAME, write_model
+from tracer.embedded.mininim import server as mininim
+from tracer.embedded.mininim.model import MODEL_NAME, write_model
 
 # --- the model and the server, in-process ---------------------------------------------
 

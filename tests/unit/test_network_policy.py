@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 from tracer.errors import InputError
 from tracer.kube.networkpolicy import KUBE_DNS_PEER, network_policy, parse_pod_labels
-from tracer.network import Destination, Interface, ListeningSocket, NetworkSurface
+from tracer.network.surface import Destination, Interface, ListeningSocket, NetworkSurface
 
 K8S_VERSION = kubernetes_validate.latest_version()
 LABELS = {"app": "mini-nim"}
@@ -214,7 +214,7 @@ def test_cli_observe_missing_namespace_exits_2():
 
 
 def test_cli_observe_then_policy_on_a_real_namespace(live, tmp_path):
-    from tracer.netns import network_namespace, unique_name
+    from tracer.network.netns import network_namespace, unique_name
 
     with network_namespace(unique_name("tracer-cli")) as path:
         surface_file = tmp_path / "surface.json"

@@ -1,4 +1,4 @@
-"""tracer/network.py: the network surface model, and observing a real network namespace.
+"""tracer/network/surface.py: the network surface model, and observing a real network namespace.
 
 The live tests build a pod-like namespace joined by a veth pair to a second namespace of their
 own (10.213.7.0/30 and fd74:7263::/126, nothing else routes there), start listeners inside and
@@ -22,10 +22,10 @@ from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.diag import SS_LISTEN
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from tracer import netns
+from tracer.network import netns
 from tracer.errors import InputError
 from tracer.kube.networkpolicy import network_policy
-from tracer.network import (
+from tracer.network.surface import (
     Destination,
     Interface,
     ListeningSocket,

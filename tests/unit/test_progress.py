@@ -11,7 +11,7 @@ import time
 from tracer.recorder.progress import LiveLine, LogLines, Progress, Silent, StatusTracker, live_text, log_line
 from tracer.recorder.session import run_load_command
 from tracer.syscalls import syscall_number
-from tracer.trace import PHASES, Snapshot
+from tracer.trace.format import PHASES, Snapshot
 
 ARCH = "SCMP_ARCH_X86_64"
 

@@ -28,7 +28,7 @@ from tracer.report.html import render_html
 from tracer.report.markdown import render_markdown
 from tracer.report.model import RARE_BELOW, build_report, docker_treatment
 from tracer.syscalls import syscall_name
-from tracer.trace import (
+from tracer.trace.format import (
     PHASES,
     PROFILE_PHASES,
     load_trace,
@@ -38,7 +38,7 @@ from tracer.trace import (
 
 MINI_NIM = REPO / "profiles/mini-nim"
 MINI_NIM_TRACE = FIXTURES / "mini-nim.trace.json"
-MINI_NIM_MANIFEST = REPO / "tracer/workloads/mininim/deployment.yaml"
+MINI_NIM_MANIFEST = REPO / "tracer/embedded/mininim/deployment.yaml"
 TRACES = sorted(FIXTURES.glob("*.trace.json"))
 
 

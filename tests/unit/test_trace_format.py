@@ -12,12 +12,12 @@ import pytest
 from support.paths import FIXTURES, REPO
 
 from tracer.arch import ARCHITECTURES
-from tracer.arguments import arguments_to_document
+from tracer.trace.arguments import arguments_to_document
 from tracer.capabilities import CAPABILITY_NAMES, HIGHEST_CAPABILITY
 from tracer.cli import main
 from tracer.errors import InputError
 from tracer.schema import ANNOTATIONS, KEYWORDS, Schema, SchemaViolation
-from tracer.trace import (
+from tracer.trace.format import (
     MAX_TRACE_BYTES,
     PHASES,
     SCHEMA_FILE,
@@ -29,7 +29,7 @@ from tracer.trace import (
     trace_to_document,
     write_trace,
 )
-from tracer.trace_series import SnapshotSeries
+from tracer.trace.series import SnapshotSeries
 
 TRACES = sorted(FIXTURES.glob("*.trace.json"))  # version 2, as recorded now
 V1 = REPO / "tests/data/v1"  # real version 1 recordings (the fixtures before version 2)

@@ -22,7 +22,7 @@ from support.paths import FIXTURES, REPO
 
 from tracer.cli import main
 from tracer.profile.validate import RUNTIME_SPEC_SECCOMP
-from tracer.trace import load_trace
+from tracer.trace.format import load_trace
 
 V1 = REPO / "tests/data/v1"  # real version 1 recordings; the fixtures are version 2
 TRACE_SCHEMA = jsonschema.Draft202012Validator(json.loads((REPO / "docs/trace.schema.json").read_text()))

@@ -12,7 +12,7 @@ from tracer.cli.helptext import TracerTyper
 from tracer.errors import InputError
 from tracer.files import atomic_write_json, read_json
 from tracer.kube.networkpolicy import network_policy, parse_pod_labels
-from tracer.network import NetworkSurface, ObservationError, describe, observe, pid_namespace_path
+from tracer.network.surface import NetworkSurface, ObservationError, describe, observe, pid_namespace_path
 
 network_app = TracerTyper(
     help=(

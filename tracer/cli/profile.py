@@ -64,7 +64,7 @@ def generate(
     """
     from tracer.profile.generate import generate as write_profile
     from tracer.profile.seccomp import allowed_names, conditioned_names, enosys_names
-    from tracer.trace import load_trace
+    from tracer.trace.format import load_trace
 
     capabilities = [parse_capability(name, "--add-capability") for name in add_capability]
     loaded = [load_trace(path) for path in input_paths(traces)]
@@ -140,7 +140,7 @@ def merge(
       tracer merge a.trace.json b.trace.json --out - | tracer show -
     """
     from tracer.profile.merge import merge_runs, rare_syscalls
-    from tracer.trace import load_trace, trace_to_document, write_trace
+    from tracer.trace.format import load_trace, trace_to_document, write_trace
 
     result = merge_runs([load_trace(path) for path in input_paths(traces)])
     for warning in result.warnings:

@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from tracer.errors import InputError
 from tracer.kube.admission import dns1123_label_problems, dns1123_subdomain_problems
-from tracer.network import Destination, NetworkSurface
+from tracer.network.surface import Destination, NetworkSurface
 
 API_VERSION = "networking.k8s.io/v1"
 DNS_PORT = 53

@@ -33,7 +33,7 @@ from tracer.argnames import (
     prctl_name,
     socket_name,
 )
-from tracer.arguments import ArgumentRow, Arguments
+from tracer.trace.arguments import ArgumentRow, Arguments
 from tracer.errors import InputError
 from tracer.profile.filter import (
     UNCONFINED,
@@ -164,8 +164,8 @@ class Evidence:
     @classmethod
     def from_recording(cls, recording: dict | None, source: str = "recording.json") -> "Evidence":
         """The `evidence` generate wrote into recording.json (none in older directories)."""
-        from tracer.arguments import parse_arguments  # noqa: PLC0415
-        from tracer.trace import PHASES  # noqa: PLC0415
+        from tracer.trace.arguments import parse_arguments  # noqa: PLC0415
+        from tracer.trace.format import PHASES  # noqa: PLC0415
 
         evidence = (recording or {}).get("evidence") or {}
         if not isinstance(evidence, dict):
@@ -199,7 +199,7 @@ def describe_row(row: ArgumentRow) -> str:
 
 
 def _fields(row: ArgumentRow):
-    from tracer.arguments import ARGUMENT_FIELDS  # noqa: PLC0415
+    from tracer.trace.arguments import ARGUMENT_FIELDS  # noqa: PLC0415
 
     return ARGUMENT_FIELDS[row.syscall]
 

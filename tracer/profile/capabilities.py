@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from tracer.capabilities import capability_name, parse_capability
 from tracer.syscalls import syscall_name
-from tracer.trace import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
+from tracer.trace.format import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
 
 # The capability:cap_capable tracepoint does not carry the check's options, so it cannot
 # drop the checks the kernel makes with CAP_OPT_NOAUDIT. The one that matters in practice is

@@ -1,6 +1,6 @@
 """Argument conditions from evidence: allow a dangerous syscall only with the values recorded.
 
-The recorder saw the arguments that decide danger (tracer.arguments). Per syscall name the
+The recorder saw the arguments that decide danger (tracer.trace.arguments). Per syscall name the
 profile gets OCI rules with `args`, as runc hands them to libseccomp (conditions inside one
 rule are ANDed, rules of one name ORed; no rule compares one argument twice, which some
 libseccomp versions get wrong silently):
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 
 from tracer.argnames import (AF_NETLINK, CLONE_NAMESPACE_FLAGS, CLONE_NEWTIME, clone_namespaces, flag_names,
                              ioctl_name, NAMESPACE_FLAGS, personality_name, prctl_name, SETNS_TYPES, socket_name)
-from tracer.arguments import ArgumentRow, Arguments
+from tracer.trace.arguments import ArgumentRow, Arguments
 from tracer.profile.filter import Condition, Filter, Rule
 from tracer.syscalls import syscall_number
-from tracer.trace import PROFILE_PHASES
+from tracer.trace.format import PROFILE_PHASES
 
 LOW32 = 0xFFFFFFFF
 ENOSYS = 38

@@ -20,7 +20,7 @@ from tracer.profile.directory import load_profile_dir
 from tracer.profile.filter import Filter, filter_from_oci
 from tracer.profile.merge import image_of, recordings_in
 from tracer.profile.validate import check_seccomp
-from tracer.trace import MAX_TRACE_BYTES, PROFILE_PHASES, Trace
+from tracer.trace.format import MAX_TRACE_BYTES, PROFILE_PHASES, Trace
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _needs_of_trace(path: Path) -> Needs:
     from tracer.profile.filter import runtime_default  # noqa: PLC0415
     from tracer.profile.generate import trace_kernel  # noqa: PLC0415
     from tracer.profile.seccomp import build_profile, recorded_syscalls  # noqa: PLC0415
-    from tracer.trace import load_trace  # noqa: PLC0415
+    from tracer.trace.format import load_trace  # noqa: PLC0415
 
     trace = load_trace(path)
     syscalls = recorded_syscalls(trace)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tracer import __version__
-from tracer.arguments import arguments_to_document
+from tracer.trace.arguments import arguments_to_document
 from tracer.errors import InputError
 from tracer.files import replace_directory, to_json
 from tracer.profile.against import Comparison, Evidence, compare
@@ -23,7 +23,7 @@ from tracer.profile.merge import Merged, below_min_runs, merge_runs, rare_syscal
 from tracer.profile.seccomp import (RUNC_HANDOVER_SYSCALLS, RecordedSyscalls, build_profile, name_only_policy,
                                     recorded_syscalls)
 from tracer.syscalls import syscall_name
-from tracer.trace import PROFILE_PHASES, Trace
+from tracer.trace.format import PROFILE_PHASES, Trace
 
 # The files generate writes; anything else found in an existing profile directory (a README,
 # the k8s/ output) is carried over into the new one.

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracer import __version__
-from tracer.arguments import merge_arguments
+from tracer.trace.arguments import merge_arguments
 from tracer.errors import InputError
-from tracer.network import NetworkSurface
+from tracer.network.surface import NetworkSurface
 from tracer.profile.capabilities import EVIDENCE_OF_NEED, capability_evidence
 from tracer.syscalls import syscall_name
-from tracer.trace import PHASES, RESULTS, UINT64_MAX, Snapshot, Trace, exact_sums
+from tracer.trace.format import PHASES, RESULTS, UINT64_MAX, Snapshot, Trace, exact_sums
 
 
 @dataclass
@@ -164,7 +164,7 @@ def summed_lost(traces: list[Trace]) -> dict[str, int]:
 
 
 def merged_network(traces: list[Trace]) -> dict | None:
-    """The union of the network surfaces the runs observed (tracer.network), or None."""
+    """The union of the network surfaces the runs observed (tracer.network.surface), or None."""
     surfaces = [NetworkSurface.from_json(t.network, t.source) for t in traces if t.network is not None]
     if not surfaces:
         return None

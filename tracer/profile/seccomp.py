@@ -13,7 +13,7 @@ import numpy as np
 from tracer.errors import InputError
 from tracer.profile.conditions import ArgumentPolicy
 from tracer.syscalls import syscall_name, syscall_number
-from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
+from tracer.trace.format import PHASES, PROFILE_PHASES, RESULTS, Trace
 
 DEFAULT_ACTIONS = {
     "errno": "SCMP_ACT_ERRNO",

@@ -14,7 +14,7 @@ import platform
 from dataclasses import dataclass
 
 from tracer.syscalls import MAX_SYSCALL_NR
-from tracer.trace import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS
+from tracer.trace.format import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS
 
 # Bytes of a connect() destination kept: an IPv6 address, or the start of an AF_UNIX path.
 CONNECT_ADDR_LEN = 64

@@ -34,13 +34,13 @@ from pathlib import Path
 
 from tracer import cgroups
 from tracer.errors import InputError, MachineError, TracerError
-from tracer.network import ObservationError, SurfaceWatch
+from tracer.network.surface import ObservationError, SurfaceWatch
 from tracer.recorder.kernel import POD_SLOTS, KernelRecorder
 from tracer.recorder.session import (
     PhaseSwitch, RecordOptions, Signals, StoppedBeforeRecording, _bcc_output_captured, _metadata, _now,
 )
 from tracer.targets.base import Target
-from tracer.trace import Trace, write_trace
+from tracer.trace.format import Trace, write_trace
 
 POLL_S = 0.01  # between ListPodSandbox calls while waiting for the pod: well under CRI's sandbox-to-start time
 CONTAINER_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}  # CRI ContainerState

@@ -18,7 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from tracer.syscalls import syscall_name
-from tracer.trace import PROFILE_PHASES, Snapshot
+from tracer.trace.format import PROFILE_PHASES, Snapshot
 
 MAX_NAMES_SHOWN = 8
 SLACK_S = 0.1  # checkpoints come a few milliseconds late: a line due at 10 s may show at 9.9 s

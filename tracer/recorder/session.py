@@ -21,11 +21,11 @@ from pathlib import Path
 from tracer import __version__
 from tracer.arch import native_oci_arch
 from tracer.errors import MachineError, TracerError
-from tracer.network import SurfaceWatch
+from tracer.network.surface import SurfaceWatch
 from tracer.recorder.kernel import KernelRecorder
 from tracer.recorder.progress import Progress
 from tracer.targets import Target
-from tracer.trace import Trace, write_trace
+from tracer.trace.format import Trace, write_trace
 
 # ---------------------------------------------------------------- the session
 
@@ -126,7 +126,7 @@ class PhaseSwitch:
 def url_ready(url: str, netns: str | None = None) -> bool:
     """Whether URL answers 2xx, asked from inside the named network namespace if given."""
     if netns:
-        from tracer.netns import call_in  # noqa: PLC0415
+        from tracer.network.netns import call_in  # noqa: PLC0415
 
         return call_in(netns, url_ready, url)
     try:

@@ -3,7 +3,7 @@ it was recorded in and the workload's manifest; the HTML and Markdown renderers 
 out, so both say the same thing.
 
 Sections (each a dataclass below): provenance, syscall activity per phase, capability evidence,
-argument conditions, network surface (tracer.network), Pod Security before and after hardening, ATT&CK
+argument conditions, network surface (tracer.network.surface), Pod Security before and after hardening, ATT&CK
 techniques, and the comparison with the container runtime's default profile.
 """
 
@@ -23,7 +23,7 @@ from tracer.kube.harden import (
     default_localhost_profile,
     harden_text,
 )
-from tracer.network import NetworkSurface
+from tracer.network.surface import NetworkSurface
 from tracer.profile.against import compare_profile_dir
 from tracer.profile.directory import ProfileDir, load_profile_dir
 from tracer.profile.filter import load_docker_default
@@ -31,8 +31,8 @@ from tracer.profile.seccomp import allowed_names, enosys_names
 from tracer.report import RARE_BELOW
 from tracer.report.arguments import ArgumentRule, argument_rules
 from tracer.risk import attack
-from tracer.summary import trace_summary
-from tracer.trace import PROFILE_PHASES, Trace, load_trace
+from tracer.trace.summary import trace_summary
+from tracer.trace.format import PROFILE_PHASES, Trace, load_trace
 
 # What a container gets from containerd (and Docker) when the manifest adds and drops nothing:
 # containerd's oci.defaultUnixCaps, the set the mini-NIM was recorded with.

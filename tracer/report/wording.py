@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracer.network import NetworkSurface
+from tracer.network.surface import NetworkSurface
 from tracer.report.model import AttackFacts, CapabilityFacts, Provenance, Recording, Report
 from tracer.risk.attack import Route
 

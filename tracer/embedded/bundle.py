@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 from tracer.errors import InputError
 from tracer.oci import STOP_SIGNAL_ANNOTATION, write_config
-from tracer.workloads.mininim import SERVER_PATH
-from tracer.workloads.mininim.model import write_model
+from tracer.embedded.mininim import SERVER_PATH
+from tracer.embedded.mininim.model import write_model
 
 OCI_VERSION = "1.0.2-dev"
 # What `runc spec` grants; pass capabilities=[] for none.

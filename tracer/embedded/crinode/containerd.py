@@ -6,7 +6,7 @@ with the cgroupfs driver: runc v2 shim, `SystemdCgroup = false`, our pause image
 `sandbox_image`, and `restrict_oom_score_adj = true` (the kubelet raises containers'
 oom_score_adj; a machine that refuses lowering it below containerd's own needs this).
 Its streaming server listens on a free port, not CRI's fixed 10010. Where the CNI plugins
-are installed, pods that do not use the host's network get one of their own (tracer.kube.cri.cni).
+are installed, pods that do not use the host's network get one of their own (tracer.embedded.crinode.cni).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from tracer.errors import InputError
-from tracer.kube.cri import cni
+from tracer.embedded.crinode import cni
 from tracer.kube.cri.client import CriClient
-from tracer.kube.cri.images import Image
+from tracer.embedded.crinode.images import Image
 
 KUBERNETES_NAMESPACE = "k8s.io"  # containerd namespace of the CRI plugin
 START_TIMEOUT_S = 30.0

@@ -1,6 +1,6 @@
 /* The pod sandbox's process, as Kubernetes' pause: hold the pod's namespaces, reap
  * orphans (it is pid 1 of the pod when the pod shares one pid namespace), exit on
- * SIGINT or SIGTERM. Compiled statically by tracer/kube/cri/images.py. */
+ * SIGINT or SIGTERM. Compiled statically by tracer/embedded/crinode/images.py. */
 #include <signal.h>
 #include <stddef.h>
 #include <sys/wait.h>

@@ -3,7 +3,7 @@
 
 - `pause_image`: the pod sandbox image, one static binary compiled from `pause.c` with gcc;
 - `mininim_image`: the mini-NIM's server and model on a rootfs that holds only mountpoints,
-  merged-/usr links (`lib64 -> usr/lib64`, ...) and a small /etc (tracer/bundle.py's rootfs).
+  merged-/usr links (`lib64 -> usr/lib64`, ...) and a small /etc (tracer/embedded/bundle.py's rootfs).
   Python and numpy are not in it: a container of it needs the host's /usr bind-mounted
   read-only (`HOST_USR_MOUNT`), which CreateContainer's `mounts` declares.
 
@@ -24,10 +24,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.bundle import DEFAULT_PATH, MININIM_DIR, MININIM_MODEL_DIR, MININIM_SERVER, make_rootfs
+from tracer.embedded.bundle import DEFAULT_PATH, MININIM_DIR, MININIM_MODEL_DIR, MININIM_SERVER, make_rootfs
 from tracer.errors import InputError
-from tracer.workloads.mininim import SERVER_PATH
-from tracer.workloads.mininim.model import write_model
+from tracer.embedded.mininim import SERVER_PATH
+from tracer.embedded.mininim.model import write_model
 
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 IMAGE_REPOSITORY = "localhost/seccomp-tracer"

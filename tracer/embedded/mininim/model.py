@@ -5,7 +5,7 @@ embedded, concatenated and passed through a 2-layer tanh MLP whose logits are ad
 bigram table counted from a small built-in corpus, so sampled text looks vaguely English.
 Everything is derived from a fixed seed, so two builds hold identical arrays.
 
-Run as `python -m tracer.workloads.mininim.model DIR`.
+Run as `python -m tracer.embedded.mininim.model DIR`.
 """
 
 from __future__ import annotations
@@ -78,5 +78,5 @@ def write_model(directory: str | Path) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m tracer.workloads.mininim.model DIR")
+        sys.exit("usage: python -m tracer.embedded.mininim.model DIR")
     print(write_model(sys.argv[1]))

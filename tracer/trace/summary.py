@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracer.arguments import arguments_to_document
+from tracer.trace.arguments import arguments_to_document
 from tracer.profile.capabilities import capability_evidence
 from tracer.syscalls import syscall_name
-from tracer.trace import PHASES, PROFILE_PHASES, RESULTS, Trace
+from tracer.trace.format import PHASES, PROFILE_PHASES, RESULTS, Trace
 
 
 def _name(trace: Trace, nr: int) -> str:
@@ -78,7 +78,7 @@ def argument_lines(arguments: dict | None) -> list[str]:
     """The recorded argument rows, named: "socket AF_NETLINK NETLINK_ROUTE  2x startup"."""
     if arguments is None:
         return ["\narguments: not recorded (trace format version 1)"]
-    from tracer.arguments import ArgumentRow, ARGUMENT_FIELDS  # noqa: PLC0415
+    from tracer.trace.arguments import ArgumentRow, ARGUMENT_FIELDS  # noqa: PLC0415
     from tracer.profile.against import describe_call, kernel_values  # noqa: PLC0415
 
     lines = [f"\narguments recorded for {', '.join(arguments['recorded']) or 'no syscall'}"]

@@ -4,7 +4,7 @@ in docs/trace.schema.json).
 Everything downstream (show, generate, merge, diff, verify reports) reads a trace through
 `load_trace`, whether it was written a second ago by `tracer record` or is a fixture. Version 2
 is written: the final counters (`totals`) and a bounded series of points (`snapshots`, see
-tracer/trace_series.py). Version 1 (every checkpoint's full counters) is still read, and
+tracer/trace/series.py). Version 1 (every checkpoint's full counters) is still read, and
 upgraded in memory. Every document is checked against the schema and the rules a schema
 cannot state before anything uses it; any problem is one `InputError` naming the file and
 the JSON path.
@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from tracer.arguments import Arguments, arguments_to_document, parse_arguments
+from tracer.trace.arguments import Arguments, arguments_to_document, parse_arguments
 from tracer.errors import InputError
 from tracer.files import atomic_write_bytes, read_json
 from tracer.schema import Schema, SchemaViolation, load_schema
 from tracer.syscalls import MAX_SYSCALL_NR
-from tracer.trace_series import SeriesPoint, SnapshotSeries
+from tracer.trace.series import SeriesPoint, SnapshotSeries
 
 FORMAT = "seccomp-tracer-trace"
 VERSION = 2
@@ -113,7 +113,7 @@ class Trace:
         self.source = source
         self.series = series if series is not None else SnapshotSeries(len(PHASES), MAX_SYSCALL_NR)
         self.totals = totals if totals is not None else Snapshot.empty()
-        self.arguments = arguments  # None: not recorded (a version 1 trace); see tracer.arguments
+        self.arguments = arguments  # None: not recorded (a version 1 trace); see tracer.trace.arguments
         self.network = network  # tracer.network.NetworkSurface.to_json(), or None: not observed
         for snapshot in snapshots:
             self.keep(snapshot)

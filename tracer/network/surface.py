@@ -35,7 +35,7 @@ from pyroute2.netlink.diag import SS_CLOSE, SS_LISTEN, MarshalDiag
 from pyroute2.netlink.exceptions import NetlinkError
 
 from tracer.errors import InputError
-from tracer.netns import NETNS_DIR
+from tracer.network.netns import NETNS_DIR
 
 UNPRIVILEGED_PORT_START_SYSCTL = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 DEFAULT_UNPRIVILEGED_PORT_START = 1024  # kernels before 4.11 have no sysctl: the fixed limit

@@ -1,1 +1,0 @@
-"""Workloads the tracer can run and record out of the box."""
