@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins runc v1.2 for the seccomp-tracer tests; see ../README.md.
+package tools
+
+import _ "github.com/opencontainers/runc"
