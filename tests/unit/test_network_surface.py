@@ -8,8 +8,10 @@ observe them through sock_diag and rtnetlink.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -361,6 +363,32 @@ def test_clean_up_leaves_no_namespace_and_no_link(live):
         raise RuntimeError("the test fails half-way")
     assert leftovers(failing) == []
     assert all(s.fileno() == -1 for s in failing.sockets)
+
+
+def thread_namespace() -> tuple[int, int]:
+    here = os.stat("/proc/thread-self/ns/net")
+    return here.st_dev, here.st_ino
+
+
+def namespace_of_a_thread_started_here() -> tuple[int, int]:
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(thread_namespace()))
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
+def test_call_in_runs_inside_and_the_caller_never_moves(live):
+    """What the load tester and the readiness probe rely on: the function and the threads it
+    starts run inside; the calling thread stays where it was, also when the function fails."""
+    ours = thread_namespace()
+    with netns.network_namespace(netns.unique_name("tracer-call")) as path:
+        theirs = (path.stat().st_dev, path.stat().st_ino)
+        assert call_in(path, thread_namespace) == theirs
+        assert call_in(path.name, namespace_of_a_thread_started_here) == theirs
+        with pytest.raises(ZeroDivisionError):
+            call_in(path, lambda: 1 / 0)
+        assert thread_namespace() == ours
 
 
 def test_observing_a_missing_or_wrong_namespace_is_an_input_error(live, tmp_path):
