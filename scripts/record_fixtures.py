@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from tracer.embedded.bundle import make_bundle, mininim_bundle
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"

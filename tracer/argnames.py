@@ -16,8 +16,7 @@ CLONE_FLAGS = {
     0x40000000: "CLONE_NEWNET", 0x80000000: "CLONE_IO",
     0x100000000: "CLONE_CLEAR_SIGHAND", 0x200000000: "CLONE_INTO_CGROUP",
 }
-CSIGNAL = 0xFF
-CLONE_NEWTIME = 0x80  # clone3 and unshare only: in clone's flags this bit is part of CSIGNAL
+CLONE_NEWTIME = 0x80  # clone3 and unshare only: in clone's flags this bit is part of the exit signal (CSIGNAL, 0xff)
 # The namespace flags clone can take; Docker's default profile refuses them all without
 # CAP_SYS_ADMIN (its mask 0x7E020000).
 CLONE_NAMESPACE_FLAGS = 0x7E020000
@@ -103,10 +102,6 @@ def flag_names(value: int, names: dict[int, str]) -> str:
     return "|".join(parts) or "0"
 
 
-def namespace_flags(flags: int) -> str:
-    return flag_names(flags & (CLONE_NAMESPACE_FLAGS | CLONE_NEWTIME), NAMESPACE_FLAGS) if flags else "no namespace flags"
-
-
 def clone_namespaces(flags: int) -> str:
     """The namespace part of clone's flags (bit 0x80 belongs to the exit signal there)."""
     ns = flags & CLONE_NAMESPACE_FLAGS
@@ -145,15 +140,3 @@ def ioctl_name(request: int) -> str:
     driver = IOCTL_TYPES.get(kind)
     return f"{decoded} [{driver}]" if driver else f"{decoded} ({request:#x})"
 
-
-def device_kind(device: str | None) -> str:
-    """nvidia, tty, socket, pipe, anon_inode, device, file, or unknown."""
-    if device is None:
-        return "unknown"
-    if device.startswith("/dev/nvidia"):
-        return "nvidia"
-    if device.startswith(("/dev/pts/", "/dev/tty", "/dev/console", "/dev/ptmx")):
-        return "tty"
-    if device in ("socket", "pipe") or device.startswith("anon_inode:"):
-        return device.split(":")[0]
-    return "device" if device.startswith("/dev/") else "file"

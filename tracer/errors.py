@@ -1,14 +1,15 @@
 """The errors a user sees: one line that names what failed and the problem.
 
 InputError is the user's to fix (exit 2); MachineError is the machine's: runc, BPF,
-cgroups, a full or read-only disk, a missing tool (exit 3).
+cgroups, a full or read-only disk, a missing tool (exit 3). The exit codes of every command
+are defined here, once.
 """
 
 from __future__ import annotations
 
 import os
 
-EXIT_INPUT, EXIT_MACHINE = 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_MACHINE = 0, 1, 2, 3  # findings: a refused syscall, a denied pod, ...
 
 
 class TracerError(Exception):

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -119,11 +118,16 @@ def run_load(options: LoadOptions) -> LoadReport:
     """Check the options, wait for readiness, send the requests; raise LoadError if never ready."""
     endpoint = parse_endpoint(options)
     check_bounds(options)
-    with enter_netns(options.netns):
-        ready_s = wait_ready(endpoint, options.ready_timeout)
-        model = options.model or first_model(endpoint, options.request_timeout)
-        report = LoadReport(options.url, model, options.requests, options.concurrency, ready_s=ready_s)
-        send_completions(endpoint, options, report)
+    if options.netns is None:
+        return load(endpoint, options)
+    return call_in_netns(options.netns, load, endpoint, options)
+
+
+def load(endpoint: Endpoint, options: LoadOptions) -> LoadReport:
+    ready_s = wait_ready(endpoint, options.ready_timeout)
+    model = options.model or first_model(endpoint, options.request_timeout)
+    report = LoadReport(options.url, model, options.requests, options.concurrency, ready_s=ready_s)
+    send_completions(endpoint, options, report)
     return report
 
 
@@ -164,15 +168,13 @@ def check_bounds(options: LoadOptions) -> None:
             raise UsageError(f"{name} {value}: must be between {low} and {high}")
 
 
-def enter_netns(name: str | None):
-    """Context: the calling thread (and threads it starts) inside netns `name`, if given."""
-    if name is None:
-        return nullcontext()
+def call_in_netns(name: str, function, *args):
+    """function(*args) in a thread inside netns `name`; the threads it starts are inside too."""
     try:
-        from tracer.network.netns import inside
+        from tracer.network.netns import call_in
     except ImportError as err:
         raise UsageError(f"--netns needs pyroute2 and the tracer package ({err})") from None
-    return inside(name)
+    return call_in(name, function, *args)
 
 
 def wait_ready(endpoint: Endpoint, timeout: float) -> float:

@@ -185,9 +185,11 @@ class Schema:
                 return
             if not low <= len(value) <= high:
                 raise SchemaViolation(path, _count_problem(len(value), low, high, "keys", title))
-            for name in required:
-                if name not in value:
-                    raise SchemaViolation(path + (name,), "missing (required)")
+            missing = [name for name in required if name not in value]
+            if len(missing) == 1:
+                raise SchemaViolation(path + (missing[0],), "missing (required)")
+            if missing:
+                raise SchemaViolation(path, f"missing {', '.join(missing)} (required)")
             for name, item in value.items():
                 if names_check is not None:
                     names_check(name, path + (name,))

@@ -21,7 +21,7 @@ from tracer.errors import InputError
 from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
 from tracer.embedded.crinode.node import mininim_container
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 from tracer.recorder.session import url_ready
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace

@@ -20,7 +20,7 @@ from tracer.kube.cri import client as cri
 from tracer.embedded.crinode import cni
 from tracer.embedded.crinode.node import ContainerSpec, CriNode, cgroup_mount_points, mininim_container
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 from tracer.recorder.session import url_ready
 
 pytestmark = pytest.mark.live

@@ -8,7 +8,7 @@ import pytest
 from support.cli import tracer_cli
 
 from tracer.network.netns import network_namespace
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")

@@ -12,7 +12,7 @@ import pytest
 from support.paths import REPO
 from support.cli import tracer_cli
 
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
 

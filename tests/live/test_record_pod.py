@@ -19,7 +19,7 @@ from demo import READY_URL, load_command
 from tracer.embedded.bundle import mininim_bundle
 from tracer.embedded.crinode.node import mininim_container
 from tracer.network.netns import network_namespace
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.recorder.session import url_ready
 from tracer.trace.summary import trace_summary

@@ -29,7 +29,7 @@ from tracer.network import netns
 from tracer.embedded.bundle import Bind, make_bundle, mininim_bundle
 from tracer.oci import check_bundle, stop_signal
 from tracer.cli import main as tracer_main
-from tracer.network.surface import free_port
+from tracer.network.observe import free_port
 from tracer.errors import InputError
 from tracer.embedded.mininim import server as mininim
 from tracer.embedded.mininim.model import MODEL_NAME, write_model
@@ -294,8 +294,7 @@ def container(tmp_path):
                 started = time.monotonic()
                 pid = runc.create(bundle, container_id, stdout=output, stderr=output)
             runc.start(container_id)
-            with netns.inside(netns_name):
-                loadtest.wait_ready(loadtest.parse_endpoint(loadtest.LoadOptions()), timeout=60)
+            netns.call_in(netns_name, loadtest.wait_ready, loadtest.parse_endpoint(loadtest.LoadOptions()), 60)
             yield Container(container_id, netns_name, bundle, pid, time.monotonic() - started, log)
         finally:
             runc.delete(container_id, force=True)

@@ -1,4 +1,5 @@
-"""tracer/network/surface.py: the network surface model, and observing a real network namespace.
+"""tracer/network/surface.py, the network surface model, and tracer/network/observe.py, observing a
+real network namespace (entered through tracer/network/netns.py).
 
 The live tests build a pod-like namespace joined by a veth pair to a second namespace of their
 own (10.213.7.0/30 and fd74:7263::/126, nothing else routes there), start listeners inside and
@@ -7,8 +8,10 @@ observe them through sock_diag and rtnetlink.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,19 +28,9 @@ from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from tracer.network import netns
 from tracer.errors import InputError
 from tracer.kube.networkpolicy import network_policy
-from tracer.network.surface import (
-    Destination,
-    Interface,
-    ListeningSocket,
-    NetworkSurface,
-    ObservationError,
-    call_in_namespace,
-    dump_sockets,
-    merge_surfaces,
-    observe,
-    open_diag_socket,
-    pid_namespace_path,
-)
+from tracer.network.netns import ObservationError, call_in, pid_namespace_path
+from tracer.network.observe import dump_sockets, observe, open_diag_socket
+from tracer.network.surface import Destination, Interface, ListeningSocket, NetworkSurface, merge_surfaces
 
 POD_V4, PEER_V4 = "10.213.7.1", "10.213.7.2"
 POD_V6, PEER_V6 = "fd74:7263::1", "fd74:7263::2"
@@ -89,16 +82,19 @@ def test_unrecorded_destinations_stay_distinct_from_none_recorded():
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.pop("listening"), "network: missing listening"),
-    (lambda d: d["listening"][0].update(port=0), "network.listening[0]: port must be an integer 1..65535"),
+    (lambda d: d.pop("listening"), "network.listening: missing (required)"),
+    (lambda d: d["listening"][0].update(port=0), "network.listening[0].port: 0 is below the minimum 1"),
     (lambda d: d["listening"][2].update(family="ipv6"), "network.listening[2]: 127.0.0.1 is not an ipv6 address"),
-    (lambda d: d["listening"][3].update(protocol="sctp"), "network.listening[3]: protocol must be one of tcp, udp"),
-    (lambda d: d["interfaces"][0].update(up="yes"), "network.interfaces[0].up: expected true or false"),
-    (lambda d: d["interfaces"][0].update(addresses=["10.0.0.300/24"]), "is not an address/prefix"),
-    (lambda d: d["destinations"][0].update(count=-1), "network.destinations[0]: count must be a non-negative"),
-    (lambda d: d.update(destinations={}), "network.destinations: expected a list"),
-    (lambda d: d.update(extra=1), "network: unknown field extra"),
-    (lambda d: d.update(unprivileged_port_start="1024"), "unprivileged_port_start must be 0..65535"),
+    (lambda d: d["listening"][3].update(protocol="sctp"),
+     'network.listening[3].protocol: expected one of "tcp", "udp", got the string "sctp"'),
+    (lambda d: d["interfaces"][0].update(up="yes"), 'network.interfaces[0].up: expected true or false, got the string "yes"'),
+    (lambda d: d["interfaces"][0].update(addresses=["10.0.0.300/24"]),
+     "network.interfaces[0]: '10.0.0.300/24' is not an address/prefix"),
+    (lambda d: d["destinations"][0].update(count=-1), "network.destinations[0].count: -1 is below the minimum 0"),
+    (lambda d: d.update(destinations={}), "network.destinations: expected a list or null, got an object"),
+    (lambda d: d.update(extra=1), "network.extra: unknown field (expected one of listening, interfaces,"),
+    (lambda d: d.update(unprivileged_port_start="1024"),
+     'network.unprivileged_port_start: expected an integer, got the string "1024"'),
 ])
 def test_bad_json_names_the_file_and_the_field(mutate, message):
     data = sample_surface().to_json()
@@ -195,7 +191,7 @@ class PodNetwork:
                 raise
             return sock
 
-        sock = call_in_namespace(namespace, create)
+        sock = call_in(namespace, create)
         self.sockets.append(sock)
         return sock
 
@@ -227,14 +223,14 @@ def pod_network() -> Iterator[PodNetwork]:
         peer = stack.enter_context(netns.network_namespace(netns.unique_name("tracer-peer")))
         network = PodNetwork(pod, peer, unique_link("nvp"), unique_link("nvq"))
         stack.callback(lambda: [s.close() for s in network.sockets])  # an open socket keeps its namespace alive
-        call_in_namespace(pod, lambda: add_veth(network.pod_link, network.peer_link, peer))
-        call_in_namespace(pod, lambda: configure_link(network.pod_link, [(POD_V4, 30), (POD_V6, 126)]))
-        call_in_namespace(peer, lambda: configure_link(network.peer_link, [(PEER_V4, 30), (PEER_V6, 126)]))
+        call_in(pod, lambda: add_veth(network.pod_link, network.peer_link, peer))
+        call_in(pod, lambda: configure_link(network.pod_link, [(POD_V4, 30), (POD_V6, 126)]))
+        call_in(peer, lambda: configure_link(network.peer_link, [(PEER_V4, 30), (PEER_V6, 126)]))
         yield network
 
 
 def set_unprivileged_port_start(namespace: Path, value: int) -> None:
-    call_in_namespace(namespace, lambda: Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").write_text(str(value)))
+    call_in(namespace, lambda: Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").write_text(str(value)))
 
 
 EXPECTED_LISTENERS = {
@@ -367,6 +363,32 @@ def test_clean_up_leaves_no_namespace_and_no_link(live):
         raise RuntimeError("the test fails half-way")
     assert leftovers(failing) == []
     assert all(s.fileno() == -1 for s in failing.sockets)
+
+
+def thread_namespace() -> tuple[int, int]:
+    here = os.stat("/proc/thread-self/ns/net")
+    return here.st_dev, here.st_ino
+
+
+def namespace_of_a_thread_started_here() -> tuple[int, int]:
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(thread_namespace()))
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
+def test_call_in_runs_inside_and_the_caller_never_moves(live):
+    """What the load tester and the readiness probe rely on: the function and the threads it
+    starts run inside; the calling thread stays where it was, also when the function fails."""
+    ours = thread_namespace()
+    with netns.network_namespace(netns.unique_name("tracer-call")) as path:
+        theirs = (path.stat().st_dev, path.stat().st_ino)
+        assert call_in(path, thread_namespace) == theirs
+        assert call_in(path.name, namespace_of_a_thread_started_here) == theirs
+        with pytest.raises(ZeroDivisionError):
+            call_in(path, lambda: 1 / 0)
+        assert thread_namespace() == ours
 
 
 def test_observing_a_missing_or_wrong_namespace_is_an_input_error(live, tmp_path):

@@ -354,6 +354,51 @@ def test_100000_empty_snapshots_load_in_bounded_memory(version, tmp_path):
     assert peak < 64 * 2**20, f"loading took {peak:,} bytes"
 
 
+def nested(levels: int) -> list:
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def deeply_nested_metadata(levels: int) -> bytes:
+    """A trace whose metadata carries an unknown field LEVELS lists deep (written by hand:
+    orjson refuses to write more than 254 levels)."""
+    doc = trace_doc(2)
+    doc["metadata"]["nested"] = "NESTED"
+    return orjson.dumps(doc).replace(b'"NESTED"', b"[" * levels + b"]" * levels)
+
+
+ODD_TRACES = {
+    "version 1.0": (lambda: orjson.dumps({**trace_doc(1), "version": 1.0}), "trace format version 1.0 is not supported"),
+    "version 2.0": (lambda: orjson.dumps({**trace_doc(2), "version": 2.0}), "trace format version 2.0 is not supported"),
+    "metadata 300 levels deep": (lambda: deeply_nested_metadata(300), "metadata.nested: nested more than 32 levels deep"),
+    "metadata 10,000 levels deep": (lambda: deeply_nested_metadata(10_000), "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", ODD_TRACES, ids=str)
+def test_a_float_version_or_deep_nesting_is_an_input_error(case, good_profile, tmp_path, capsys):
+    """Every command that reads a trace, JSON output and the report included."""
+    document, message = ODD_TRACES[case]
+    bad = tmp_path / "bad.trace.json"
+    bad.write_bytes(document())
+    out = tmp_path / "out"
+    commands = {**trace_commands(bad, out), "show json": ["show", "--format", "json", str(bad)],
+                "report": ["report", str(good_profile), "--trace", str(bad), "--out", str(out / "report.html")]}
+    for name, args in commands.items():
+        code, err = run(capsys, *args)
+        assert refused(code, err, bad) is None and message in err, f"{name}: {code} {err}"
+        assert not written(out)
+
+
+def test_metadata_nested_as_deep_as_allowed_still_loads(tmp_path, capsys):
+    doc = trace_doc(2)
+    doc["metadata"]["nested"] = nested(32)
+    assert main(["show", "--format", "json", str(write(tmp_path / "deep.trace.json", doc))]) == 0
+    assert json.loads(capsys.readouterr().out)["metadata"]["nested"] == nested(32)
+
+
 def maximal_trace(version: int, started_at: str) -> dict:
     """A valid trace whose only counter is 2^64-1 calls of mount in startup."""
     doc = trace_doc(version)

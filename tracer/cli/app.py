@@ -14,10 +14,8 @@ import typer
 
 from tracer import __version__
 from tracer.cli.helptext import TracerTyper
-from tracer.errors import InputError
+from tracer.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_MACHINE, EXIT_OK, InputError  # noqa: F401 (the commands' exit codes)
 from tracer.files import atomic_write_text, to_json
-
-EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_MACHINE = 0, 1, 2, 3
 
 EXIT_STATUS = (
     "Exit status: 0 ok; 1 findings (a refused syscall, a denied pod, a profile that grew, "

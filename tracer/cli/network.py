@@ -12,7 +12,9 @@ from tracer.cli.helptext import TracerTyper
 from tracer.errors import InputError
 from tracer.files import atomic_write_json, read_json
 from tracer.kube.networkpolicy import network_policy, parse_pod_labels
-from tracer.network.surface import NetworkSurface, ObservationError, describe, observe, pid_namespace_path
+from tracer.network.netns import ObservationError, pid_namespace_path
+from tracer.network.observe import observe
+from tracer.network.surface import NetworkSurface
 
 network_app = TracerTyper(
     help=(
@@ -58,7 +60,7 @@ def observe_command(
     if fmt is OutputFormat.json:
         print_json(surface.to_json())
     else:
-        typer.echo(describe(surface), nl=False)
+        typer.echo(surface_text(surface), nl=False)
 
 
 @network_app.command("policy")
@@ -92,6 +94,31 @@ def policy_command(
     write_text_output(policy.to_yaml(), out)
     for note in policy.notes:
         typer.echo(f"note: {note}", err=True)
+
+
+def surface_text(surface: NetworkSurface) -> str:
+    """Lines for people: listeners, interfaces, privileged ports, destinations."""
+    lines = ["listening"]
+    for s in surface.listening:
+        reach = "loopback only" if surface.loopback_only(s) else "reachable"
+        lines.append(f"  {s.describe():<40} {reach}")
+    if not surface.listening:
+        lines.append("  nothing")
+    lines.append("interfaces")
+    for i in surface.interfaces:
+        traits = ", ".join(filter(None, ["up" if i.up else "down", "loopback" if i.loopback else "", i.kind]))
+        lines.append(f"  {i.name:<16} {traits:<20} {' '.join(i.addresses) or '-'}")
+    ports = surface.privileged_ports()
+    lines.append(f"privileged ports (below {surface.unprivileged_port_start}, need CAP_NET_BIND_SERVICE): "
+                 f"{' '.join(map(str, ports)) or 'none'}")
+    if surface.destinations is None:
+        lines.append("destinations not recorded")
+    else:
+        lines.append("destinations")
+        lines.extend(f"  {d.describe():<40} {d.count}" for d in surface.destinations)
+        if not surface.destinations:
+            lines.append("  none")
+    return "\n".join(lines) + "\n"
 
 
 def load_surface(path: Path) -> NetworkSurface:

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import EXIT_STATUS, FORMAT_OPTION, OutputFormat, app, deprecated_alias, input_paths, preferred
+from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, EXIT_STATUS, FORMAT_OPTION, OutputFormat, app, deprecated_alias, input_paths, preferred
 from tracer.cli.helptext import TracerTyper
 from tracer.files import to_json
 from tracer.kube import pss
 from tracer.kube.manifests import LoadedObject, LoadResult, load_manifests
-
-EXIT_OK, EXIT_DENIED = 0, 1
 
 pss_app = TracerTyper(
     help=(
@@ -74,7 +72,7 @@ def check(
     else:
         for obj, evaluation in results:
             typer.echo(f"{_label(obj)}: {'allowed' if evaluation.allowed else evaluation.message}")
-    raise typer.Exit(EXIT_OK if all(e.allowed for _, e in results) else EXIT_DENIED)
+    raise typer.Exit(EXIT_OK if all(e.allowed for _, e in results) else EXIT_FINDINGS)
 
 
 @pss_app.command("level")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tracer import cgroups
 from tracer.errors import InputError, MachineError, TracerError
-from tracer.network.surface import ObservationError, SurfaceWatch
+from tracer.network.observe import ObservationError, SurfaceWatch
 from tracer.recorder.kernel import POD_SLOTS, KernelRecorder
 from tracer.recorder.session import (
     PhaseSwitch, RecordOptions, Signals, StoppedBeforeRecording, _bcc_output_captured, _metadata, _now,

@@ -21,7 +21,7 @@ from pathlib import Path
 from tracer import __version__
 from tracer.arch import native_oci_arch
 from tracer.errors import MachineError, TracerError
-from tracer.network.surface import SurfaceWatch
+from tracer.network.observe import SurfaceWatch
 from tracer.recorder.kernel import KernelRecorder
 from tracer.recorder.progress import Progress
 from tracer.targets import Target

@@ -33,6 +33,9 @@ SCHEMA_FILE = Path(__file__).with_name("data") / "trace.schema.json"  # a link t
 # A version 2 trace is at most a few MiB (its series is bounded); a larger file is refused
 # before it is parsed, which bounds the memory a load can take.
 MAX_TRACE_BYTES = 32 * 2**20
+# The schema lets metadata carry fields it does not name (later recorders may say more); their
+# nesting is bounded so that every command can print them (orjson writes at most 254 levels).
+MAX_METADATA_DEPTH = 32
 UINT64_MAX = 2**64 - 1
 
 PHASES = ("runtime", "handover", "startup", "load")
@@ -210,6 +213,7 @@ def load_trace(path: str | os.PathLike) -> Trace:
     version = _check_format(source, doc)
     try:
         trace_schema().check(doc, f"#/$defs/traceV{version}")
+        _check_depth(doc["metadata"], ("metadata",), MAX_METADATA_DEPTH)
         trace = _trace_v1(doc) if version == 1 else _trace_v2(source, doc)
     except SchemaViolation as err:
         raise InputError(source, str(err)) from None
@@ -222,9 +226,10 @@ def _check_format(source: str, doc) -> int:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise InputError(source, f"not a seccomp-tracer trace (format is {found!r}, expected {FORMAT!r})")
     version = doc.get("version")
-    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # neither true nor 1.0 is version 1
+        written = ", written as integers" if isinstance(version, float) else ""
         raise InputError(source, f"trace format version {version!r} is not supported "
-                                 f"(this tracer reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+                                 f"(this tracer reads versions {', '.join(map(str, READABLE_VERSIONS))}{written})")
     return version
 
 
@@ -279,6 +284,20 @@ def _upgrade_target_v1(target: dict) -> dict:
 
 
 # ---------------------------------------------------------------- the rules a schema cannot state
+
+
+def _check_depth(value, path: tuple, limit: int) -> None:
+    """No list or object in VALUE lies more than LIMIT levels below it (iterative: a deep
+    document cannot exhaust the stack)."""
+    pending = [(value, path)]
+    while pending:
+        node, where = pending.pop()
+        if len(where) - len(path) > limit:
+            raise SchemaViolation(where[:len(path) + 1], f"nested more than {limit} levels deep")
+        if isinstance(node, dict):
+            pending.extend((item, where + (key,)) for key, item in node.items())
+        elif isinstance(node, list):
+            pending.extend((item, where + (index,)) for index, item in enumerate(node))
 
 
 def _snapshot(path: tuple, doc: dict) -> Snapshot:
