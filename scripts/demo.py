@@ -23,7 +23,7 @@ from tracer.trace.format import load_trace
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "mini-nim"
 REPORT = PROFILE / "report.html"
-MANIFEST = REPO / "tracer" / "workloads" / "mininim" / "deployment.yaml"  # the mini-NIM as a Deployment
+MANIFEST = REPO / "tracer" / "embedded" / "mininim" / "deployment.yaml"  # the mini-NIM as a Deployment
 TRACER = str(REPO / ".venv/bin/tracer")
 PYTHON = str(REPO / ".venv/bin/python")
 READY_URL = "http://127.0.0.1:8000/v1/health/ready"

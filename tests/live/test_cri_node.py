@@ -10,9 +10,10 @@ import time
 
 import pytest
 from support.crinode import (
-    SLEEPER, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited, wait_until,
+    SLEEPER, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited,
 )
 from support.live import require_live
+from support.waiting import wait_for
 
 from tracer.cgroups import cgroup_of_pid, cgroup_v2_root
 from tracer.errors import InputError
@@ -23,7 +24,7 @@ from tracer.kube.cri.runtime.v1 import api_pb2 as api
 from tracer.network.observe import free_port
 from tracer.recorder.session import url_ready
 
-pytestmark = pytest.mark.live
+pytestmark = pytest.mark.usefixtures("live")
 POD_START_LIMIT_S = 30  # measured here: about 0.3 s to started, 0.5 s to ready (docs/cri-node.md)
 
 
@@ -32,8 +33,8 @@ def test_mininim_pod_answers_and_is_resolved_to_its_container_and_cgroup(cri_nod
     started_at = time.monotonic()
     pod = cri_node.run_pod(unique("mininim"), k8s_namespace, [mininim_container(port)])
     started_s = time.monotonic() - started_at
-    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S,
-               f"mini-NIM ready on port {port}\n{container_log(pod, 'nim')}")
+    wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S,
+             f"mini-NIM ready on port {port}\n{container_log(pod, 'nim')}")
     ready_s = time.monotonic() - started_at
     print(f"pod started in {started_s:.2f} s, ready in {ready_s:.2f} s")
 
@@ -134,7 +135,7 @@ def test_stop_and_remove_leave_no_container_sandbox_cgroup_mount_or_process(cri_
     pod = cri_node.run_pod(unique("gone"), k8s_namespace, [mininim_container(port),
                                                            ContainerSpec("sidecar", cri_node.mininim_image.name,
                                                                          command=SLEEPER)])
-    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S, "mini-NIM ready")
+    wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S, "mini-NIM ready")
     before = pod_footprint(cri_node, pod)
     assert len(before["cgroups"]) == len(cgroup_mount_points())  # v2 and, on hybrid hosts, each v1 one
     assert len([line for line in before["mounts"] if "/rootfs " in line]) == 3  # sandbox and 2 containers
@@ -222,7 +223,7 @@ def test_a_pod_network_pod_has_its_own_address_and_leaves_nothing(live, k8s_name
                                host_network=False)
         netns = pod.network_namespace()
         assert ipaddress.ip_address(pod.ip) in network.subnet and netns in os.listdir("/run/netns")
-        wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
+        wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
         assert network.bridge in os.listdir("/sys/class/net")
     assert netns not in os.listdir("/run/netns")
     assert network.bridge not in os.listdir("/sys/class/net")

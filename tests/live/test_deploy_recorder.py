@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 from support.paths import REPO
-from support.crinode import unique, wait_until
+from support.crinode import unique
+from support.waiting import wait_for
 from ruamel.yaml import YAML
 
 from tracer.cgroups import cgroup_v2_root
@@ -91,8 +92,8 @@ class Sandbox:
 
     def wait_armed(self) -> None:
         """Until the recorder says it waits for the pod: the operator's cue to roll the workload out."""
-        wait_until(lambda: "waiting for it on this node" in self.log or self.process.poll() is not None, 60,
-                   "the recorder to arm")
+        wait_for(lambda: "waiting for it on this node" in self.log or self.process.poll() is not None, 60,
+                 "the recorder to arm")
         assert self.process.poll() is None, self.log
 
     def wait(self, timeout: float = 120) -> int:
@@ -155,7 +156,7 @@ def start_nim_pod(cri_node, k8s_namespace, labels):
     container = mininim_container(port, name="nim-llm", host="0.0.0.0" if pod_network else "127.0.0.1")
     pod = cri_node.run_pod(unique("nim-llm"), k8s_namespace, [container], labels=labels, host_network=not pod_network)
     netns = pod.network_namespace()
-    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
+    wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
     return pod
 
 
@@ -171,7 +172,7 @@ def test_the_recorder_arms_first_records_the_new_pod_with_bpf_and_perfmon_only_a
         return bool(held) or sandbox.process.poll() is not None
 
     sandbox.wait_armed()
-    wait_until(recorder_holds_bpf, 60, "the recorder to hold its BPF programs")
+    wait_for(recorder_holds_bpf, 60, "the recorder to hold its BPF programs")
     pod = start_nim_pod(cri_node, k8s_namespace, labels)
     assert sandbox.wait() == 0, sandbox.log
     (trace_path,) = sandbox.trace_files()
@@ -207,7 +208,7 @@ def test_pod_deletion_sigterm_reaches_the_recorder_which_writes_a_complete_trace
     sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "nim-llm", duration="600")
     sandbox.wait_armed()
     start_nim_pod(cri_node, k8s_namespace, labels)
-    wait_until(sandbox.trace_files, 60, "the first checkpoint")
+    wait_for(sandbox.trace_files, 60, "the first checkpoint")
     stop_with_sigterm(sandbox)
     assert sandbox.wait(60) == 0, sandbox.log
     (trace_path,) = sandbox.trace_files()

@@ -11,6 +11,7 @@ import time
 import pytest
 from support.paths import REPO
 from support.cli import tracer_cli
+from support.waiting import wait_for
 
 from tracer.network.observe import free_port
 from tracer.trace.summary import trace_summary
@@ -163,11 +164,3 @@ def test_record_of_a_pid_and_a_cgroup(tmp_path):
     done = tracer_cli("record", "--cgroup", "/no/such/cgroup", "--out", str(tmp_path / "x.json"), check=False)
     assert done.returncode == 2 and "not a cgroup v2 directory" in done.stderr
     assert not (tmp_path / "x.json").exists()
-
-
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)

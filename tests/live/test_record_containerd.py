@@ -11,6 +11,7 @@ import pytest
 from support.paths import REPO
 from support.cli import tracer_cli
 from support.live import require_live
+from support.waiting import wait_for
 from support.workloads import RUNC_SETUP, THREADED_UID_1000, trace_names
 
 from tracer import runc
@@ -96,7 +97,7 @@ def test_created_task_is_gated_at_runc_hand_over(tmp_path):
                                      "--containerd-namespace", NAMESPACE, "--containerd-state", str(tmp_path / "state"),
                                      "--interval", "0.2", "--duration", "60", "--out", str(trace_path)],
                                     stderr=subprocess.PIPE, text=True)
-        wait_for(trace_path.exists, 60, recorder)  # the first checkpoint: attached
+        wait_for(trace_path.exists, 60, "the first checkpoint", process=recorder)  # the first checkpoint: attached
         runc.start(task)  # as the shim's Start would
         _, stderr = recorder.communicate(timeout=60)
         assert recorder.returncode == 0, stderr
@@ -109,11 +110,3 @@ def test_created_task_is_gated_at_runc_hand_over(tmp_path):
     assert "execve" in trace_names(trace, "startup")
     assert set(trace_names(trace, "handover")) <= RUNC_HANDOVER_SYSCALLS
     assert not set(trace_names(trace, "startup")) & RUNC_SETUP
-
-
-def wait_for(condition, timeout: float, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.paths import REPO
+from support.waiting import wait_for
 
 from tracer import runc
 from tracer.embedded.bundle import make_bundle
@@ -107,15 +108,6 @@ def sleeping(nap: str) -> list[int]:
 def unique_sleep() -> str:
     """A sleep whose command line no one else's process has."""
     return f"{300 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 10**6:06d}"
-
-
-def wait_for(condition, timeout: float, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s")
-        time.sleep(interval)
-    return result
 
 
 def one_line_error(stderr: str) -> str:

@@ -12,7 +12,8 @@ import time
 import pytest
 from support.paths import REPO
 from support.cli import tracer_cli
-from support.crinode import unique, wait_until
+from support.crinode import unique
+from support.waiting import wait_for
 from support.live import require_live
 from demo import READY_URL, load_command
 
@@ -64,7 +65,7 @@ def recorded_pod(cri_node, tmp_path_factory):
     pod = cri_node.run_pod(name, namespace, [mininim_container(port, name="nim-llm")])
     try:
         ready = f"http://127.0.0.1:{port}/v1/health/ready"
-        wait_until(lambda: url_ready(ready), 30, "mini-NIM ready")
+        wait_for(lambda: url_ready(ready), 30, "mini-NIM ready")
         ready_s = time.monotonic() - started
         answered = sum(url_ready(f"http://127.0.0.1:{port}/v1/health/ready") for _ in range(20))
         pod.stop(grace_period_s=5)  # the recorded container exits: the recording ends
@@ -185,7 +186,7 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
                                [mininim_container(port, name="nim-llm"),
                                 ContainerSpec("sidecar", MININIM_IMAGE, command=SLEEPER)], labels=label)
         try:
-            wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
+            wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
             new.stop(grace_period_s=2)
             status, log = recorder.wait()
         finally:
@@ -220,7 +221,7 @@ def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_n
     pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm")])
     try:
         ready = f"http://127.0.0.1:{port}/v1/health/ready"
-        wait_until(lambda: url_ready(ready), 30, "mini-NIM ready")
+        wait_for(lambda: url_ready(ready), 30, "mini-NIM ready")
         recorder.process.send_signal(signal.SIGUSR1)
         time.sleep(0.5)
         assert sum(url_ready(ready) for _ in range(10)) == 10
@@ -253,7 +254,7 @@ def test_a_pod_network_is_observed_and_becomes_the_network_policy(cri_node, tmp_
     pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm", host="0.0.0.0")],
                            host_network=False, labels={"app": "nim-llm"})
     ip, netns = pod.ip, pod.network_namespace()  # asked on the pod's own loopback
-    wait_until(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
+    wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
     time.sleep(0.8)  # a checkpoint or two while it listens
     pod.stop(grace_period_s=2)
     status, log = recorder.wait()

@@ -19,8 +19,7 @@ CAP_DAC_OVERRIDE = 1
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory, request):
-    request.getfixturevalue("live")
+def recorded(live, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("runc")
     bundle = chown_bundle(workdir / "bundle")
     trace_path = workdir / "chown.trace.json"

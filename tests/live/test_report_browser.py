@@ -27,7 +27,7 @@ WIDTH, HEIGHT = 1280, 2400
 
 
 @pytest.fixture(scope="module")
-def browser() -> str:
+def browser(live) -> str:
     found = find_chromium()
     if found is None:
         require_live("chromium is not installed (scripts/setup installs Debian's chromium package)")

@@ -7,14 +7,12 @@ Its fixtures (`cri_node`, `k8s_namespace`) reach every test module through `pyte
 from __future__ import annotations
 
 import json
-import shutil
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.live import require_live
+from support.live import require_commands
+from support.waiting import wait_for
 
 from tracer.kube.cri.client import CriError
 from tracer.embedded.crinode.node import CriNode, Pod, cgroup_mount_points
@@ -23,19 +21,10 @@ from tracer.kube.cri.runtime.v1 import api_pb2 as api
 SLEEPER = ("/usr/bin/sleep", "infinity")  # a container that only waits, from the host's /usr
 
 
-def cri_node_problem() -> str | None:
-    for tool in ("containerd", "ctr", "runc", "gcc"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    return None
-
-
 @pytest.fixture(scope="module")
 def cri_node(live) -> CriNode:
     """One private containerd (CRI plugin, cgroupfs driver) per test module, closed at its end."""
-    problem = cri_node_problem()
-    if problem:
-        require_live(problem)
+    require_commands("containerd", "ctr", "runc", "gcc")
     with CriNode() as node:
         yield node
 
@@ -49,24 +38,12 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
-def wait_until(check: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05):
-    """check()'s first truthy result; fails the test naming `what` after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout_s} s")
-        time.sleep(interval_s)
-
-
 def wait_exited(pod: Pod, name: str, timeout_s: float = 30) -> api.ContainerStatus:
     def exited():
         status = pod.container_status(name).status
         return status if status.state == api.CONTAINER_EXITED else None
 
-    return wait_until(exited, timeout_s, f"container {name} of pod {pod.name} to exit")
+    return wait_for(exited, timeout_s, f"container {name} of pod {pod.name} to exit")
 
 
 def container_log(pod: Pod, name: str) -> str:

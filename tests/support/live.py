@@ -1,7 +1,9 @@
 """Live tests: run where the machine can (root, BPF, cgroup2, runc), skip elsewhere.
 
-Under TRACER_REQUIRE_LIVE=1 (CI on a prepared machine) a live test that cannot run fails
-instead of skipping, so a broken environment is never mistaken for a pass.
+Every prerequisite of a live test goes through require_live: under TRACER_REQUIRE_LIVE=1 (CI on
+a prepared machine) a live test that cannot run fails instead of skipping, so a broken
+environment is never mistaken for a pass. A fixture that checks a prerequisite depends on the
+`live` fixture (conftest.py), which marks its tests live.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ def require_live(reason: str) -> None:
     if os.environ.get("TRACER_REQUIRE_LIVE") == "1":
         pytest.fail(f"live test cannot run: {reason}")
     pytest.skip(reason)
+
+
+def require_commands(*names: str) -> None:
+    for name in names:
+        if shutil.which(name) is None:
+            require_live(f"{name} is not installed")
 
 
 def live_problem() -> str | None:

@@ -1,21 +1,19 @@
-"""`tracer audit` on bad input: wrongly typed events, files that are not audit logs, limits, memory."""
+"""`tracer audit` on bad input: wrongly typed events, files that are not audit logs, limits (its
+memory: tests/perf/test_audit_memory.py)."""
 
 from __future__ import annotations
 
 import copy
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys
-import zlib
-from importlib.machinery import SourceFileLoader
-from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 
 import orjson
 import pytest
+from support.audit_events import denial
 from support.paths import REPO
 
 from tracer.errors import InputError
@@ -25,32 +23,6 @@ from tracer.kube.audit.seen import SeenDigests
 TRACER = [sys.executable, "-c", "import sys; from tracer.cli import main; sys.exit(main(sys.argv[1:]))"]
 FIXTURE = REPO / "fixtures" / "audit" / "kube-apiserver-audit.log"
 MiB = 1 << 20
-
-
-def bench_audit():
-    """scripts/bench-audit as a module: its synthetic-log writer."""
-    loader = SourceFileLoader("bench_audit", str(REPO / "scripts" / "bench-audit"))
-    module = module_from_spec(spec_from_loader(loader.name, loader))
-    loader.exec_module(module)
-    return module
-
-
-def denial(n: int, pod: str = "web-7d9f8c6b5-x2q7v", namespace: str = "team") -> dict:
-    """A replicaset-controller pod create denied at restricted, in the apiserver's key order."""
-    when = f"2024-06-01T10:{n // 60 % 60:02d}:{n % 60:02d}.000000Z"
-    return {
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": f"id-{n}",
-        "stage": "ResponseComplete", "verb": "create",
-        "user": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-        "userAgent": "kube-controller-manager/v1.30.2",
-        "objectRef": {"resource": "pods", "namespace": namespace, "apiVersion": "v1"},
-        "responseStatus": {"status": "Failure", "code": 403, "reason": "Forbidden",
-                           "message": f'pods "{pod}" is forbidden: violates PodSecurity "restricted:latest": '
-                                      'runAsNonRoot != true (pod or container "app" must set '
-                                      'securityContext.runAsNonRoot=true)'},
-        "requestReceivedTimestamp": when, "stageTimestamp": when,
-        "annotations": {"pod-security.kubernetes.io/enforce-policy": "restricted:latest"},
-    }
 
 
 def kubelet_get(n: int) -> dict:
@@ -65,33 +37,6 @@ def kubelet_get(n: int) -> dict:
 def write_lines(path: Path, lines: list[bytes | dict]) -> Path:
     path.write_bytes(b"".join((orjson.dumps(x) if isinstance(x, dict) else x) + b"\n" for x in lines))
     return path
-
-
-def peak_rss_of(*args: str, stdout=subprocess.DEVNULL, timeout: float = 300) -> tuple[int, int, bytes]:
-    """(exit status, peak RSS in bytes, stderr) of `tracer ARGS` in a child process.
-
-    The peak is the child's own VmHWM, written to a pipe as it exits: its ru_maxrss would
-    start at this (large) pytest process's peak, which Linux carries across fork and exec."""
-    read_end, write_end = os.pipe()
-    env = os.environ | {"PEAK_RSS_FD": str(write_end)}
-    with open(os.devnull, "rb") as stdin, subprocess.Popen(
-            [sys.executable, "-c", MEASURED_TRACER, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-            pass_fds=(write_end,), env=env) as child:
-        os.close(write_end)
-        err = child.communicate(timeout=timeout)[1]
-    with os.fdopen(read_end) as reported:
-        return child.returncode, int(reported.read()) * 1024, err
-
-
-MEASURED_TRACER = """
-import os, sys
-from tracer.cli import main
-status = main(sys.argv[1:])
-with open("/proc/self/status") as proc:
-    peak_kib = next(line.split()[1] for line in proc if line.startswith("VmHWM:"))
-os.write(int(os.environ["PEAK_RSS_FD"]), peak_kib.encode())
-sys.exit(status)
-"""
 
 
 # --- wrongly typed events ---------------------------------------------------------------
@@ -233,35 +178,6 @@ def test_events_first_then_garbage_is_an_audit_log_with_malformed_lines(tmp_path
 
 # --- limits -----------------------------------------------------------------------------
 
-def write_gzip_stream(path: Path, chunks) -> None:
-    """Compress chunks one at a time: the whole input never exists in memory."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    with open(path, "wb") as out:
-        for chunk in chunks:
-            out.write(compressor.compress(chunk))
-        out.write(compressor.flush())
-
-
-def test_gzip_bomb_of_zeros_is_refused_with_flat_memory(tmp_path):
-    bomb = tmp_path / "audit.log.gz"
-    write_gzip_stream(bomb, (bytes(MiB) for _ in range(1024)))  # 1 GiB of zeros
-    assert bomb.stat().st_size < 2 * MiB
-    status, rss, err = peak_rss_of("audit", str(bomb))
-    assert status == 2
-    assert err.decode() == f"error: {bomb}: not a Kubernetes audit log (binary data)\n"
-    assert rss < 100 * MiB
-
-
-def test_gzip_bomb_of_one_endless_line_stops_at_the_line_limit(tmp_path):
-    bomb = tmp_path / "audit.log.gz"
-    write_gzip_stream(bomb, [orjson.dumps(denial(0)) + b"\n{"] + [b"a" * MiB for _ in range(1024)])
-    status, rss, err = peak_rss_of("audit", str(bomb))
-    assert status == 2
-    assert err.decode() == (f"error: {bomb}: line 2 is longer than 64 MiB, the limit for one audit Event\n")
-    # the line limit is the one buffer that may fill: 64 MiB over the interpreter's own ~50 MiB
-    assert rss < 64 * MiB + 100 * MiB
-
-
 def test_total_decompressed_limit(tmp_path):
     log = write_lines(tmp_path / "big.log", [denial(n) for n in range(200)])
     with pytest.raises(InputError, match=r"more than 100 KiB of \(decompressed\) data, the limit for one audit log"):
@@ -325,23 +241,3 @@ def test_seen_digests_survive_growth():
     assert all(seen.add(key) for key in keys)
     assert not any(seen.add(key) for key in keys)
     assert len(seen) == 5000
-
-
-# --- memory -----------------------------------------------------------------------------
-
-def test_memory_stays_flat_on_a_large_log(tmp_path):
-    """200,000 events, a fifth of them with Pod Security outcomes, and 2,000 klog lines:
-    the report holds counts, so the child's peak RSS stays well under 100 MiB (holding the
-    parsed events would take several hundred)."""
-    log = tmp_path / "large.log"
-    bench_audit().write_log(log, 200_000, pod_security_share=0.2, malformed_every=100)
-    out = tmp_path / "report.json"
-    with open(out, "wb") as stdout:
-        status, rss, err = peak_rss_of("audit", "--format", "json", str(log), stdout=stdout)
-    assert (status, err) == (1, b"")
-    result = orjson.loads(out.read_bytes())
-    assert result["events_read"] == 200_000
-    assert len(result["malformed"]) == 1001
-    assert result["malformed"][-1]["problem"].startswith("1000 more malformed line(s)")
-    assert sum(f["count"] for f in result["findings"]) > 40_000
-    assert rss < 100 * MiB

@@ -3,9 +3,6 @@ exit code says whose it is: 1 findings, 2 usage or input, 3 the machine."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 from support.paths import FIXTURES, REPO
 
@@ -64,19 +61,6 @@ def test_an_impossible_output_path_is_one_line_exit_2(where, tmp_path, capsys):
     (line,) = error_lines(capsys.readouterr().err)
     assert line == (f"error: {out}: is a directory, expected a file to write" if where == "directory"
                     else f"error: {out}: cannot be created: {tmp_path / 'file'} is not a directory")
-
-
-def test_a_read_only_output_is_one_line_exit_3(tmp_path, capsys):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a read-only file system needs root")
-    readonly = tmp_path / "ro"
-    readonly.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(readonly)], check=True)
-    try:
-        assert main(["merge", TRACE, TRACE, "--out", str(readonly / "merged.json")]) == 3
-    finally:
-        subprocess.run(["umount", "-l", str(readonly)], check=True)
-    assert error_lines(capsys.readouterr().err) == [f"error: {readonly}/merged.json: cannot write: Read-only file system"]
 
 
 def test_usage_errors_stay_exit_2(capsys):

@@ -608,8 +608,8 @@ def run_tracer(*args: str) -> tuple[int, str, str, int]:
     return done.returncode, done.stdout, err, int(peak) // 1024
 
 
-@pytest.mark.skipif(not TRACER.exists(), reason="unreachable: scripts/setup installs .venv/bin/tracer")
 def test_the_executable_refuses_bombs_and_bypasses_without_tracebacks(tmp_path):
+    assert TRACER.exists(), "scripts/setup installs .venv/bin/tracer"
     cases = {
         "bomb.yaml": (ALIAS_BOMB, 2, "aliases expand to more than"),
         "deep.yaml": (DEEP_YAML_FLOW, 2, "nested deeper than 100 levels"),

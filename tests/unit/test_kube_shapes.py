@@ -179,8 +179,11 @@ def test_shape_errors_name_the_field(value, descriptor, problem):
 
 
 def test_null_fields_and_unknown_fields_are_fine():
-    shapes.check({"privileged": None, "capabilities": None, "futureField": [1, "x"]}, "SecurityContext", "x")
-    shapes.check_pod(None, {"containers": [{"name": "a", "Privileged": "yes"}], "hostPID": None})
+    """As the API server reads a pod: a null field is unset, an unknown one (even a misspelt
+    `Privileged`) is dropped; neither makes the pod unjudgeable nor privileged."""
+    context = {"privileged": None, "capabilities": None, "futureField": [1, "x"]}
+    assert pss.evaluate(None, {"containers": [{"name": "a", "securityContext": context}]}, "baseline").allowed
+    assert pss.evaluate(None, {"containers": [{"name": "a", "Privileged": "yes"}], "hostPID": None}, "baseline").allowed
 
 
 def test_evaluate_refuses_a_pod_it_cannot_judge():

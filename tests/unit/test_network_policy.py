@@ -211,20 +211,3 @@ def test_cli_observe_missing_namespace_exits_2():
     assert done.returncode == 2
     assert "no such network namespace" in done.stderr
     assert tracer_cli("network", "observe", check=False).returncode == 2  # neither NETNS nor --pid
-
-
-def test_cli_observe_then_policy_on_a_real_namespace(live, tmp_path):
-    from tracer.network.netns import network_namespace, unique_name
-
-    with network_namespace(unique_name("tracer-cli")) as path:
-        surface_file = tmp_path / "surface.json"
-        done = tracer_cli("network", "observe", path.name, "--out", str(surface_file), "--format", "json")
-        assert done.returncode == 0, done.stderr
-        observed = NetworkSurface.from_json(orjson.loads(done.stdout))
-        assert observed == NetworkSurface.from_json(orjson.loads(surface_file.read_bytes()))
-        assert [i.name for i in observed.interfaces] == ["lo"] and observed.listening == ()
-        text = tracer_cli("network", "observe", str(path))
-        assert "privileged ports (below 1024, need CAP_NET_BIND_SERVICE): none" in text.stdout
-        done = tracer_cli("network", "policy", str(surface_file), "--name", "x", "--selector", "app=x")
-        assert done.returncode == 0, done.stderr
-        assert "nothing listens outside loopback: all ingress is denied" in done.stderr

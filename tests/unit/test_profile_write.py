@@ -1,17 +1,14 @@
 """generate writes the profile directory as a unit: readers see the old profile or the new one,
-never a mix, and a failure (a full file system, a read-only one) leaves the old one intact."""
+never a mix (a full or read-only file system leaves the old one: tests/live/test_refused_writes.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 from pathlib import Path
 
-import pytest
 from support.paths import FIXTURES
-from support.live import require_live
 
 from tracer.cli import main
 from tracer.files import _exchange, replace_directory
@@ -19,57 +16,6 @@ from tracer.files import _exchange, replace_directory
 OLD_TRACE = FIXTURES / "shell-nonroot.trace.json"
 NEW_TRACE = FIXTURES / "mini-nim.trace.json"
 PROFILE_FILES = ("seccomp.json", "capabilities.json", "recording.json")
-
-
-def snapshot_of(directory: Path) -> dict[str, bytes]:
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 1 MiB tmpfs of our own (root only), unmounted afterwards."""
-    if os.geteuid() != 0:
-        require_live("needs root to mount a tmpfs")
-    mountpoint = tmp_path / "fs"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tracer-test", str(mountpoint)], check=True)
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-
-
-def fill(filesystem: Path) -> None:
-    with open(filesystem / "filler", "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
-
-
-def test_full_file_system_leaves_the_old_profile(small_tmpfs, capsys):
-    out = small_tmpfs / "profile"
-    assert main(["generate", str(OLD_TRACE), "--out", str(out)]) == 0
-    before = snapshot_of(out)
-    fill(small_tmpfs)
-    assert main(["generate", str(NEW_TRACE), "--out", str(out)]) == 3
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(out) in err and "No space left on device" in err and "unchanged" in err
-    assert snapshot_of(out) == before
-    assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler", "profile"]  # no staging left behind
-
-
-def test_read_only_file_system_leaves_the_old_profile(small_tmpfs, capsys):
-    out = small_tmpfs / "profile"
-    assert main(["generate", str(OLD_TRACE), "--out", str(out)]) == 0
-    before = snapshot_of(out)
-    subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
-    assert main(["generate", str(NEW_TRACE), "--out", str(out)]) == 3  # the machine refused: a read-only file system
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Read-only file system" in err
-    assert snapshot_of(out) == before
 
 
 def test_replacing_carries_other_files_over_and_leaves_nothing_behind(tmp_path):

@@ -101,12 +101,15 @@ def test_mini_nim_capabilities_and_comparison(mini_nim_report):
 
 
 def test_mini_nim_provenance_says_which_recording(mini_nim_report):
+    """The page shows the trace given, and whether the profile was generated from it: scripts/demo
+    regenerates the profile from a new recording (another time, maybe another kernel), the fixture stays."""
     provenance = mini_nim_report.provenance
     recording = json.loads((MINI_NIM / "recording.json").read_text())
-    fixture_start = load_trace(MINI_NIM_TRACE).metadata["started_at"]
-    assert provenance.trace_is_profiles_recording is (fixture_start in {t["started_at"] for t in recording["traces"]})
+    fixture = load_trace(MINI_NIM_TRACE).metadata
+    assert provenance.trace_is_profiles_recording is (fixture["started_at"] in {t["started_at"] for t in recording["traces"]})
     (shown,) = provenance.recordings
-    assert shown.kernel == recording["traces"][0]["kernel"] and shown.runtime.startswith("runc 1.1.5")
+    assert (shown.started_at, shown.kernel) == (fixture["started_at"], fixture["kernel"])
+    assert shown.runtime.startswith("runc 1.1.5")
     assert provenance.lost_known and provenance.lost == {}
 
 

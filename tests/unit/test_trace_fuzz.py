@@ -11,7 +11,6 @@ import copy
 import functools
 import json
 import tempfile
-import tracemalloc
 from pathlib import Path
 
 import jsonschema
@@ -333,25 +332,6 @@ def test_issue_trace_cases(case, version, tmp_path, capsys):
         code, err = run(capsys, *args)
         assert refused(code, err, bad) is None and message in err, f"{name}: {code} {err}"
         assert not written(tmp_path / "out")
-
-
-@pytest.mark.parametrize("version", [2, 1])
-def test_100000_empty_snapshots_load_in_bounded_memory(version, tmp_path):
-    """The same 1.2 MB of snapshots {"t": 0.0} in either version: refused by the schema's
-    bound on their number, in bounded memory. (Well-formed version 2 points, 8 times the
-    bytes, are refused through every command in test_issue_trace_cases.)"""
-    doc = trace_doc(version)
-    doc["snapshots"] = [{"t": 0.0}] * 100_000
-    bad = write(tmp_path / "bad.trace.json", doc)
-    assert bad.stat().st_size < 2 * 2**20
-    tracemalloc.start()
-    try:
-        with pytest.raises(Exception, match=f"at most {MAX_SNAPSHOTS[version]} items, got 100,000"):
-            load_trace(bad)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 64 * 2**20, f"loading took {peak:,} bytes"
 
 
 def nested(levels: int) -> list:
