@@ -40,8 +40,9 @@ def load_command(requests: int, concurrency: int) -> str:
 
 
 def step(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one tracer command from the repository root, as the README shows it."""
     print("$ " + " ".join(shlex.quote(a) for a in args), file=sys.stderr, flush=True)
-    done = subprocess.run(args, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
     if check and done.returncode != 0:
         print(done.stdout, file=sys.stderr)
         raise SystemExit(f"demo: step failed (exit {done.returncode})")
@@ -97,12 +98,15 @@ def main(argv: list[str]) -> int:
     with network_namespace() as netns_path:
         bundle = mininim_bundle(workdir / "bundle", netns_path=netns_path, capabilities=DEFAULT_CAPABILITIES)
         trace = record_mininim(workdir, bundle, requests, concurrency)
-        generated = json.loads(step(TRACER, "generate", str(trace), "--out", str(PROFILE), "--format", "json").stdout)
+        # Repository-relative paths, so that the committed profile and its page name no machine's checkout.
+        trace_rel, profile_rel = str(trace.relative_to(REPO)), str(PROFILE.relative_to(REPO))
+        generated = json.loads(step(TRACER, "generate", trace_rel, "--out", profile_rel, "--format", "json").stdout)
         (PROFILE / "README.md").write_text(profile_readme(trace, requests, concurrency, generated))
-        verified = step(TRACER, "verify", str(PROFILE), "--bundle", str(bundle), "--ready-url", READY_URL,
+        verified = step(TRACER, "verify", profile_rel, "--bundle", str(bundle), "--ready-url", READY_URL,
                         "--load", load_command(requests, concurrency), "--format", "json", check=False)
-        against = step(TRACER, "risk", str(PROFILE), "--against", "runtime-default", "--format", "json", check=False)
-        step(TRACER, "report", str(PROFILE), "--trace", str(trace), "--manifest", str(MANIFEST), "--out", str(REPORT))
+        against = step(TRACER, "risk", profile_rel, "--against", "runtime-default", "--format", "json", check=False)
+        step(TRACER, "report", profile_rel, "--trace", trace_rel, "--manifest", str(MANIFEST.relative_to(REPO)),
+             "--out", str(REPORT.relative_to(REPO)))
     report, comparison = json.loads(verified.stdout), json.loads(against.stdout)
     print(summary(report, generated, comparison))
     return 0 if report["passed"] and comparison["findings"] == 0 else 1
