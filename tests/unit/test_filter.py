@@ -160,10 +160,11 @@ def _on_arch() -> set[str]:
 def test_risk_agrees(case):
     directory, f, _ = case
     ours = attack.Confinement.from_profile_dir(directory)
-    for technique in attack.reachable_techniques(ours.seccomp, ours.capabilities):
-        for route in technique.routes:
-            if route.kind == "syscall" and not route.arguments:
-                assert f.may_pass(route.name), route
+    routes = {(technique.technique.id, route.name) for technique in attack.reachable_techniques(ours.seccomp, ours.capabilities)
+              for route in technique.routes if route.kind == "syscall"}
+    for entry in attack.load_mapping():
+        for name in entry.syscalls if not entry.when else ():
+            assert ((entry.technique, name) in routes) is f.may_pass(name), (entry.technique, name)
     for technique in attack.closed_techniques(ours):
         for route, closed_by in zip(technique.baseline_routes, technique.closed_by):
             if route.kind == "syscall" and closed_by.startswith(f"{route.name} refused"):
