@@ -23,9 +23,10 @@ from tracer.risk.attack import (
     reachable_techniques,
     report_json,
     report_text,
-    syscall_allowed,
 )
+from tracer.errors import InputError
 from tracer.profile.directory import load_profile_dir
+from tracer.profile.filter import filter_from_profile
 
 ROOT = REPO
 TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
@@ -50,6 +51,11 @@ def arg(index, value, op="SCMP_CMP_EQ", value_two=None) -> dict:
     if value_two is not None:
         cond["valueTwo"] = value_two
     return cond
+
+
+def syscall_allowed(seccomp, name, args=None, *, capabilities=()) -> bool:
+    """What risk asks of a profile: can a caller get this call through?"""
+    return filter_from_profile(seccomp, capabilities).may_pass(name, args)
 
 
 def reachable(seccomp, capabilities=()) -> dict[str, list]:
@@ -201,9 +207,14 @@ def test_refusing_rule_on_an_argument_the_caller_chooses_does_not_close_the_call
     assert "T1046" in reachable(refuse_packet)
 
 
-def test_unknown_op_counts_as_allowing():
+def test_unknown_op_is_an_input_error():
     seccomp = profile(allow("clone", args=[arg(0, CLONE_NEW_ALL, "SCMP_CMP_SOMETHING_NEW", 0)]))
-    assert "clone" in route_names(reachable(seccomp)["T1611"])
+    with pytest.raises(InputError, match="SCMP_CMP_MASKED_EQ"):
+        reachable(seccomp)
+
+
+def test_unknown_action_counts_as_allowing():
+    assert "mount" in route_names(reachable(profile(allow("mount", action="SCMP_ACT_SOMETHING_NEW")))["T1611"])
 
 
 def test_default_log_counts_as_allowed():

@@ -62,41 +62,42 @@ def generate(
       tracer generate nim.trace.json --add-capability NET_BIND_SERVICE --out profiles/nim
       tracer generate nim.trace.json --default-action log --out profiles/nim-complain
     """
-    from tracer.profile.generate import generate as write_profile
-    from tracer.profile.seccomp import allowed_names, conditioned_names, enosys_names
+    from tracer.profile.generate import ProfileOptions, plan_profile, write_profile_dir
     from tracer.trace.format import load_trace
 
     capabilities = [parse_capability(name, "--add-capability") for name in add_capability]
     loaded = [load_trace(path) for path in input_paths(traces)]
     extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
-    result = write_profile(loaded, out, default_action.value, extra_syscalls=extra, add_capabilities=capabilities,
-                           min_runs=min_runs, allow_incomplete=allow_incomplete, arguments=arguments,
-                           ioctl_requests=ioctl_requests)
-    for warning in result["warnings"]:
+    draft = plan_profile(loaded, ProfileOptions(default_action.value, tuple(extra), add_capabilities=tuple(capabilities),
+                                                min_runs=min_runs, allow_incomplete=allow_incomplete,
+                                                arguments=arguments, ioctl_requests=ioctl_requests))
+    against = draft.against_runtime_default(str(out))
+    write_profile_dir(draft, out)
+    for warning in draft.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    caps = result["capabilities"]["add"]
-    failed_without = result["capabilities"]["failed_without"]
-    policy, against = result["policy"], result["against"]
+    caps = draft.capabilities["add"]
+    failed_without = draft.capabilities["failed_without"]
+    policy, profile = draft.policy, draft.filter
     if fmt is OutputFormat.json:
-        print_json({"out": str(out), "allowed": result["syscalls"].allowed, "enosys": sorted(enosys_names(result["seccomp"])),
+        print_json({"out": str(out), "allowed": draft.syscalls.allowed, "enosys": sorted(profile.names_enosys()),
                     "conditions": [{"syscall": r.syscall, "allows": r.allows} for r in policy.rules],
                     "warnings": policy.warnings, "capabilities": caps, "failed_without": failed_without,
-                    "left_out": result["left_out"], "rare": result["rare"],
+                    "left_out": draft.left_out, "rare": draft.rare,
                     "against_runtime_default": against.to_json()})
     else:
-        conditioned = conditioned_names(result["seccomp"])
-        typer.echo(f"{out}/seccomp.json: {len(allowed_names(result['seccomp']))} syscalls allowed "
-                   f"({len(conditioned)} only with the recorded arguments), default {result['seccomp']['defaultAction']}")
+        typer.echo(f"{out}/seccomp.json: {len(profile.names_allowed())} syscalls allowed "
+                   f"({len(profile.names_conditioned())} only with the recorded arguments), "
+                   f"default {profile.default.action}")
         for note in policy.notes:
             typer.echo(f"  {note}")
         for warning in policy.warnings:
             typer.echo(f"warning: {warning}", err=True)
         if extra:
             typer.echo(f"added from the seccomp log: {' '.join(extra)}")
-        if result["left_out"]:
-            typer.echo(f"left out (in fewer than {min_runs} runs): {' '.join(result['left_out'])}")
-        if result["rare"]:
-            typer.echo(f"rare (seen in one run only; confirm with a longer load test): {' '.join(result['rare'])}")
+        if draft.left_out:
+            typer.echo(f"left out (in fewer than {min_runs} runs): {' '.join(draft.left_out)}")
+        if draft.rare:
+            typer.echo(f"rare (seen in one run only; confirm with a longer load test): {' '.join(draft.rare)}")
         typer.echo(f"{out}/capabilities.json: add {', '.join(caps) if caps else 'nothing'}, drop ALL")
         for cap, rows in failed_without.items():
             calls = ", ".join(f"{r['syscall']} {r['count']}x" for r in rows)

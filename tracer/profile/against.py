@@ -5,7 +5,10 @@ container may do. For every syscall name the profile allows, this module searche
 the profile allows and the baseline refuses: a name the baseline refuses, or arguments
 outside the baseline's conditions (clone with namespace flags, a socket family, a
 personality). Each such place is listed with the recorded evidence that forced it (the
-profile directory's recording.json); a place without evidence is a finding.
+profile directory's recording.json); a place without evidence is a finding. "Allows" is what
+a caller can get through (`Filter.may_pass`, the question tracer risk asks): a call that
+SCMP_ACT_TRACE or SCMP_ACT_NOTIFY decide counts as allowed, since its caller may arrange the
+tracer or supervisor that lets it run.
 
 Calls are compared as the kernel reads them. A 32-bit argument (a socket family, a persona)
 may reach seccomp zero- or sign-extended; a value counts as allowed by a filter when some
@@ -68,11 +71,21 @@ def encodings(name: str, index: int, value: int) -> tuple[int, ...]:
 
 
 def deciding_rule(f: Filter, name: str, call: dict[int, int]) -> Rule | None:
-    """The rule of `f` that allows this call (as the kernel reads it), or None if refused."""
+    """The rule of `f` that lets this recorded call run (as the kernel reads it), or None if refused."""
+    return _first_rule(f, name, call, lambda rule: rule.allows)
+
+
+def passing_rule(f: Filter, name: str, call: dict[int, int]) -> Rule | None:
+    """The rule of `f` through which a caller may get this call (a tracer or supervisor of its own
+    included), or None if refused."""
+    return _first_rule(f, name, call, lambda rule: rule.passes)
+
+
+def _first_rule(f: Filter, name: str, call: dict[int, int], wanted) -> Rule | None:
     indices = sorted(call)
     for registers in itertools.product(*(encodings(name, i, call[i]) for i in indices)):
         rule = f.verdict(name, dict(zip(indices, registers)))
-        if rule.allows:
+        if wanted(rule):
             return rule
     return None
 
@@ -277,11 +290,11 @@ def compare(profile: Filter, baseline: Filter, arch: str, evidence: Evidence | N
     evidence = evidence or Evidence()
     on_arch = set(syscall_table(arch).values())  # Docker's profile also names other architectures' calls
     names = (profile.names() | baseline.names()) & on_arch
-    if profile.default.allows or baseline.default.allows:
+    if profile.default.passes or baseline.default.passes:
         names = on_arch
     wider, refused, conditioned, allowed, baseline_allowed = [], [], [], 0, 0
     for name in sorted(names):
-        ours, theirs = profile.allows_anything(name), baseline.allows_anything(name)
+        ours, theirs = profile.may_pass(name), baseline.may_pass(name)
         allowed += ours
         baseline_allowed += theirs
         if not ours:
@@ -309,8 +322,8 @@ def widenings(profile: Filter, baseline: Filter, name: str, evidence: Evidence) 
         if count >= MAX_COMBINATIONS:
             break
         call = dict(zip(indices, values))
-        rule = deciding_rule(profile, name, call)
-        if rule is not None and deciding_rule(baseline, name, call) is None:
+        rule = passing_rule(profile, name, call)
+        if rule is not None and passing_rule(baseline, name, call) is None:
             groups.setdefault(id(rule), (rule, []))[1].append(call)
     return [Widening(name, describe_rule(name, rule, rule is profile.default), _examples(name, calls),
                      forced_by(profile, baseline, name, rule, evidence))
@@ -327,9 +340,9 @@ def forced_by(profile: Filter, baseline: Filter, name: str, rule: Rule, evidence
     rows = evidence.rows(name)
     if rows is not None and rows:
         return [describe_row(row) for row in rows
-                if deciding_rule(profile, name, kernel_values(name, row)) is rule
-                and deciding_rule(baseline, name, kernel_values(name, row)) is None]
-    if baseline.allows_anything(name):
+                if passing_rule(profile, name, kernel_values(name, row)) is rule
+                and passing_rule(baseline, name, kernel_values(name, row)) is None]
+    if baseline.may_pass(name):
         return []  # the baseline allows some calls: only recorded arguments could show these were needed
     lines = []
     if evidence.calls.get(name):

@@ -26,17 +26,17 @@ the names it conditions (clone, clone3, socket, personality), never bare names.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 
 from tracer.argnames import (AF_NETLINK, CLONE_NAMESPACE_FLAGS, CLONE_NEWTIME, clone_namespaces, flag_names,
                              ioctl_name, NAMESPACE_FLAGS, personality_name, prctl_name, SETNS_TYPES, socket_name)
 from tracer.trace.arguments import ArgumentRow, Arguments
-from tracer.profile.filter import Condition, Filter, Rule
+from tracer.profile.filter import ALLOW, Condition, Filter, Rule
 from tracer.syscalls import syscall_number
 from tracer.trace.format import PROFILE_PHASES
 
 LOW32 = 0xFFFFFFFF
-ENOSYS = 38
 CONDITIONED = ("clone", "clone3", "unshare", "setns", "socket", "socketpair", "personality", "prctl", "ioctl")
 
 
@@ -58,7 +58,7 @@ class ConditionalRule:
     evidence: tuple[ArgumentRow, ...] = ()
 
     def to_oci(self) -> dict:
-        return Rule("SCMP_ACT_ALLOW", self.conditions).to_oci(self.syscall)
+        return Rule(ALLOW, self.conditions).to_oci(self.syscall)
 
 
 @dataclass
@@ -101,7 +101,7 @@ def argument_policy(arch: str, allowed: set[str], arguments: Arguments | None, r
 def from_runtime_default(policy: ArgumentPolicy, syscall: str, runtime: Filter) -> None:
     """No recorded values: the runtime default's own rules for this name, if it has any."""
     rules = runtime.rules_for(syscall)
-    if any(rule.action == "SCMP_ACT_ERRNO" and not rule.conditions and rule.errno == ENOSYS for rule in rules):
+    if any(not rule.conditions and rule.returned_errno == errno.ENOSYS for rule in rules):
         policy.enosys.add(syscall)
         policy.conditioned.add(syscall)
         policy.notes.append(f"{syscall}: ENOSYS, as the runtime default (no recorded arguments)")

@@ -10,6 +10,7 @@ socket AF_NETLINK where OLD allowed AF_INET only).
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from tracer.files import read_json
 from tracer.profile.against import compare, deciding_rule, describe_row, kernel_values
 from tracer.profile.directory import load_profile_dir
 from tracer.profile.filter import Filter, filter_from_oci
+from tracer.profile.generate import ProfileOptions, plan_profile
 from tracer.profile.merge import image_of, recordings_in
 from tracer.profile.validate import check_seccomp
-from tracer.trace.format import MAX_TRACE_BYTES, PROFILE_PHASES, Trace
+from tracer.trace.format import MAX_TRACE_BYTES, PROFILE_PHASES, Trace, load_trace
 
 
 @dataclass
@@ -66,21 +68,11 @@ def _arch(seccomp: dict) -> str | None:
 
 
 def _needs_of_trace(path: Path) -> Needs:
-    from tracer.profile.capabilities import capability_evidence, infer_capabilities  # noqa: PLC0415
-    from tracer.profile.conditions import argument_policy  # noqa: PLC0415
-    from tracer.profile.filter import runtime_default  # noqa: PLC0415
-    from tracer.profile.generate import trace_kernel  # noqa: PLC0415
-    from tracer.profile.seccomp import build_profile, recorded_syscalls  # noqa: PLC0415
-    from tracer.trace.format import load_trace  # noqa: PLC0415
-
+    """What the trace recorded, granted as the profile `generate` would write from it."""
     trace = load_trace(path)
-    syscalls = recorded_syscalls(trace)
-    caps = infer_capabilities(capability_evidence(trace))["add"]
-    policy = argument_policy(trace.arch, set(syscalls.allowed), trace.arguments,
-                             runtime_default(caps, trace.arch, trace_kernel(trace)), source=str(path))
-    profile = build_profile(trace.arch, syscalls, policy=policy)
-    return Needs(str(path), trace.arch, filter_from_oci(profile), set(caps), trace, set(syscalls.allowed),
-                 set(syscalls.enosys_only) | policy.enosys, images_of(run.get("target") for run in recordings_in(trace)))
+    draft = plan_profile([trace], ProfileOptions(allow_incomplete=True))
+    return Needs(str(path), trace.arch, draft.filter, set(draft.capabilities["add"]), trace, set(draft.syscalls.allowed),
+                 draft.fallback_names, images_of(run.get("target") for run in recordings_in(trace)))
 
 
 def images_of(targets) -> set[str]:
@@ -100,7 +92,7 @@ class Diff:
     def _fallbacks(self) -> set[str]:
         """Recorded names OLD answers ENOSYS that NEW's own profile answers ENOSYS too (clone3:
         the library falls back to clone, whose arguments are checked below)."""
-        return {name for name in self.new.fallback_names if self.old.grants.verdict(name).errno == 38}
+        return {name for name in self.new.fallback_names if self.old.grants.verdict(name).returned_errno == errno.ENOSYS}
 
     @property
     def removed_syscalls(self) -> list[str]:

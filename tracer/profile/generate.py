@@ -1,5 +1,8 @@
 """generate: traces in, a profile directory out (seccomp.json, capabilities.json, recording.json).
 
+`plan_profile` makes the whole directory in memory (a `ProfileDraft`, which `diff` compares
+too) and `write_profile_dir` writes it.
+
 recording.json also keeps the evidence behind the profile (calls per syscall, the recorded
 arguments, why a name was added without being recorded), which `tracer risk` and the
 comparison with the runtime default cite for every place the profile allows more.
@@ -7,6 +10,7 @@ comparison with the runtime default cite for every place the profile allows more
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,8 @@ from tracer.errors import InputError
 from tracer.files import replace_directory, to_json
 from tracer.profile.against import Comparison, Evidence, compare
 from tracer.profile.capabilities import capability_evidence, infer_capabilities
-from tracer.profile.conditions import argument_policy
-from tracer.profile.filter import filter_from_oci, parse_kernel_version, runtime_default
+from tracer.profile.conditions import ArgumentPolicy, argument_policy
+from tracer.profile.filter import Filter, filter_from_oci, parse_kernel_version, runtime_default
 from tracer.profile.merge import Merged, below_min_runs, merge_runs, rare_syscalls, recordings_in
 from tracer.profile.seccomp import (RUNC_HANDOVER_SYSCALLS, RecordedSyscalls, build_profile, name_only_policy,
                                     recorded_syscalls)
@@ -100,37 +104,81 @@ def trace_kernel(trace: Trace) -> tuple[int, int] | None:
     return parse_kernel_version(trace.metadata.get("kernel"))
 
 
-def generate(traces: list[Trace], out: Path, default_action: str = "errno", extra_syscalls: list[str] = (),
-             add_capabilities: list[str] = (), min_runs: int = 1, allow_incomplete: bool = False, *,
-             arguments: bool = True, ioctl_requests: bool = False,
-             extra_reason: str = "added from a complain-mode log") -> dict:
-    warnings = check_complete(traces, allow_incomplete)
+@dataclass(frozen=True)
+class ProfileOptions:
+    """How `tracer generate` turns traces into a profile (its command-line options)."""
+
+    default_action: str = "errno"
+    extra_syscalls: tuple[str, ...] = ()
+    extra_reason: str = "added from a complain-mode log"
+    add_capabilities: tuple[str, ...] = ()
+    min_runs: int = 1
+    allow_incomplete: bool = False
+    arguments: bool = True
+    ioctl_requests: bool = False
+
+
+@dataclass
+class ProfileDraft:
+    """A profile directory planned from traces, not yet written: its three documents, and
+    how they came about."""
+
+    arch: str
+    kernel: tuple[int, int] | None
+    seccomp: dict
+    capabilities: dict
+    recording: dict
+    syscalls: RecordedSyscalls
+    policy: ArgumentPolicy
+    left_out: list[str]  # recorded, in fewer runs than --min-runs
+    rare: list[str]  # allowed, seen in one run only
+    warnings: list[str]
+
+    @property
+    def filter(self) -> Filter:
+        return filter_from_oci(self.seccomp)
+
+    @property
+    def fallback_names(self) -> set[str]:
+        """Recorded names the profile answers ENOSYS by design, so that libraries fall back."""
+        return set(self.syscalls.enosys_only) | self.policy.enosys
+
+    def against_runtime_default(self, profile_name: str = "the profile") -> Comparison:
+        return against_runtime_default(self.seccomp, self.capabilities["add"], self.arch, self.recording, self.kernel,
+                                       profile_name=profile_name)
+
+
+def plan_profile(traces: list[Trace], options: ProfileOptions = ProfileOptions()) -> ProfileDraft:
+    """The profile directory these traces make; writes nothing."""
+    warnings = check_complete(traces, options.allow_incomplete)
     merged = combined(traces)
     trace = merged.trace
     syscalls = recorded_syscalls(trace)
-    left_out = sorted(below_min_runs(trace, min_runs) & set(syscalls.allowed)) if min_runs > 1 else []
+    left_out = sorted(below_min_runs(trace, options.min_runs) & set(syscalls.allowed)) if options.min_runs > 1 else []
     syscalls.allowed = [name for name in syscalls.allowed if name not in left_out]
-    if extra_syscalls:
-        syscalls.allowed = sorted(set(syscalls.allowed) | set(extra_syscalls))
-        syscalls.enosys_only = sorted(set(syscalls.enosys_only) - set(extra_syscalls))
+    extra = set(options.extra_syscalls)
+    if extra:
+        syscalls.allowed = sorted(set(syscalls.allowed) | extra)
+        syscalls.enosys_only = sorted(set(syscalls.enosys_only) - extra)
     # A capability checked only in syscalls the profile leaves out is evidence of nothing it allows.
     evidence = [row for row in capability_evidence(trace) if row.syscall not in left_out]
-    capabilities = infer_capabilities(evidence, add_capabilities)
-    runtime = runtime_default(capabilities["add"], trace.arch, trace_kernel(trace))
+    capabilities = infer_capabilities(evidence, list(options.add_capabilities))
+    kernel = trace_kernel(trace)
+    runtime = runtime_default(capabilities["add"], trace.arch, kernel)
     policy = (argument_policy(trace.arch, set(syscalls.allowed), trace.arguments, runtime,
-                              ioctl_requests=ioctl_requests, source=trace.source)
-              if arguments else name_only_policy(trace.arch, syscalls.allowed))
-    profile = build_profile(trace.arch, syscalls, default_action, policy)
-    facts = recording_facts(traces)
-    facts["evidence"] = profile_evidence(trace, syscalls, set(extra_syscalls), extra_reason)
-    against = against_runtime_default(profile, capabilities["add"], trace.arch, facts, trace_kernel(trace),
-                                      profile_name=str(out))
-    replace_directory(out, {"seccomp.json": to_json(profile), "capabilities.json": to_json(capabilities),
-                            "recording.json": to_json(facts)})
-    return {"seccomp": profile, "capabilities": capabilities, "recording": facts, "syscalls": syscalls,
-            "left_out": left_out, "rare": [n for n in rare_syscalls(trace) if n in syscalls.allowed],
-            "warnings": warnings + merged.warnings,
-            "policy": policy, "against": against}
+                              ioctl_requests=options.ioctl_requests, source=trace.source)
+              if options.arguments else name_only_policy(trace.arch, syscalls.allowed))
+    recording = recording_facts(traces)
+    recording["evidence"] = profile_evidence(trace, syscalls, extra, options.extra_reason)
+    return ProfileDraft(trace.arch, kernel, build_profile(trace.arch, syscalls, options.default_action, policy),
+                        capabilities, recording, syscalls, policy, left_out,
+                        [n for n in rare_syscalls(trace) if n in syscalls.allowed], warnings + merged.warnings)
+
+
+def write_profile_dir(draft: ProfileDraft, out: Path) -> None:
+    """Write the draft as the profile directory `out`, replacing it as a unit."""
+    documents = (draft.seccomp, draft.capabilities, draft.recording)
+    replace_directory(out, {name: to_json(document) for name, document in zip(PROFILE_FILES, documents)})
 
 
 def against_runtime_default(seccomp: dict, capabilities: list[str], arch: str, recording: dict | None,

@@ -6,21 +6,18 @@ names whose arguments decide danger come from tracer.profile.conditions.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 import numpy as np
 
 from tracer.errors import InputError
 from tracer.profile.conditions import ArgumentPolicy
+from tracer.profile.filter import ALLOW, ERRNO, KILL_PROCESS, LOG, Rule, filter_from_oci
 from tracer.syscalls import syscall_name, syscall_number
 from tracer.trace.format import PHASES, PROFILE_PHASES, RESULTS, Trace
 
-DEFAULT_ACTIONS = {
-    "errno": "SCMP_ACT_ERRNO",
-    "kill": "SCMP_ACT_KILL_PROCESS",
-    "log": "SCMP_ACT_LOG",
-}
-EPERM, ENOSYS = 1, 38
+DEFAULT_ACTIONS = {"errno": ERRNO, "kill": KILL_PROCESS, "log": LOG}
 
 
 # runc's init after it installs the filter (phase "handover") is Go: besides its fixed steps
@@ -93,14 +90,14 @@ def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "
         "defaultAction": DEFAULT_ACTIONS[default_action],
         "architectures": [arch],
         # The runtime-spec wants at least one name in a rule: no unconditional rule when there is none.
-        "syscalls": [*([{"names": unconditional, "action": "SCMP_ACT_ALLOW"}] if unconditional else []),
+        "syscalls": [*([Rule(ALLOW).to_oci(*unconditional)] if unconditional else []),
                      *(rule.to_oci() for rule in policy.rules)],
     }
     if default_action == "errno":
-        profile["defaultErrnoRet"] = EPERM
+        profile["defaultErrnoRet"] = errno.EPERM
     enosys = sorted((set(syscalls.enosys_only) | policy.enosys) - set(unconditional))
     if enosys:
-        profile["syscalls"].append({"names": enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+        profile["syscalls"].append(Rule(ERRNO, errno=errno.ENOSYS).to_oci(*enosys))
     return profile
 
 
@@ -116,17 +113,14 @@ def name_only_policy(arch: str, allowed: list[str]) -> ArgumentPolicy:
 
 def allowed_names(profile: dict) -> set[str]:
     """Names with at least one allow rule (some only with the arguments their rules name)."""
-    return {name for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW" for name in rule.get("names", [])}
+    return filter_from_oci(profile).names_allowed()
 
 
 def enosys_names(profile: dict) -> set[str]:
     """Names a rule answers ENOSYS (clone3: glibc and Go then fall back to clone)."""
-    return {name for rule in profile.get("syscalls") or [] if rule.get("errnoRet") == ENOSYS
-            for name in rule.get("names") or []}
+    return filter_from_oci(profile).names_enosys()
 
 
 def conditioned_names(profile: dict) -> set[str]:
     """Names allowed only with some arguments (no unconditional allow rule)."""
-    allow = [rule for rule in profile.get("syscalls", []) if rule.get("action") == "SCMP_ACT_ALLOW"]
-    unconditional = {name for rule in allow if not rule.get("args") for name in rule.get("names", [])}
-    return {name for rule in allow if rule.get("args") for name in rule.get("names", [])} - unconditional
+    return filter_from_oci(profile).names_conditioned()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from tracer.capabilities import CAPABILITY_NAMES
 from tracer.errors import InputError
+from tracer.profile.filter import ERRNO_ACTIONS, filter_from_oci
 from tracer.schema import Schema, SchemaViolation, load_schema
 from tracer.syscalls import syscall_name_known
 
 RUNTIME_SPEC_SECCOMP = Path(__file__).with_name("data") / "runtime-spec-seccomp.schema.json"
-ERRNO_ACTIONS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})  # the actions that return an errno
 MAX_ARG_INDEX = 5  # syscalls take six arguments; libseccomp refuses a condition on a seventh
 SYSCALL_NAME = re.compile(r"[a-z0-9_]{1,64}")
 
@@ -64,14 +64,12 @@ def check_seccomp(file: str | Path, seccomp) -> None:
             _check_rule(("syscalls", index), rule, seccomp.get("architectures", ()))
     except SchemaViolation as err:
         raise InputError(file, str(err)) from None
-    from tracer.profile.filter import filter_from_oci  # noqa: PLC0415 (what every rule's conditions mean together)
-
-    filter_from_oci(seccomp, str(file))
+    filter_from_oci(seccomp, str(file))  # what every rule's conditions mean together
 
 
 def _check_errno(path: tuple, action: str, has_errno: bool) -> None:
     if has_errno and action not in ERRNO_ACTIONS:
-        raise SchemaViolation(path, f"{action} returns no errno (only {' and '.join(sorted(ERRNO_ACTIONS))} do)")
+        raise SchemaViolation(path, f"{action} returns no errno (only {' and '.join(ERRNO_ACTIONS)} do)")
 
 
 def _check_rule(path: tuple, rule: dict, architectures) -> None:

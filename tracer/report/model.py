@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tracer import __version__
-from tracer.arch import docker_name
 from tracer.errors import InputError
 from tracer.files import read_json
 from tracer.kube.harden import (
@@ -26,8 +25,7 @@ from tracer.kube.harden import (
 from tracer.network.surface import NetworkSurface
 from tracer.profile.against import compare_profile_dir
 from tracer.profile.directory import ProfileDir, load_profile_dir
-from tracer.profile.filter import load_docker_default
-from tracer.profile.seccomp import allowed_names, enosys_names
+from tracer.profile.filter import Filter, Rule, filter_from_docker, filter_from_oci, load_docker_default, profile_arch
 from tracer.report import RARE_BELOW
 from tracer.report.arguments import ArgumentRule, argument_rules
 from tracer.risk import attack
@@ -223,7 +221,8 @@ def gather_activity(trace: Trace, seccomp: dict, rare_below: int = RARE_BELOW) -
     summary = trace_summary(trace)
     per_phase = {phase: summary["phases"].get(phase, {}) for phase in PROFILE_PHASES}
     names = sorted({name for rows in per_phase.values() for name in rows})
-    allowed = allowed_names(seccomp) | enosys_names(seccomp)
+    profile = filter_from_oci(seccomp)
+    allowed = profile.names_allowed() | profile.names_enosys()
     run_count = int((trace.runs or {}).get("count", 1))
     runs_by_name = (trace.runs or {}).get("syscalls") or {}
     bars = []
@@ -392,11 +391,11 @@ def runtime_default_confinement(docker: dict) -> attack.Confinement:
 def no_seccomp_confinement() -> attack.Confinement:
     """What Kubernetes gives a container without a seccompProfile (Unconfined), with the
     runtime's default capabilities."""
-    return attack.Confinement({"defaultAction": "SCMP_ACT_ALLOW"}, RUNTIME_DEFAULT_CAPABILITIES)
+    return attack.Confinement(attack.UNCONFINED.seccomp, RUNTIME_DEFAULT_CAPABILITIES)
 
 
 def routes_by_technique(confinement: attack.Confinement) -> dict[str, attack.ReachableTechnique]:
-    return {r.technique.id: r for r in attack.reachable_techniques(confinement.seccomp, confinement.capabilities)}
+    return {r.technique.id: r for r in attack.techniques_through(confinement.filter, confinement.capabilities)}
 
 
 def gather_attack(profile: ProfileDir, docker: dict) -> AttackFacts:
@@ -432,41 +431,25 @@ class RuntimeDefaultComparison:
     method: str
 
 
-def rule_on_arch(rule: dict, arch_name: str) -> bool:
-    includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
-    if includes.get("arches") and arch_name not in includes["arches"]:
-        return False
-    return not (excludes.get("arches") and arch_name in excludes["arches"])
+def refusal_text(rule: Rule) -> str:
+    errno = rule.returned_errno
+    return f"{rule.action} (errno {errno})" if errno is not None else rule.action
 
 
-def rule_requirement(rule: dict) -> str:
-    """What a Docker-style rule asks of the container: capabilities, kernel, nothing."""
-    includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
-    if includes.get("caps"):
-        return f"with {', '.join(includes['caps'])}"
-    if excludes.get("caps"):
-        return f"without {', '.join(excludes['caps'])}"
-    if includes.get("minKernel"):
-        return f"from kernel {includes['minKernel']}"
-    return ""
-
-
-def refusal_text(rule_or_profile: dict, action_key: str) -> str:
-    action = str(rule_or_profile.get(action_key, "?"))
-    errno = rule_or_profile.get("errnoRet", rule_or_profile.get("defaultErrnoRet"))
-    return f"{action} (errno {errno})" if errno is not None and action == "SCMP_ACT_ERRNO" else action
+def rule_conditions(name: str, rule: Rule) -> str:
+    """A rule's conditions in words ("arg 0 is AF_INET and ..."); empty without conditions."""
+    return " and ".join(c.reads for text in argument_rules({"syscalls": [rule.to_oci(name)]}) for c in text.conditions)
 
 
 def docker_treatment(docker: dict, name: str, arch: str) -> str:
     """How Docker's profile treats a syscall it does not allow unconditionally on `arch`:
     'allowed only with CAP_SYS_ADMIN; otherwise SCMP_ACT_ERRNO (errno 38)'."""
-    arch_name = docker_name(arch)
-    rules = [r for r in docker.get("syscalls") or [] if name in (r.get("names") or []) and rule_on_arch(r, arch_name)]
-    allowing = [r for r in rules if attack.action_allows(r.get("action"))]
+    every_rule = filter_from_docker(docker, None, arch)  # every capability requirement kept, in words
+    rules = every_rule.rules_for(name)
     by_requirement: dict[str, list[str]] = {}
-    for rule in allowing:
-        conditions = " and ".join(c.reads for rule_text in argument_rules({"syscalls": [rule]}) for c in rule_text.conditions)
-        by_requirement.setdefault(rule_requirement(rule), []).append(conditions)
+    for rule in rules:
+        if rule.passes:
+            by_requirement.setdefault(rule.requirement, []).append(rule_conditions(name, rule))
     ways = []
     for requirement, conditions in by_requirement.items():
         with_args = [c for c in conditions if c]
@@ -476,29 +459,27 @@ def docker_treatment(docker: dict, name: str, arch: str) -> str:
             ways.append(requirement)
         else:
             ways.append(" ".join(part for part in (requirement, "if " + ", or ".join(with_args)) if part))
-    refusing = next((r for r in rules if not attack.action_allows(r.get("action")) and not r.get("args")), None)
-    otherwise = refusal_text(refusing, "action") if refusing else refusal_text(docker, "defaultAction")
+    otherwise = refusal_text(every_rule.refusal(name))
     if not ways:
         return f"refused: {otherwise}"
     return f"allowed only {'; or '.join(ways)}; otherwise {otherwise}"
 
 
-def our_conditions(seccomp: dict, name: str) -> str:
+def our_conditions(profile: Filter, name: str) -> str:
     """How this profile allows `name`: 'any arguments', or 'if <conditions>, or <conditions>'."""
-    allowing = [rule for rule in seccomp.get("syscalls") or []
-                if name in (rule.get("names") or []) and attack.action_allows(rule.get("action"))]
-    if not allowing or any(not rule.get("args") for rule in allowing):
+    allowing = [rule for rule in profile.rules_for(name) if rule.passes]
+    if not allowing or any(not rule.conditions for rule in allowing):
         return "any arguments"
-    readings = [rule.reads() for rule in argument_rules({"syscalls": allowing})]
-    return "if " + ", or ".join(readings)
+    return "if " + ", or ".join(rule_conditions(name, rule) for rule in allowing)
 
 
 def gather_runtime_default(profile: ProfileDir, docker: dict) -> RuntimeDefaultComparison:
     """The comparison `tracer risk --against runtime-default` makes, rule by rule."""
-    arch = attack.profile_arch(profile.seccomp)
+    arch = profile_arch(profile.seccomp)
+    ours = filter_from_oci(profile.seccomp)
     comparison = compare_profile_dir(profile.path, "runtime-default")
     wider = sorted({w.syscall for w in comparison.wider})
-    beyond = tuple((name, our_conditions(profile.seccomp, name), docker_treatment(docker, name, arch)) for name in wider)
+    beyond = tuple((name, our_conditions(ours, name), docker_treatment(docker, name, arch)) for name in wider)
     baseline = comparison.baseline_allowed
     return RuntimeDefaultComparison(
         allowed=comparison.allowed, baseline=baseline,
@@ -519,7 +500,7 @@ class ProfileFacts:
     default_action: str
     architectures: tuple[str, ...]
     allowed: tuple[str, ...]
-    other_rules: tuple[tuple[str, tuple[str, ...]], ...]  # (action, names) for non-allow rules without args
+    other_rules: tuple[tuple[str, tuple[str, ...]], ...]  # (action, names) of rules without args that refuse
 
 
 @dataclass(frozen=True)
@@ -539,14 +520,10 @@ class Report:
 
 
 def gather_profile_facts(profile: ProfileDir) -> ProfileFacts:
-    seccomp = profile.seccomp
-    others = tuple(
-        (str(rule.get("action")), tuple(rule.get("names") or ()))
-        for rule in seccomp.get("syscalls") or []
-        if rule.get("action") != "SCMP_ACT_ALLOW" and not rule.get("args")
-    )
-    return ProfileFacts(profile.name, str(profile.path), str(seccomp.get("defaultAction")),
-                        tuple(seccomp.get("architectures") or ()), tuple(sorted(allowed_names(seccomp))), others)
+    seccomp = filter_from_oci(profile.seccomp)
+    others = tuple((rule.action, names) for rule, names in seccomp.listed if not rule.allows and not rule.conditions)
+    return ProfileFacts(profile.name, str(profile.path), seccomp.default.action, seccomp.architectures,
+                        tuple(sorted(seccomp.names_allowed())), others)
 
 
 def build_report(profile_dir: str | Path, trace_path: str | Path | None = None, manifest: str | Path | None = None, *,

@@ -7,57 +7,29 @@ Data (package data, see tracer/risk/data/README.md):
   attack-mapping.json     the project's mapping: syscalls (optionally with argument values) and
                           capabilities -> the techniques they enable, each with its reason
 
-A route counts as open when the profile lets it through: risk fails closed, so whatever this
-module cannot decide (an unknown comparison or action) counts as allowing.
+A route counts as open when a caller can get it through the profile (`Filter.may_pass`: with
+a tracer or supervisor of its own, so SCMP_ACT_TRACE and SCMP_ACT_NOTIFY leave it open): risk
+fails closed, so an action it does not know counts as allowing.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 
-from tracer.arch import docker_name
+from tracer.argnames import ADDRESS_FAMILIES, NAMESPACE_FLAGS, SOCKET_TYPE_FLAGS, SOCKET_TYPES
 from tracer.capabilities import normalise_capability
+from tracer.profile.filter import ALLOW, Filter, filter_from_profile, load_docker_default
 
 # Values the mapping's "when" conditions name (x86_64 and aarch64 numbering). A flag set is
 # written with |, e.g. "SOCK_RAW|SOCK_CLOEXEC".
-ARGUMENT_VALUES = {
-    # clone(2) and unshare(2) namespace flags
-    "CLONE_NEWTIME": 0x00000080,  # unshare and clone3 only: in clone's flags these bits are the exit signal
-    "CLONE_NEWNS": 0x00020000,
-    "CLONE_NEWCGROUP": 0x02000000,
-    "CLONE_NEWUTS": 0x04000000,
-    "CLONE_NEWIPC": 0x08000000,
-    "CLONE_NEWUSER": 0x10000000,
-    "CLONE_NEWPID": 0x20000000,
-    "CLONE_NEWNET": 0x40000000,
-    # socket(2) families and types
-    "AF_UNIX": 1,
-    "AF_INET": 2,
-    "AF_INET6": 10,
-    "AF_NETLINK": 16,
-    "AF_PACKET": 17,
-    "SOCK_STREAM": 1,
-    "SOCK_DGRAM": 2,
-    "SOCK_RAW": 3,
-    "SOCK_PACKET": 10,
-    "SOCK_NONBLOCK": 0o4000,
-    "SOCK_CLOEXEC": 0o2000000,
-}
-
-# Actions under which the call goes ahead. SCMP_ACT_TRACE lets it through whenever a tracer
-# is attached (one the process can arrange itself where ptrace is allowed) and SCMP_ACT_NOTIFY
-# whenever the supervisor says continue: neither is a refusal this module can rely on.
-REFUSING_ACTIONS = frozenset({
-    "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
-})
-
-UINT64 = (1 << 64) - 1
+ARGUMENT_VALUES = {name: value for table in (NAMESPACE_FLAGS, ADDRESS_FAMILIES, SOCKET_TYPES, SOCKET_TYPE_FLAGS)
+                   for value, name in table.items()}
 
 
 # ---------------------------------------------------------------- data
@@ -150,109 +122,6 @@ def mapped_technique_ids() -> set[str]:
     return {entry.technique for entry in load_mapping()}
 
 
-# ---------------------------------------------------------------- the seccomp evaluator
-
-
-def action_allows(action: str | None) -> bool:
-    return action not in REFUSING_ACTIONS
-
-
-def compare(op: str, arg: int, value: int, value_two: int) -> bool | None:
-    """libseccomp's comparison of one argument; None for an op this module does not know.
-    For SCMP_CMP_MASKED_EQ the OCI `value` is the mask and `valueTwo` the datum."""
-    arg, value, value_two = arg & UINT64, value & UINT64, value_two & UINT64
-    match op:
-        case "SCMP_CMP_EQ":
-            return arg == value
-        case "SCMP_CMP_NE":
-            return arg != value
-        case "SCMP_CMP_LT":
-            return arg < value
-        case "SCMP_CMP_LE":
-            return arg <= value
-        case "SCMP_CMP_GT":
-            return arg > value
-        case "SCMP_CMP_GE":
-            return arg >= value
-        case "SCMP_CMP_MASKED_EQ":
-            return arg & value == value_two
-    return None
-
-
-def condition_may_hold(condition: dict, args: Mapping[int, int]) -> bool:
-    """Could the caller satisfy this condition? An argument the question leaves open is the
-    caller's to choose; an unknown op is assumed satisfiable."""
-    index = condition.get("index")
-    if index not in args:
-        return True
-    result = compare(condition.get("op", ""), args[index], condition.get("value", 0), condition.get("valueTwo", 0))
-    return result is not False
-
-
-def condition_surely_holds(condition: dict, args: Mapping[int, int]) -> bool:
-    """Does this condition hold whatever the caller does with the arguments it chooses?"""
-    index = condition.get("index")
-    if index not in args:
-        return False
-    return compare(condition.get("op", ""), args[index], condition.get("value", 0), condition.get("valueTwo", 0)) is True
-
-
-def profile_arch(seccomp: dict) -> str:
-    arches = seccomp.get("architectures") or [entry.get("architecture") for entry in seccomp.get("archMap") or []]
-    return arches[0] if arches and arches[0] else "SCMP_ARCH_X86_64"
-
-
-def rule_applies(rule: dict, capabilities: Iterable[str], arch: str) -> bool:
-    """Docker-style `includes`/`excludes` (caps, arches); minKernel is taken as met."""
-    caps = {normalise_capability(c) for c in capabilities}
-    arch_name = docker_name(arch)  # Docker's includes/excludes name architectures its own way
-    includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
-    if includes.get("caps") and not {normalise_capability(c) for c in includes["caps"]} <= caps:
-        return False
-    if includes.get("arches") and arch_name not in includes["arches"]:
-        return False
-    if excludes.get("caps") and {normalise_capability(c) for c in excludes["caps"]} & caps:
-        return False
-    return not (excludes.get("arches") and arch_name in excludes["arches"])
-
-
-def rules_for(seccomp: dict, name: str, capabilities: Iterable[str] = (), arch: str | None = None) -> list[dict]:
-    arch = arch or profile_arch(seccomp)
-    capabilities = tuple(capabilities)
-    return [
-        rule for rule in seccomp.get("syscalls") or []
-        if (name in (rule.get("names") or []) or rule.get("name") == name) and rule_applies(rule, capabilities, arch)
-    ]
-
-
-def syscall_allowed(seccomp: dict, name: str, args: Mapping[int, int] | None = None, *,
-                    capabilities: Iterable[str] = (), arch: str | None = None) -> bool:
-    """Can `name` be called with these argument values (index -> value; the others are the
-    caller's to choose) under this profile?
-
-    As libseccomp: the conditions of one rule must all hold, rules naming the same syscall are
-    alternatives, and a call no rule matches gets the default action. Failing closed, an
-    allowing rule the call may match wins over a refusing rule it surely matches."""
-    args = dict(args or {})
-    refused_by_rule = False
-    for rule in rules_for(seccomp, name, capabilities, arch):
-        conditions = rule.get("args") or []
-        if action_allows(rule.get("action")):
-            if all(condition_may_hold(c, args) for c in conditions):
-                return True
-        elif all(condition_surely_holds(c, args) for c in conditions):
-            refused_by_rule = True
-    return not refused_by_rule and action_allows(seccomp.get("defaultAction"))
-
-
-def refusing_action(seccomp: dict, name: str, capabilities: Iterable[str] = ()) -> str:
-    """The action that refuses `name` outright: a rule's without conditions, else the default."""
-    for rule in rules_for(seccomp, name, capabilities):
-        if not action_allows(rule.get("action")) and not rule.get("args"):
-            return rule["action"]
-    return seccomp.get("defaultAction", "")
-
-
 # ---------------------------------------------------------------- routes and techniques
 
 
@@ -291,35 +160,33 @@ class Route:
         return out
 
 
-def allowed_argument_combinations(seccomp: dict, syscall: str, when: tuple[ArgumentCondition, ...],
-                                  capabilities: Iterable[str] = ()) -> list[tuple[str, ...]]:
+def allowed_argument_combinations(f: Filter, syscall: str, when: tuple[ArgumentCondition, ...]) -> list[tuple[str, ...]]:
     """The combinations of the mapping's argument values that the profile lets through."""
-    capabilities = tuple(capabilities)
     allowed = []
     for combo in itertools.product(*(cond.values for cond in when)):
         args = {cond.index: value for cond, (_, value) in zip(when, combo)}
-        if syscall_allowed(seccomp, syscall, args, capabilities=capabilities):
+        if f.may_pass(syscall, args):
             allowed.append(tuple(label for label, _ in combo))
     return allowed
 
 
-def open_routes(entry: MappingEntry, seccomp: dict, capabilities: Iterable[str]) -> list[Route]:
+def open_routes(entry: MappingEntry, f: Filter, capabilities: Iterable[str]) -> list[Route]:
     capabilities = tuple(normalise_capability(c) for c in capabilities)
     if entry.capability:
         if normalise_capability(entry.capability) not in capabilities:
             return []
-        through = tuple(s for s in entry.with_syscalls if syscall_allowed(seccomp, s, capabilities=capabilities))
+        through = tuple(s for s in entry.with_syscalls if f.may_pass(s))
         if entry.with_syscalls and not through:
             return []
         return [Route("capability", normalise_capability(entry.capability), entry.reason, syscalls=through, needs=entry.needs)]
     routes = []
     for syscall in entry.syscalls:
         if entry.when:
-            combos = allowed_argument_combinations(seccomp, syscall, entry.when, capabilities)
+            combos = allowed_argument_combinations(f, syscall, entry.when)
             if combos:
                 routes.append(Route("syscall", syscall, entry.reason, tuple(c.index for c in entry.when), tuple(combos),
                                     needs=entry.needs))
-        elif syscall_allowed(seccomp, syscall, capabilities=capabilities):
+        elif f.may_pass(syscall):
             routes.append(Route("syscall", syscall, entry.reason, needs=entry.needs))
     return routes
 
@@ -339,12 +206,16 @@ def technique_sort_key(tid: str) -> tuple[int, int]:
 
 
 def reachable_techniques(seccomp: dict, capabilities: Iterable[str]) -> list[ReachableTechnique]:
-    """The mapped techniques this profile (OCI LinuxSeccomp dict) and added capabilities
+    """The mapped techniques this profile (OCI or Docker format) and added capabilities
     (CAP_NET_RAW, ...) leave reachable, each with the routes that stay open."""
     capabilities = tuple(capabilities)
+    return techniques_through(filter_from_profile(seccomp, capabilities), capabilities)
+
+
+def techniques_through(f: Filter, capabilities: tuple[str, ...]) -> list[ReachableTechnique]:
     routes: dict[str, list[Route]] = {}
     for entry in load_mapping():
-        found = open_routes(entry, seccomp, capabilities)
+        found = open_routes(entry, f, capabilities)
         if found:
             routes.setdefault(entry.technique, []).extend(found)
     techniques = load_techniques()
@@ -361,6 +232,10 @@ class Confinement:
     seccomp: dict
     capabilities: tuple[str, ...] = ()
 
+    @cached_property
+    def filter(self) -> Filter:
+        return filter_from_profile(self.seccomp, self.capabilities)
+
     @classmethod
     def from_profile_dir(cls, path: str | Path) -> Confinement:
         from tracer.profile.directory import load_profile_dir  # noqa: PLC0415
@@ -369,7 +244,7 @@ class Confinement:
         return cls(profile.seccomp, tuple(profile.capabilities_add))
 
 
-UNCONFINED = Confinement({"defaultAction": "SCMP_ACT_ALLOW"})
+UNCONFINED = Confinement({"defaultAction": ALLOW})
 
 # What containerd gives a container unless told otherwise: the state before hardening.
 RUNTIME_DEFAULT_CAPABILITIES = (
@@ -384,8 +259,6 @@ def before_hardening(against: str) -> Confinement:
     default (Docker's default profile, which RuntimeDefault follows), no seccomp at all
     (unconfined), or a profile FILE (OCI or Docker format)."""
     if against == "runtime-default":
-        from tracer.profile.filter import load_docker_default  # noqa: PLC0415
-
         return Confinement(load_docker_default(), RUNTIME_DEFAULT_CAPABILITIES)
     if against == "unconfined":
         return Confinement(UNCONFINED.seccomp, RUNTIME_DEFAULT_CAPABILITIES)
@@ -413,17 +286,17 @@ def what_closed(route: Route, ours: Confinement) -> str:
         if route.name not in caps:
             return f"{route.name} not added"
         return f"{route.name} added, but {', '.join(route.syscalls)} refused"
-    if syscall_allowed(ours.seccomp, route.name, capabilities=ours.capabilities):
+    if ours.filter.may_pass(route.name):
         return f"{route.describe()}: refused by argument conditions ({route.name} allowed only with other values)"
-    return f"{route.name} refused ({refusing_action(ours.seccomp, route.name, ours.capabilities)})"
+    return f"{route.name} refused ({ours.filter.refusal(route.name).action})"
 
 
 def closed_techniques(ours: Confinement, baseline: Confinement = UNCONFINED) -> list[ClosedTechnique]:
     """Techniques the baseline leaves reachable and ours does not, with what closed each route."""
-    still_open = {r.technique.id for r in reachable_techniques(ours.seccomp, ours.capabilities)}
+    still_open = {r.technique.id for r in techniques_through(ours.filter, ours.capabilities)}
     return [
         ClosedTechnique(r.technique, r.routes, tuple(what_closed(route, ours) for route in r.routes))
-        for r in reachable_techniques(baseline.seccomp, baseline.capabilities)
+        for r in techniques_through(baseline.filter, baseline.capabilities)
         if r.technique.id not in still_open
     ]
 

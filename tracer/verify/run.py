@@ -10,8 +10,10 @@ watches the verification run, so the report uses the trace format too.
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -22,6 +24,7 @@ import numpy as np
 
 from tracer import cgroups, runc
 from tracer.arch import native_oci_arch
+from tracer.argnames import ADDRESS_FAMILIES, NAMESPACE_FLAGS, NETLINK_PROTOCOLS, PERSONALITY_FLAGS, SOCKET_TYPES
 from tracer.capabilities import capability_name
 from tracer.oci import (
     check_bundle,
@@ -36,7 +39,6 @@ from tracer.profile.directory import load_profile_dir
 from tracer.trace.arguments import Arguments
 from tracer.profile.against import deciding_rule, describe_row, kernel_values
 from tracer.profile.filter import Filter, filter_from_oci
-from tracer.profile.seccomp import allowed_names, enosys_names
 from tracer.syscalls import syscall_name
 from tracer.targets import process_alive, recording_config
 from tracer.targets.runc import unique_container_id
@@ -68,20 +70,25 @@ DANGEROUS_SYSCALLS = (
     "kexec_load", "open_by_handle_at", "userfaultfd", "reboot", "swapon", "process_vm_readv",
     "io_uring_setup", "syslog", "fsopen", "move_mount",
 )
-NEW_USER_AND_NET = 0x10000000 | 0x40000000
-SIGCHLD = 17
+
+
+def _values(table: dict[int, str]) -> dict[str, int]:
+    return {name: value for value, name in table.items()}
+
+
+FAMILY, TYPE, NETLINK, NAMESPACE = (_values(table) for table in (ADDRESS_FAMILIES, SOCKET_TYPES, NETLINK_PROTOCOLS,
+                                                                  NAMESPACE_FLAGS))
 # Calls a profile must refuse by their arguments (probe.c makes them): the syscall and its
 # argument registers, to ask the profile whether the workload's own values include them.
 ARGUMENT_PROBES = {
-    "clone:CLONE_NEWUSER|CLONE_NEWNET": ("clone", {0: NEW_USER_AND_NET | SIGCHLD}),
+    "clone:CLONE_NEWUSER|CLONE_NEWNET": ("clone", {0: NAMESPACE["CLONE_NEWUSER"] | NAMESPACE["CLONE_NEWNET"] | signal.SIGCHLD}),
     "clone3:CLONE_NEWUSER|CLONE_NEWNET": ("clone3", {}),  # seccomp cannot see clone3's flags
-    "socket:AF_VSOCK": ("socket", {0: 40, 1: 1, 2: 0}),
-    "socket:AF_ALG": ("socket", {0: 38, 1: 5, 2: 0}),
-    "socket:AF_PACKET": ("socket", {0: 17, 1: 3, 2: 0}),
-    "socket:AF_NETLINK/NETLINK_ROUTE": ("socket", {0: 16, 1: 3, 2: 0}),
-    "socket:AF_NETLINK/NETLINK_AUDIT": ("socket", {0: 16, 1: 3, 2: 9}),
-    "socket:AF_NETLINK/NETLINK_NETFILTER": ("socket", {0: 16, 1: 3, 2: 12}),
-    "personality:ADDR_NO_RANDOMIZE": ("personality", {0: 0x0040000}),
+    "socket:AF_VSOCK": ("socket", {0: FAMILY["AF_VSOCK"], 1: TYPE["SOCK_STREAM"], 2: 0}),
+    "socket:AF_ALG": ("socket", {0: FAMILY["AF_ALG"], 1: TYPE["SOCK_SEQPACKET"], 2: 0}),
+    "socket:AF_PACKET": ("socket", {0: FAMILY["AF_PACKET"], 1: TYPE["SOCK_RAW"], 2: 0}),
+    **{f"socket:AF_NETLINK/{protocol}": ("socket", {0: FAMILY["AF_NETLINK"], 1: TYPE["SOCK_RAW"], 2: NETLINK[protocol]})
+       for protocol in ("NETLINK_ROUTE", "NETLINK_AUDIT", "NETLINK_NETFILTER")},
+    "personality:ADDR_NO_RANDOMIZE": ("personality", {0: _values(PERSONALITY_FLAGS)["ADDR_NO_RANDOMIZE"]}),
 }
 
 
@@ -243,8 +250,8 @@ def argument_refusals(arguments: Arguments, seccomp: dict) -> list[Refusal]:
 
 def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict) -> tuple[list[Refusal], dict]:
     """Refusals in the workload's phases between two snapshots, and ENOSYS fallbacks."""
-    allowed = allowed_names(seccomp)
-    enosys_rules = enosys_names(seccomp)
+    profile = filter_from_oci(seccomp)
+    allowed, enosys_rules = profile.names_allowed(), profile.names_enosys()
     expected_cap_failures = {(cap, row["syscall"]) for cap, rows in capabilities.get("failed_without", {}).items() for row in rows}
     calls = after.syscalls.astype(np.int64) - before.syscalls.astype(np.int64)
     refused, fallbacks = [], {}
@@ -292,10 +299,11 @@ def run_probe(container_id: str, pid: int, mountpoint: str, names: list[str], ru
     return {name: int(errno) for name, errno in (line.split() for line in done.stdout.splitlines())}
 
 
-def refusal_errnos(seccomp: dict) -> set[int]:
+def refusal_errnos(profile: Filter) -> set[int]:
     # runc answers syscalls newer than the newest one a profile names with ENOSYS rather than
     # the default errno, so that libraries fall back (runc's patchbpf); both never ran.
-    return {seccomp.get("defaultErrnoRet", 1), 38}
+    default = profile.default.returned_errno
+    return {errno.EPERM if default is None else default, errno.ENOSYS}
 
 
 def probe_container(container_id: str, pid: int, workdir: Path, config: dict, names: list[str]) -> dict[str, int]:
@@ -426,7 +434,8 @@ def probe_dangerous_calls(report: VerifyReport, container_id: str, pid: int, wor
     it must refuse by its arguments; the latter also in an unconfined twin with the same
     capabilities, since only what succeeds there shows the filter at work."""
     profile = filter_from_oci(seccomp)
-    names = [name for name in DANGEROUS_SYSCALLS if name not in allowed_names(seccomp)]
+    allowed = profile.names_allowed()
+    names = [name for name in DANGEROUS_SYSCALLS if name not in allowed]
     argument_probes = [probe for probe in ARGUMENT_PROBES if not profile_allows_probe(profile, probe)]
     try:
         results = probe_container(container_id, pid, workdir, config, names + argument_probes)
@@ -434,11 +443,11 @@ def probe_dangerous_calls(report: VerifyReport, container_id: str, pid: int, wor
     except (runc.RuncError, subprocess.TimeoutExpired) as err:
         report.problems.append(f"the dangerous-syscall probe could not run in the container: {err}")
         return
-    refusals = refusal_errnos(seccomp)
+    refusals = refusal_errnos(profile)
     report.dangerous = [{"syscall": name, "errno": results[name], "refused": results[name] in refusals,
                          "allowed_by_profile": False} for name in names if name in results]
     report.dangerous += [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
-                         for name in DANGEROUS_SYSCALLS if name in allowed_names(seccomp)]
+                         for name in DANGEROUS_SYSCALLS if name in allowed]
     report.argument_probes = [
         {"probe": probe, "syscall": ARGUMENT_PROBES[probe][0], "errno": results.get(probe),
          "unconfined_errno": unconfined.get(probe), "applicable": unconfined.get(probe) == 0,
