@@ -22,7 +22,7 @@ from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
 from tracer.embedded.crinode.node import mininim_container
 from tracer.network.surface import free_port
-from tracer.recorder.session import url_ready
+from tracer.recorder.load import url_ready
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
 
