@@ -28,7 +28,7 @@ from demo import PYTHON, REPO, TRACER, step
 from tracer.embedded.crinode.node import CriNode, mininim_container
 from tracer.network.observe import free_port
 from tracer.profile.seccomp import allowed_names
-from tracer.recorder.session import url_ready
+from tracer.recorder.load import url_ready
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
 

@@ -18,7 +18,7 @@ from tracer import cgroups
 from tracer.kube.cri import cgroup_path
 from tracer.embedded.crinode.node import mininim_container
 from tracer.network.observe import free_port
-from tracer.recorder.session import url_ready
+from tracer.recorder.load import url_ready
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
 

@@ -22,7 +22,7 @@ from tracer.embedded.crinode import cni
 from tracer.embedded.crinode.node import ContainerSpec, CriNode, cgroup_mount_points, mininim_container
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 from tracer.network.observe import free_port
-from tracer.recorder.session import url_ready
+from tracer.recorder.load import url_ready
 
 pytestmark = pytest.mark.usefixtures("live")
 POD_START_LIMIT_S = 30  # measured here: about 0.3 s to started, 0.5 s to ready (docs/cri-node.md)

@@ -30,7 +30,7 @@ from tracer.cgroups import cgroup_v2_root
 from tracer.embedded.crinode.node import ContainerSpec, mininim_container
 from tracer.kube.harden import plain
 from tracer.network.observe import free_port
-from tracer.recorder.session import url_ready
+from tracer.recorder.load import url_ready
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
 

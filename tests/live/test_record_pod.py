@@ -22,7 +22,7 @@ from tracer.embedded.crinode.node import mininim_container
 from tracer.network.netns import network_namespace
 from tracer.network.observe import free_port
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
-from tracer.recorder.session import url_ready
+from tracer.recorder.load import url_ready
 from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
 

@@ -1,7 +1,8 @@
 """A recording's checkpoints cost the same at hour 8 as at second 1, in time, file and memory.
 
-The real checkpoint path (tracer.recorder.session._checkpoint) runs 28,800 times, an 8-hour
-recording at --interval 1, fast-forwarded with a synthetic recorder (scripts/fastforward.py).
+The real checkpoint path (the recorder keeps the counters, tracer.recorder.loop.Checkpoints
+rewrites the trace) runs 28,800 times, an 8-hour recording at --interval 1, fast-forwarded with
+a synthetic kernel (tests/support/fake_recorder.py).
 Version 1 kept every snapshot: at that length 10.9 s per write, 110 MB of file, 2.8 GB of
 memory. Times (CPU time of each checkpoint) are compared within this run only: the first 100
 checkpoints against the last 100.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fastforward import EIGHT_HOURS_AT_ONE_SECOND, fast_forward
+from support.fake_recorder import EIGHT_HOURS_AT_ONE_SECOND, fast_forward
 from tracer.trace.format import load_trace
 from tracer.trace.series import SERIES_LIMIT
 

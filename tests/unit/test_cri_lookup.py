@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tracer import cgroups
-from tracer.errors import InputError
+from tracer.errors import InputError, MachineError
 from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
 
@@ -53,11 +53,11 @@ def test_the_oci_cgroups_path_is_tried_before_the_kubelet_layouts(cgroup_tree):
     assert found == elsewhere
 
 
-def test_unreachable_runtime_is_an_input_error(socket_dir):
+def test_unreachable_runtime_is_a_machine_error(socket_dir):
     endpoint = f"unix://{socket_dir}/absent.sock"
-    with pytest.raises(InputError, match="CRI ListContainers failed: UNAVAILABLE") as caught:
+    with pytest.raises(MachineError, match="CRI ListContainers failed: UNAVAILABLE") as caught:
         cri.resolve_pod_container("nim", "p", cri_endpoint=endpoint)
-    assert caught.value.source == endpoint
+    assert caught.value.source == endpoint and caught.value.exit_code == 3
 
 
 def test_endpoint_choice_flag_then_environment_then_default_sockets(monkeypatch, socket_dir):

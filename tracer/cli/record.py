@@ -95,30 +95,31 @@ def record(
     signal.
     """
     from tracer.files import check_output_file
-    from tracer.recorder.session import RecordOptions, Signals
+    from tracer.recorder.loop import RecordOptions, Signals
     from tracer.recorder.session import record as run_recording
+    from tracer.targets import TargetOptions
 
     out = Path(out_text)
+    chosen = TargetOptions(command=command, runc=runc, runc_bundle=runc_bundle, runc_id=runc_id, runc_root=runc_root,
+                           container_log=container_log, containerd=containerd,
+                           containerd_namespace=preferred(containerd_namespace, old_namespace),
+                           containerd_state=containerd_state, cgroup=cgroup, pid=pid, kubernetes_pod=kubernetes_pod,
+                           kubernetes_selector=kubernetes_selector, container=container, cri_endpoint=cri_endpoint)
+    options = RecordOptions(out, interval, duration, ready_url, progress=not quiet, status_every=status_every,
+                            capability_source=capability_source.value, load_command=load, wait=wait,
+                            out_is_directory=out_text.endswith("/") or out.is_dir())
     signals = Signals.install()  # before anything is made: a signal from now on stops cleanly
     try:
-        pod_selector = _pod_from_creation(kubernetes_pod, kubernetes_selector, container, cri_endpoint)
+        pod_selector = _pod_from_creation(chosen)
         if pod_selector is not None:
-            _record_pod_from_creation(pod_selector, container, cri_endpoint, RecordOptions(
-                out, interval, duration, ready_url, progress=not quiet, status_every=status_every,
-                capability_source=capability_source.value, load_command=load, wait=wait,
-                out_is_directory=out_text.endswith("/") or out.is_dir()), signals, fmt, quiet)
+            _record_pod_from_creation(pod_selector, chosen, options, signals, fmt, quiet)
         if wait is not None and not kubernetes_pod:
             raise InputError(None, "--wait is for a pod recorded from creation (--kubernetes-pod, --kubernetes-selector)")
         for output in (out, container_log):
             if output:
                 check_output_file(output)
-        target = _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd,
-                                preferred(containerd_namespace, old_namespace), cgroup, pid,
-                                kubernetes_pod, container, container_log, containerd_state, cri_endpoint)
-        result = run_recording(target, RecordOptions(out, interval, duration, ready_url, progress=not quiet,
-                                                     status_every=status_every,
-                                                     capability_source=capability_source.value, load_command=load),
-                               signals)
+        target = chosen.target()
+        result = run_recording(target, options, signals)
     finally:
         signals.restore()
     trace = result.trace
@@ -136,9 +137,7 @@ def record(
                    f"({result.stopped_by}) -> {out}", err=True)
         typer.echo("lost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"), err=True)
     if load and result.load_status != 0:
-        if quiet:  # its output was not shown as it came: show how it ended
-            typer.echo("\n".join(f"load | {line}" for line in result.load_output.splitlines()[-20:]), err=True)
-        typer.echo(f"error: the load command {load_outcome(result.load_status)}", err=True)
+        report_failed_load(result.load_status, result.load_output, quiet)
         raise typer.Exit(EXIT_FINDINGS)
     if target.details.get("warning"):
         typer.echo(f"warning: {target.details['warning']}", err=True)
@@ -160,6 +159,12 @@ def _recording_status(target, trace, result) -> int:
     return EXIT_FINDINGS if lost or start_missed else EXIT_OK
 
 
+def report_failed_load(status: int | None, output: str, quiet: bool) -> None:
+    if quiet:  # its output was not shown as it came: show how it ended
+        typer.echo("\n".join(f"load | {line}" for line in output.splitlines()[-20:]), err=True)
+    typer.echo(f"error: the load command {load_outcome(status)}", err=True)
+
+
 def load_outcome(status: int | None) -> str:
     if status is None:
         return "never ran (phase load never began: see --ready-url)"
@@ -168,28 +173,28 @@ def load_outcome(status: int | None) -> str:
     return f"exited {status}"
 
 
-def _pod_from_creation(kubernetes_pod, kubernetes_selector, container, cri_endpoint):
+def _pod_from_creation(chosen):
     """The pod to record from creation, or None for every other target (and a pod already running)."""
     from tracer.recorder.pod import PodSelector, pod_is_running
 
-    if kubernetes_selector:
-        if kubernetes_pod:
+    if chosen.kubernetes_selector:
+        if chosen.kubernetes_pod:
             raise InputError(None, "choose one of --kubernetes-pod and --kubernetes-selector")
-        return PodSelector.labelled(kubernetes_selector)
-    if not kubernetes_pod or kubernetes_pod.endswith("/*"):
+        return PodSelector.labelled(chosen.kubernetes_selector)
+    if not chosen.kubernetes_pod or chosen.kubernetes_pod.endswith("/*"):
         return None
-    selector = PodSelector.named(kubernetes_pod)
-    return None if pod_is_running(selector, container, cri_endpoint) else selector
+    selector = PodSelector.named(chosen.kubernetes_pod)
+    return None if pod_is_running(selector, chosen.container, chosen.cri_endpoint) else selector
 
 
-def _record_pod_from_creation(selector, container, cri_endpoint, options, signals, fmt, quiet) -> None:
+def _record_pod_from_creation(selector, chosen, options, signals, fmt, quiet) -> None:
     from tracer.files import check_output_file
     from tracer.recorder.pod import record_pod
 
     # Nothing is made until a container runs: check now that its trace could be written.
     check_output_file(options.out / "CONTAINER.trace.json" if options.out_is_directory else options.out)
     try:
-        result = record_pod(selector, container, options, signals, cri_endpoint)
+        result = record_pod(selector, chosen.container, options, signals, chosen.cri_endpoint)
     finally:
         signals.restore()
     runs = [{"container": run.name, "restart_count": run.attempt, "out": str(run.out),
@@ -216,34 +221,13 @@ def _record_pod_from_creation(selector, container, cri_endpoint, options, signal
         problems.append("lost counters: " + ", ".join(sorted(lost)))
     for problem in problems:
         typer.echo(problem, err=True)
+    load_failed = bool(options.load_command) and result.load_status != 0
+    if load_failed:
+        report_failed_load(result.load_status, result.load_output, quiet)
     not_observed = {run.trace.metadata.get("network_not_observed") for run in result.runs} - {None}
     for reason in sorted(not_observed):
         typer.echo(f"note: the pod's network was not observed: {reason}", err=True)
-    raise typer.Exit(EXIT_FINDINGS if problems else EXIT_OK)
-
-
-def _choose_target(command, runc, runc_bundle, runc_id, runc_root, containerd, namespace, cgroup, pid, kubernetes_pod, container,
-                   container_log=None, containerd_state=Path("/run/containerd"), cri_endpoint=None):
-    from tracer import targets
-
-    chosen = [name for name, value in (("-- COMMAND", command), ("--runc", runc), ("--runc-bundle", runc_bundle), ("--containerd", containerd),
-                                       ("--cgroup", cgroup), ("--pid", pid), ("--kubernetes-pod", kubernetes_pod)) if value]
-    if len(chosen) != 1:
-        raise InputError(None, "choose exactly one target: --runc, --runc-bundle, --containerd, --cgroup, --pid, --kubernetes-pod or -- COMMAND"
-                         + (f" (got {', '.join(chosen)})" if chosen else ""))
-    if command:
-        return targets.CommandTarget.create(command)
-    if runc:
-        return targets.RuncTarget.create(runc, runc_root)
-    if runc_bundle:
-        return targets.RuncBundleTarget.create(runc_bundle, runc_id, runc_root, container_log)
-    if containerd:
-        return targets.containerd_target(containerd, namespace, containerd_state)
-    if cgroup:
-        return targets.cgroup_target(cgroup)
-    if pid:
-        return targets.PidTarget.create(pid)
-    return targets.kubernetes_pod_target(kubernetes_pod, container, cri_endpoint)
+    raise typer.Exit(EXIT_FINDINGS if problems or load_failed else EXIT_OK)
 
 
 @app.command()

@@ -7,15 +7,20 @@ arrays and argument rows, and name the descriptors that ioctls went to.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import platform
 import struct
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from tracer.arch import native_oci_arch
+from tracer.errors import MachineError
 from tracer.trace.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments, summed
 from tracer.recorder.bcc import import_bcc
 from tracer.recorder.btf import BtfAttachError, attach_tp_btf, tp_btf_available
@@ -272,6 +277,41 @@ class KernelRecorder:
         if self.syscall_exit is not None:
             self.syscall_exit.close()
         self.bpf.cleanup()
+
+
+def load_kernel_recorder(cgroup_id: int, **options) -> KernelRecorder:
+    """The BPF program (KernelRecorder's options), or MachineError with bcc's reason on one line."""
+    with _bcc_output_captured() as captured_text:
+        try:
+            return KernelRecorder(cgroup_id, **options)
+        except Exception as err:  # noqa: BLE001 (bcc raises plain Exception for every failure)
+            reasons = [line.strip() for line in captured_text().splitlines() if line.strip()]
+            raise MachineError("BPF", f"the recorder could not be loaded: {reasons[-1] if reasons else err}") from None
+
+
+@contextlib.contextmanager
+def _bcc_output_captured():
+    """Collect what libbcc and clang print while the program loads (several lines per failure,
+    some on stdout, which belongs to a recorded command); yields a function that returns it.
+    Shown on stderr when the load succeeds."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile() as captured:
+
+        def text() -> str:
+            captured.seek(0)
+            return captured.read().decode(errors="replace")
+
+        for fd in saved:
+            os.dup2(captured.fileno(), fd)
+        try:
+            yield text
+        finally:
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
+        sys.stderr.write(text())  # reached only when the load succeeded
 
 
 def capability_rows(kernel_rows) -> dict[tuple[int, int, int, int], int]:

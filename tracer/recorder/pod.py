@@ -33,16 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer import cgroups
-from tracer.errors import InputError, MachineError, TracerError
-from tracer.network.observe import ObservationError, SurfaceWatch
-from tracer.recorder.kernel import POD_SLOTS, KernelRecorder
-from tracer.recorder.session import (
-    PhaseSwitch, RecordOptions, Signals, StoppedBeforeRecording, _bcc_output_captured, _metadata, _now,
-)
+from tracer.errors import InputError, MachineError
+from tracer.network.netns import ObservationError
+from tracer.network.observe import SurfaceWatch
+from tracer.recorder import loop
+from tracer.recorder.kernel import POD_SLOTS, KernelRecorder, load_kernel_recorder
+from tracer.recorder.loop import RecordOptions, Signals
+from tracer.recorder.metadata import recording_metadata, utc_now
 from tracer.targets.base import Target
-from tracer.trace.format import Trace, write_trace
+from tracer.trace.format import Trace
 
-POLL_S = 0.01  # between ListPodSandbox calls while waiting for the pod: well under CRI's sandbox-to-start time
 CONTAINER_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}  # CRI ContainerState
 NAMESPACE_NODE = 2  # CRI NamespaceMode: the pod shares the node's namespace (hostNetwork)
 
@@ -98,7 +98,6 @@ class ContainerRun:
     state: str = "created"
     exit_code: int | None = None
     missed_at_arming: bool = False
-    checkpoint_failures: int = 0
 
 
 @dataclass
@@ -108,6 +107,8 @@ class PodResult:
     runs: list[ContainerRun] = field(default_factory=list)
     stopped_by: str = ""
     not_recorded: list[str] = field(default_factory=list)  # container names seen but not recorded (file mode)
+    load_status: int | None = None
+    load_output: str = ""
 
 
 def pod_cgroup_dir(cgroup_parent: str) -> Path:
@@ -136,57 +137,60 @@ def sandbox_cgroup_parent(client, sandbox) -> str:
     raise MachineError(client.endpoint, f"no cgroup found for pod {sandbox.metadata.namespace}/{sandbox.metadata.name}")
 
 
-class PodRecording:
-    """The loop: wait for the pod, arm, name the kernel's slots, checkpoint each run's trace."""
+class PodRecorder:
+    """The pod, for the loop: wait for it (arm), name the kernel's slots, one trace per run."""
 
     def __init__(self, selector: PodSelector, container: str | None, options: RecordOptions, client,
-                 recorder: KernelRecorder, signals: Signals):
+                 kernel: KernelRecorder, say):
         self.selector, self.container, self.options = selector, container, options
-        self.client, self.recorder, self.signals = client, recorder, signals
+        self.client, self.kernel, self.say = client, kernel, say
+        self.netns = None  # the ready URL and the load command run in ours
         self.directory_mode = options.out_is_directory
         self.runs: dict[str, ContainerRun] = {}
         self.ignored: set[str] = set()  # container ids not recorded (another name, or file mode's others)
         self.not_recorded: set[str] = set()
+        self.existing: set[str] | None = None  # a selector's sandboxes from before the recording: not the next pod
         self.sandbox = None
         self.pod_cgroup: Path | None = None
         # The pod's network namespace, which all its containers share: observed once per checkpoint.
         self.surface = SurfaceWatch(None, self._running_pid)
         self.loaded = time.monotonic()
-        self._begin(self.loaded)
-
-    def _begin(self, now: float) -> None:
-        """The recording's clock: its times, --duration and started_at count from here."""
-        self.started = now
-        self.started_at = _now()
-        self.switch = PhaseSwitch(self.recorder, self.started)
+        self.started_at = utc_now()
 
     # ---------------------------------------------------------------- waiting and arming
 
-    def wait_for_pod(self) -> bool:
-        """Poll ListPodSandbox until the pod appears on this node; False if stopped or --wait ran out first."""
-        existing = {s.id for s in self.client.list_pod_sandbox(self.selector.labels())} if self.selector.label else set()
-        while not self.signals.stop.is_set() and not self._waited_too_long():
-            ready = [s for s in self.client.list_pod_sandbox(self.selector.labels())
-                     if s.id not in existing and s.state == 0]  # SANDBOX_READY
-            if ready:
-                self.sandbox = max(ready, key=lambda s: s.created_at)
-                return True
-            self.signals.stop.wait(POLL_S)
-        return False
-
-    def arm(self) -> None:
+    def arm(self) -> bool:
+        """Once the pod's sandbox is ready on this node: hand its cgroup to the kernel."""
+        if self.existing is None:
+            self.existing = {s.id for s in self.client.list_pod_sandbox(self.selector.labels())} \
+                if self.selector.label else set()
+            self.say(f"recorder armed for pod {self.selector.describe()}: waiting for it on this node")
+        ready = [s for s in self.client.list_pod_sandbox(self.selector.labels())
+                 if s.id not in self.existing and s.state == 0]  # SANDBOX_READY
+        if not ready:
+            return False
+        self.sandbox = max(ready, key=lambda s: s.created_at)
         self.pod_cgroup = pod_cgroup_dir(sandbox_cgroup_parent(self.client, self.sandbox))
         self.host_network = self.client.pod_sandbox_status(self.sandbox.id).status.linux.namespaces.options.network \
             == NAMESPACE_NODE  # the node's network: nothing of its own to observe
         level = len(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root()).parts)
-        self.recorder.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
-        armed = time.monotonic()
-        self.armed_at = round(armed - self.loaded, 3)  # how long the pod took to appear
-        self._begin(armed)  # the time spent waiting for the pod is not the pod's
+        self.kernel.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
+        self.armed_at = round(time.monotonic() - self.loaded, 3)  # how long the pod took to appear
+        self.started_at = utc_now()  # the time spent waiting for the pod is not the pod's
         self.armed_wall_ns = time.time_ns()
         # A container that had started before the kernel matched the pod: its start-up is missed.
         self.started_before_arming = {c.id for c in self.client.list_containers(sandbox_id=self.sandbox.id)
                                       if CONTAINER_STATES.get(c.state) in ("running", "exited")}
+        self.say(f"pod {self.sandbox.metadata.namespace}/{self.sandbox.metadata.name} appeared; "
+                 f"matching its cgroup {self.pod_cgroup} {self.armed_at:.3f} s after the recorder loaded"
+                 + (f", recording for {self.options.duration:g} s" if self.options.duration is not None else ""))
+        return True
+
+    def set_phase(self, phase: str) -> None:
+        self.kernel.set_phase(phase)
+
+    def on_load(self) -> None:
+        """Nothing to do: the pod's network is observed at every checkpoint."""
 
     # ---------------------------------------------------------------- containers
 
@@ -194,7 +198,7 @@ class PodRecording:
         """Name the kernel's slots: each container of the sandbox whose cgroup has a slot."""
         from tracer.kube.cri.cgroup_path import find_container_cgroup  # noqa: PLC0415
 
-        slots = self.recorder.container_slots()
+        slots = self.kernel.container_slots()
         for container in self.client.list_containers(sandbox_id=self.sandbox.id):
             if container.id in self.runs or container.id in self.ignored:
                 continue
@@ -219,8 +223,7 @@ class PodRecording:
     def _new_run(self, container, cri_status, path: Path, slot: int) -> ContainerRun:
         status, effective = cri_status.status, cri_status.effective_capabilities
         name, attempt = container.metadata.name, container.metadata.attempt
-        pod = {"namespace": self.sandbox.metadata.namespace, "name": self.sandbox.metadata.name,
-               "uid": self.sandbox.metadata.uid}
+        pod = self.pod()
         details = {
             "pod": pod,
             "container": {"name": name, "id": container.id, "image": status.image.image or container.image.image,
@@ -233,7 +236,7 @@ class PodRecording:
             "pod_cgroup_path": "/" + str(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root())),
         }
         target = Target("kubernetes-pod", f"{pod['namespace']}/{pod['name']}", path, gated=True, details=details)
-        metadata = _metadata(target, self.recorder, self.options, self.started_at)
+        metadata = recording_metadata(target, self.kernel.capability_source, self.options, self.started_at)
         missed = container.id in self.started_before_arming
         if missed:
             metadata["startup_missed"] = True
@@ -244,31 +247,47 @@ class PodRecording:
                             missed_at_arming=missed)
 
     def refresh_states(self) -> None:
+        """Each run's state from CRI. A container the runtime no longer knows has exited (it was
+        removed); a runtime that does not answer is the machine's problem (CriUnavailable, exit 3),
+        never a container that exited."""
+        from tracer.kube.cri.client import CriRefused  # noqa: PLC0415 (grpc only when asked for)
+
         for run in self.runs.values():
             if run.state == "exited":
                 continue
             try:
                 status = self.client.container_status(run.container_id).status
-            except TracerError:
+            except CriRefused:
                 run.state = "exited"  # removed
                 continue
             run.state = CONTAINER_STATES.get(status.state, "unknown")
             if run.state == "exited":
                 run.exit_code = status.exit_code
 
+    def pod(self) -> dict:
+        metadata = self.sandbox.metadata
+        return {"namespace": metadata.namespace, "name": metadata.name, "uid": metadata.uid}
+
     # ---------------------------------------------------------------- the end
 
-    def _waited_too_long(self) -> bool:
-        return self.options.wait is not None and time.monotonic() - self.loaded >= self.options.wait
-
-    def _duration_over(self) -> bool:
-        return self.options.duration is not None and time.monotonic() - self.started >= self.options.duration
-
-    def containers_done(self) -> bool:
-        """File mode: its one run exited. Directory mode never ends here: an exited container may
+    def target_gone(self) -> str | None:
+        """File mode: its one run exited. Directory mode never ends so: an exited container may
         be restarted (the kubelet's back-off starts at 10 s) and the next one may start late
         (after an init container, an image pull); the pod's end, --duration or a signal ends it."""
-        return not self.directory_mode and bool(self.runs) and all(run.state == "exited" for run in self.runs.values())
+        self.discover()
+        self.refresh_states()
+        if not self.directory_mode and self.runs and all(run.state == "exited" for run in self.runs.values()):
+            return "container exited"
+        found = self.client.list_pod_sandbox(sandbox_id=self.sandbox.id)
+        return "pod stopped" if not found or found[0].state != 0 else None
+
+    def finish(self, target_ended: bool) -> None:
+        if self.sandbox is not None:  # a container that started in the last moments still gets its trace
+            self.discover()
+            self.refresh_states()
+
+    def close(self) -> None:
+        self.kernel.close()
 
     def _running_pid(self) -> int:
         """A process of a running container of the pod, as this PID namespace sees it."""
@@ -277,17 +296,12 @@ class PodRecording:
             raise ObservationError("no container of the pod is running")
         return visible_pid(running[0].target.cgroup_path)
 
-    def sandbox_gone(self) -> bool:
-        found = self.client.list_pod_sandbox(sandbox_id=self.sandbox.id)
-        return not found or found[0].state != 0
-
     # ---------------------------------------------------------------- traces
 
-    def checkpoint(self, final: bool = False) -> None:
+    def checkpoint(self, t: float, final: bool = False) -> dict[Path, Trace]:
         if not self.runs:
-            return
-        t = time.monotonic() - self.started
-        snapshots, lost = self.recorder.read_slots(t, [run.slot for run in self.runs.values()])
+            return {}
+        snapshots, lost = self.kernel.read_slots(t, [run.slot for run in self.runs.values()])
         if not self.host_network and any(run.state == "running" for run in self.runs.values()):
             self.surface.observe()
         for run in self.runs.values():
@@ -295,97 +309,48 @@ class PodRecording:
             trace.network = self.surface.to_json()
             trace.keep(snapshots[run.slot])
             trace.lost = dict(lost)
-            trace.arguments = self.recorder.arguments(run.slot)
+            trace.arguments = self.kernel.arguments(run.slot)
             if final:
-                trace.lost["unattributed_capability_checks"] = self.recorder.unattributed_capability_checks()
-            started = self.recorder.workload_started(run.slot)
-            trace.metadata.update(ended_at=_now(), phase_changes=self.switch.changes, workload_started=started,
-                                  checkpoint_failures=run.checkpoint_failures)
-            if final:
-                self._finish(run, started)
-            try:
-                write_trace(trace, run.out)
-            except (TracerError, OSError) as err:
-                if final:
-                    raise MachineError(run.out, f"the final trace could not be written: {err}") from None
-                run.checkpoint_failures += 1
-                sys.stderr.write(f"warning: checkpoint of {run.out} failed, recording goes on: {err}\n")
+                trace.lost["unattributed_capability_checks"] = self.kernel.unattributed_capability_checks()
+            trace.metadata.update(ended_at=utc_now(), workload_started=self.kernel.workload_started(run.slot))
+        return {run.out: run.trace for run in self.runs.values()}
 
-    def _finish(self, run: ContainerRun, started: bool) -> None:
-        meta = run.trace.metadata
-        meta.update(complete=True, stopped_by=self.stopped_by, workload_exit_status=run.exit_code)
-        if self.surface.not_observed:
-            meta["network_not_observed"] = self.surface.not_observed
-        if run.state == "exited" and not started:
-            meta["startup_missed"] = True  # it ran, but its first exec was never seen
-        handover_calls = int(run.trace.calls_by_nr(("handover",)).sum())
-        if started and handover_calls == 0:
-            # No seccomp filter of its own (CRI pods run Unconfined while recorded): runc's
-            # hand-over ran unfiltered and was counted in phase runtime. The profile still
-            # needs runc's measured hand-over set: generate adds it (RUNC_HANDOVER_SYSCALLS).
-            meta["target"]["runtime_handover"] = "unfiltered"
+    def complete(self) -> dict[Path, Trace]:
+        for run in self.runs.values():
+            meta = run.trace.metadata
+            meta["workload_exit_status"] = run.exit_code
+            if self.surface.not_observed:
+                meta["network_not_observed"] = self.surface.not_observed
+            started = meta["workload_started"]
+            if run.state == "exited" and not started:
+                meta["startup_missed"] = True  # it ran, but its first exec was never seen
+            if started and int(run.trace.calls_by_nr(("handover",)).sum()) == 0:
+                # No seccomp filter of its own (CRI pods run Unconfined while recorded): runc's
+                # hand-over ran unfiltered and was counted in phase runtime. The profile still
+                # needs runc's measured hand-over set: generate adds it (RUNC_HANDOVER_SYSCALLS).
+                meta["target"]["runtime_handover"] = "unfiltered"
+        return {run.out: run.trace for run in self.runs.values()}
 
-    stopped_by = "container exited"  # file mode's end; the loop names every other
+    def note(self, line: str) -> None:
+        self.say(line)
 
 
 def record_pod(selector: PodSelector, container: str | None, options: RecordOptions, signals: Signals,
-               cri_endpoint: str | None = None, progress=None) -> PodResult:
+               cri_endpoint: str | None = None, say=None) -> PodResult:
     """Load the program, wait for the pod, arm, record until the containers exit, --duration,
-    or a stop signal; every run's trace is written on every way out."""
+    the load command's end or a stop signal; every run's trace is written on every way out."""
     from tracer.kube.cri.client import CriClient, cri_endpoint_for  # noqa: PLC0415 (grpc only when asked for)
 
-    if signals.stop.is_set():
-        raise StoppedBeforeRecording(None, f"stopped by {signals.stopped_by} before the recording began")
-    endpoint = cri_endpoint_for(cri_endpoint)
-    with CriClient(endpoint) as client:
+    signals.refuse_if_stopped()
+    with CriClient(cri_endpoint_for(cri_endpoint)) as client:
         client.version()  # no runtime behind the socket: say so before the seconds a BPF load takes
-    recorder = load_pod_recorder(options)
-    say = progress or (lambda line: sys.stderr.write(line + "\n"))
-    try:
-        with CriClient(endpoint) as client:
-            recording = PodRecording(selector, container, options, client, recorder, signals)
-            say(f"recorder armed for pod {selector.describe()}: waiting for it on this node")
-            if not recording.wait_for_pod():
-                return PodResult(selector.describe(), None, stopped_by=signals.stopped_by or "wait")
-            recording.arm()
-            say(f"pod {recording.sandbox.metadata.namespace}/{recording.sandbox.metadata.name} appeared; "
-                f"matching its cgroup {recording.pod_cgroup} {recording.armed_at:.3f} s after the recorder loaded"
-                + (f", recording for {options.duration:g} s" if options.duration is not None else ""))
-            _loop(recording)
-            recording.checkpoint(final=True)
-            pod = {"namespace": recording.sandbox.metadata.namespace, "name": recording.sandbox.metadata.name,
-                   "uid": recording.sandbox.metadata.uid}
-            return PodResult(selector.describe(), pod, list(recording.runs.values()), recording.stopped_by,
-                             sorted(recording.not_recorded))
-    finally:
-        recorder.close()
-
-
-def _loop(recording: PodRecording) -> None:
-    options, signals = recording.options, recording.signals
-    if options.ready_url:
-        recording.switch.watch_url(options.ready_url, signals.stop)
-    next_checkpoint = time.monotonic() + options.interval
-    while not signals.stop.is_set():
-        recording.discover()
-        recording.refresh_states()
-        if recording.containers_done():
-            break
-        if recording._duration_over():
-            recording.stopped_by = "duration"
-            break
-        if recording.sandbox_gone():
-            recording.stopped_by = "pod stopped"
-            break
-        if signals.load_requested.is_set():
-            recording.switch.to_load("SIGUSR1")
-        if time.monotonic() >= next_checkpoint:
-            recording.checkpoint()
-            next_checkpoint += options.interval
-        signals.stop.wait(0.05)
-    recording.stopped_by = signals.stopped_by or recording.stopped_by
-    recording.discover()  # a container that started in the last moments still gets its trace
-    recording.refresh_states()
+        kernel = load_kernel_recorder(0, gated=True, pod_slots=POD_SLOTS, capability_source=options.capability_source,
+                                      cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
+        recorder = PodRecorder(selector, container, options, client, kernel,
+                               say or (lambda line: sys.stderr.write(line + "\n")))
+        recording = loop.run(recorder, options, signals)  # closes the kernel's program
+    return PodResult(selector.describe(), recorder.pod() if recording.armed else None, list(recorder.runs.values()),
+                     recording.stopped_by, sorted(recorder.not_recorded), recording.load_status, recording.load_output)
 
 
 def pod_is_running(selector: PodSelector, container: str | None, cri_endpoint: str | None = None) -> bool:
@@ -411,13 +376,3 @@ def visible_pid(container_cgroup: Path) -> int:
     if populated:
         raise ObservationError(f"no process of {container_cgroup} is visible from this PID namespace")
     raise ObservationError(f"{container_cgroup} has no process left")
-
-
-def load_pod_recorder(options: RecordOptions) -> KernelRecorder:
-    with _bcc_output_captured() as captured_text:
-        try:
-            return KernelRecorder(0, gated=True, pod_slots=POD_SLOTS, capability_source=options.capability_source,
-                                  cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
-        except Exception as err:  # noqa: BLE001 (bcc raises plain Exception for every failure)
-            reasons = [line.strip() for line in captured_text().splitlines() if line.strip()]
-            raise MachineError("BPF", f"the recorder could not be loaded: {reasons[-1] if reasons else err}") from None

@@ -357,7 +357,7 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
            ready_timeout: float = 120, load_timeout: float = 600, stop_timeout: float = 30,
            probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
     """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
-    from tracer.recorder.session import load_bpf  # noqa: PLC0415 (bcc only when verifying)
+    from tracer.recorder.kernel import load_kernel_recorder  # noqa: PLC0415 (bcc only when verifying)
 
     profile = load_profile_dir(profile_dir)
     seccomp, capabilities = profile.seccomp, profile.capabilities
@@ -374,7 +374,7 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
         probe_path = probe_binary() if probe else None
         config = verification_config(bundle, profile_dir, cgroup, probe_path)
         write_config(workdir, config)
-        recorder = load_bpf(cgroups.cgroup_id(cgroup), gated=True)
+        recorder = load_kernel_recorder(cgroups.cgroup_id(cgroup), gated=True)
         try:
             final, lost, arguments = _run_verification(report, container_id, workdir, config, recorder, probe_path,
                                                        seccomp, load_command, ready_url, ready_timeout, load_timeout,
@@ -398,7 +398,7 @@ def _run_verification(report: VerifyReport, container_id: str, workdir: Path, co
                       seccomp: dict, load_command, ready_url, ready_timeout, load_timeout, stop_timeout, log):
     """Start the container, wait for readiness, load, probe and stop it; the final counters
     and the recorded arguments."""
-    from tracer.recorder.session import run_load_command  # noqa: PLC0415
+    from tracer.recorder.load import run_load_command  # noqa: PLC0415
 
     netns = named_netns(config)
     started = time.monotonic()
@@ -465,7 +465,7 @@ def profile_allows_probe(profile: Filter, probe: str) -> bool:
 
 
 def wait_ready(url: str, netns: str | None, pid: int, timeout: float) -> bool:
-    from tracer.recorder.session import url_ready  # noqa: PLC0415
+    from tracer.recorder.load import url_ready  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process_alive(pid):

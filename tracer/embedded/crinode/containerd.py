@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tracer.errors import InputError
 from tracer.embedded.crinode import cni
-from tracer.kube.cri.client import CriClient
+from tracer.kube.cri.client import CriClient, CriError
 from tracer.embedded.crinode.images import Image
 
 KUBERNETES_NAMESPACE = "k8s.io"  # containerd namespace of the CRI plugin
@@ -99,7 +99,7 @@ class PrivateContainerd:
                 try:
                     client.version()
                     return
-                except InputError:
+                except CriError:
                     if time.monotonic() > deadline:
                         raise InputError(self.log_path, f"containerd's CRI did not answer within "
                                                         f"{START_TIMEOUT_S:.0f} s: {self.log_tail()}") from None
@@ -150,7 +150,7 @@ class PrivateContainerd:
                 for sandbox in client.list_pod_sandbox():
                     client.stop_pod_sandbox(sandbox.id)
                     client.remove_pod_sandbox(sandbox.id)
-        except InputError:
+        except CriError:
             pass
 
     def __enter__(self) -> PrivateContainerd:

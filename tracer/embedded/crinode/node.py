@@ -428,7 +428,7 @@ class CriNode:
             for pod in self.pods:
                 try:
                     pod.delete()
-                except InputError:
+                except (InputError, CriError):
                     pass  # already gone, or the daemon is: stop() below cleans its directory
         finally:
             if self.client is not None:

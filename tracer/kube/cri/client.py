@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.cgroups import cgroup_id
-from tracer.errors import EXIT_MACHINE, InputError
+from tracer.errors import InputError, MachineError, TracerError
 from tracer.kube.cri.cgroup_path import find_container_cgroup
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 
@@ -99,19 +99,27 @@ def cri_endpoint_for(explicit: str | None = None) -> str:
 
 # --- the CRI client ---
 
-class CriError(InputError):
-    """A CRI call the runtime refused or could not answer; `code` is the gRPC status name.
-
-    A refusal is the request's problem (exit 2); no runtime behind the socket is the node's (exit 3).
-    """
-
-    NODE_PROBLEMS = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+class CriError(TracerError):
+    """A CRI call that failed; `code` is the gRPC status name. Raised as one of the two below."""
 
     def __init__(self, endpoint: str, method: str, code: str, details: str):
         super().__init__(endpoint, f"CRI {method} failed: {code}: {details}")
         self.method, self.code = method, code
-        if code in self.NODE_PROBLEMS:
-            self.exit_code = EXIT_MACHINE
+
+    @staticmethod
+    def of(endpoint: str, method: str, code: str, details: str) -> CriError:
+        kind = CriUnavailable if code in CriUnavailable.CODES else CriRefused
+        return kind(endpoint, method, code, details)
+
+
+class CriRefused(CriError, InputError):
+    """The runtime answered and refused the call (NOT_FOUND, INVALID_ARGUMENT...): the request's problem, exit 2."""
+
+
+class CriUnavailable(CriError, MachineError):
+    """No runtime answers behind the socket (down, restarting, too slow): the node's problem, exit 3."""
+
+    CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,7 @@ class CriClient:
         try:
             return call(request, timeout=timeout_s or self.timeout_s)
         except self._grpc.RpcError as err:
-            raise CriError(self.endpoint, method, err.code().name, err.details()) from None
+            raise CriError.of(self.endpoint, method, err.code().name, err.details()) from None
 
 
 def _pid_and_cgroups_path(info) -> tuple[int | None, str | None]:
