@@ -13,8 +13,10 @@ from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, 
 def risk(
     profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by tracer generate."),
     against: str = typer.Option("runtime-default", "--against", metavar="BASELINE",
-                                help="runtime-default (Docker's default profile, which containerd's RuntimeDefault "
-                                     "follows), unconfined, or FILE: an OCI or Docker-format seccomp profile."),
+                                help="runtime-default (Docker's current default profile), containerd-VERSION "
+                                     "(containerd's RuntimeDefault of that version: 1.6.20, 1.6, 1.7, 2; generated "
+                                     "from containerd's own code), unconfined, or FILE: an OCI or Docker-format "
+                                     "seccomp profile."),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show what a profile still allows: where it is wider than a baseline, and ATT&CK techniques.
@@ -37,6 +39,7 @@ def risk(
     \b
       tracer risk profiles/mini-nim
       tracer risk profiles/mini-nim --against unconfined -f json
+      tracer risk profiles/mini-nim --against containerd-1.7
       tracer risk profiles/nim --against ./docker-default.json
     """
     from tracer.profile.against import compare_profile_dir

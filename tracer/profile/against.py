@@ -38,6 +38,7 @@ from tracer.argnames import (
 )
 from tracer.trace.arguments import ArgumentRow, Arguments
 from tracer.errors import InputError
+from tracer.profile.baselines import UNCONFINED_PROFILE, load_baseline
 from tracer.profile.filter import (
     UNCONFINED,
     Condition,
@@ -47,7 +48,6 @@ from tracer.profile.filter import (
     filter_from_oci,
     is_docker_format,
     parse_kernel_version,
-    runtime_default,
 )
 from tracer.syscalls import syscall_table
 
@@ -355,25 +355,15 @@ def forced_by(profile: Filter, baseline: Filter, name: str, rule: Rule, evidence
 # ---------------------------------------------------------------- a profile directory
 
 
-BASELINES = ("runtime-default", "unconfined")
-
-
 def baseline_filter(against: str, capabilities: list[str], arch: str, kernel) -> tuple[Filter, str]:
-    """runtime-default, unconfined, or a profile file (OCI or Docker's format)."""
-    caps = ", ".join(capabilities) or "no capabilities"
-    if against == "runtime-default":
-        return runtime_default(capabilities, arch, kernel), f"the runtime default (Docker's default profile for {caps}, {arch})"
-    if against == "unconfined":
-        return UNCONFINED, "unconfined (no seccomp filter)"
-    from tracer.files import read_json  # noqa: PLC0415
-
-    doc = read_json(against, "a seccomp profile")
-    if not isinstance(doc, dict) or "defaultAction" not in doc:
-        raise InputError(against, "not a seccomp profile (no defaultAction): expected runtime-default, unconfined, "
-                                  "or an OCI or Docker-format profile")
-    if is_docker_format(doc):
-        return filter_from_docker(doc, capabilities, arch, kernel, against), f"{against} (for {caps}, {arch})"
-    return filter_from_oci(doc, against), against
+    """A named baseline (tracer.profile.baselines) or a profile file, for these capabilities on `arch`."""
+    baseline = load_baseline(against)
+    if baseline.document is UNCONFINED_PROFILE:
+        return UNCONFINED, baseline.name
+    if not is_docker_format(baseline.document):
+        return filter_from_oci(baseline.document, baseline.source), baseline.named_for(capabilities, arch)
+    return (filter_from_docker(baseline.document, capabilities, arch, kernel, baseline.source),
+            baseline.named_for(capabilities, arch))
 
 
 def compare_profile_dir(path, against: str = "runtime-default") -> Comparison:

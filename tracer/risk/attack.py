@@ -24,7 +24,8 @@ from pathlib import Path
 
 from tracer.argnames import ADDRESS_FAMILIES, NAMESPACE_FLAGS, SOCKET_TYPE_FLAGS, SOCKET_TYPES
 from tracer.capabilities import normalise_capability
-from tracer.profile.filter import ALLOW, Filter, filter_from_profile, load_docker_default
+from tracer.profile.baselines import load_baseline
+from tracer.profile.filter import ALLOW, Filter, filter_from_profile
 
 # Values the mapping's "when" conditions name (x86_64 and aarch64 numbering). A flag set is
 # written with |, e.g. "SOCK_RAW|SOCK_CLOEXEC".
@@ -255,16 +256,9 @@ RUNTIME_DEFAULT_CAPABILITIES = (
 
 
 def before_hardening(against: str) -> Confinement:
-    """The confinement a profile replaces, with containerd's default capabilities: the runtime
-    default (Docker's default profile, which RuntimeDefault follows), no seccomp at all
-    (unconfined), or a profile FILE (OCI or Docker format)."""
-    if against == "runtime-default":
-        return Confinement(load_docker_default(), RUNTIME_DEFAULT_CAPABILITIES)
-    if against == "unconfined":
-        return Confinement(UNCONFINED.seccomp, RUNTIME_DEFAULT_CAPABILITIES)
-    from tracer.files import read_json  # noqa: PLC0415
-
-    return Confinement(read_json(against, "a seccomp profile"), RUNTIME_DEFAULT_CAPABILITIES)
+    """The confinement a profile replaces, with containerd's default capabilities: a named
+    baseline (runtime-default, containerd-VERSION, unconfined) or a profile FILE."""
+    return Confinement(load_baseline(against).document, RUNTIME_DEFAULT_CAPABILITIES)
 
 
 @dataclass(frozen=True)
