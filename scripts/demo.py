@@ -86,7 +86,7 @@ this profile allows (`tracer diff profiles/mini-nim FRESH`).
 
 def main(argv: list[str]) -> int:
     if argv == ["--kubernetes"]:  # the same run as a CRI pod on a private containerd
-        import demo_kubernetes
+        import demo_kubernetes  # noqa: PLC0415 (the CRI demo's modules load only for --kubernetes)
 
         return demo_kubernetes.main()
     if argv:

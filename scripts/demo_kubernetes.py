@@ -29,8 +29,8 @@ from tracer.embedded.crinode.node import CriNode, mininim_container
 from tracer.network.observe import free_port
 from tracer.profile.seccomp import allowed_names
 from tracer.recorder.load import url_ready
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 WORKDIR = REPO / "work" / "demo-kubernetes"
 CONTAINER = "nim-llm"

@@ -78,6 +78,7 @@ def drive_load(url: str, requests: int) -> None:
 def mini_nim(workdir: Path) -> None:
     """The demo's recording: the mini-NIM in runc, startup until ready, 400 requests of load."""
     from demo import DEFAULT_CAPABILITIES, record_mininim  # noqa: PLC0415 (scripts/demo.py)
+
     from tracer.network.netns import network_namespace  # noqa: PLC0415
 
     with network_namespace() as netns_path:

@@ -171,7 +171,7 @@ def check_bounds(options: LoadOptions) -> None:
 def call_in_netns(name: str, function, *args):
     """function(*args) in a thread inside netns `name`; the threads it starts are inside too."""
     try:
-        from tracer.network.netns import call_in
+        from tracer.network.netns import call_in  # noqa: PLC0415 (pyroute2 only for --netns: the script runs on the standard library and numpy)
     except ImportError as err:
         raise UsageError(f"--netns needs pyroute2 and the tracer package ({err})") from None
     return call_in(name, function, *args)

@@ -17,11 +17,10 @@ import re
 import tarfile
 from collections import defaultdict
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
-from support.paths import TEST_DATA
 
+from support.paths import TEST_DATA
 from tracer.kube import pss, yaml11
 from tracer.kube.manifests import LoadResult, classify_documents
 

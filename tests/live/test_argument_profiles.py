@@ -5,12 +5,13 @@ and the dangerous calls it did not make are refused."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import uuid
 
 import pytest
-from support.cli import tracer_cli
 
+from support.cli import tracer_cli
 from tracer import runc
 from tracer.embedded.bundle import Bind, make_bundle
 
@@ -168,7 +169,6 @@ def test_risk_lists_each_widening_with_its_evidence(recorded):
 
 def test_risk_finds_a_widening_nobody_recorded(recorded, tmp_path):
     _, _, profile, _ = recorded
-    import shutil
 
     edited = tmp_path / "edited"
     shutil.copytree(profile, edited)
@@ -196,7 +196,6 @@ def test_verify_passes_and_refuses_every_argument_probe_the_workload_did_not_mak
 
 def test_verify_names_a_value_the_conditions_refused(recorded, tmp_path):
     _, _, profile, _ = recorded
-    import shutil
 
     edited = tmp_path / "no-netlink"
     shutil.copytree(profile, edited)

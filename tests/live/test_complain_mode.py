@@ -7,9 +7,9 @@ import json
 import subprocess
 
 import pytest
+
 from support.cli import tracer_cli
 from support.workloads import chown_bundle, run_container
-
 from tracer.profile.seccomp import allowed_names
 
 pytestmark = pytest.mark.usefixtures("live")

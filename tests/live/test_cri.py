@@ -10,17 +10,17 @@ import threading
 import uuid
 
 import pytest
-from support.cli import tracer_cli
-from support.waiting import wait_for
-from support.live import require_live
 
+from support.cli import tracer_cli
+from support.live import require_live
+from support.waiting import wait_for
 from tracer import cgroups
-from tracer.kube.cri import cgroup_path
 from tracer.embedded.crinode.node import mininim_container
+from tracer.kube.cri import cgroup_path
 from tracer.network.observe import free_port
 from tracer.recorder.load import url_ready
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 NIM_ID = "3e5f" + "a" * 60

@@ -9,7 +9,6 @@ import time
 
 from support.live import require_commands
 from support.oci_archive import layer_entries, read_oci_archive
-
 from tracer.embedded.crinode import images
 
 

@@ -9,17 +9,23 @@ import os
 import time
 
 import pytest
+
 from support.crinode import (
-    SLEEPER, container_log, pod_footprint, runtime_knows, sandbox_pid, unique, wait_exited,
+    SLEEPER,
+    container_log,
+    pod_footprint,
+    runtime_knows,
+    sandbox_pid,
+    unique,
+    wait_exited,
 )
 from support.live import require_live
 from support.waiting import wait_for
-
 from tracer.cgroups import cgroup_of_pid, cgroup_v2_root
-from tracer.errors import InputError
-from tracer.kube.cri import client as cri
 from tracer.embedded.crinode import cni
 from tracer.embedded.crinode.node import ContainerSpec, CriNode, cgroup_mount_points, mininim_container
+from tracer.errors import InputError
+from tracer.kube.cri import client as cri
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 from tracer.network.observe import free_port
 from tracer.recorder.load import url_ready

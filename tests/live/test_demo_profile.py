@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.paths import REPO
-from support.cli import tracer_cli
-
-from tracer.embedded.bundle import mininim_bundle
 from demo import DEFAULT_CAPABILITIES, PROFILE, READY_URL, load_command, record_mininim
+
+from support.cli import tracer_cli
+from support.paths import REPO
+from tracer.embedded.bundle import mininim_bundle
 from tracer.network.netns import network_namespace
 
 pytestmark = pytest.mark.usefixtures("live")

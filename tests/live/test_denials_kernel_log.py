@@ -13,13 +13,11 @@ from pathlib import Path
 from support.cli import tracer_cli
 from support.live import require_live
 from support.waiting import wait_for
-
-from tracer.verify import complain as denials
 from tracer import runc
 from tracer.embedded.bundle import make_bundle
-from tracer.verify.complain import syscalls_from_log
 from tracer.syscalls import syscall_table
-
+from tracer.verify import complain as denials
+from tracer.verify.complain import syscalls_from_log
 
 WORKLOAD = """
 import os, time

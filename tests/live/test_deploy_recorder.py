@@ -21,18 +21,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.paths import REPO
-from support.crinode import unique
-from support.waiting import wait_for
 from ruamel.yaml import YAML
 
+from support.crinode import unique
+from support.paths import REPO
+from support.waiting import wait_for
 from tracer.cgroups import cgroup_v2_root
 from tracer.embedded.crinode.node import ContainerSpec, mininim_container
 from tracer.kube.harden import plain
 from tracer.network.observe import free_port
 from tracer.recorder.load import url_ready
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 pytestmark = pytest.mark.usefixtures("live")
 

@@ -11,13 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.live import require_live
 
+from support.live import require_live
 from tracer import loadtest, runc
-from tracer.network import netns
 from tracer.embedded.bundle import mininim_bundle
-from tracer.oci import stop_signal
 from tracer.embedded.mininim.model import MODEL_NAME
+from tracer.network import netns
+from tracer.oci import stop_signal
 
 
 def require_mininim_host() -> None:

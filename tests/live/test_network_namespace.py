@@ -18,18 +18,18 @@ from pathlib import Path
 import kubernetes_validate
 import orjson
 import pytest
-from support.cli import tracer_cli
-from support.listeners import tcp, udp
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from tracer.network import netns
+from support.cli import tracer_cli
+from support.listeners import tcp, udp
 from tracer.errors import InputError
 from tracer.kube.networkpolicy import network_policy
-from tracer.network.netns import call_in, pid_namespace_path
+from tracer.network import netns
+from tracer.network.netns import call_in, network_namespace, pid_namespace_path, unique_name
 from tracer.network.observe import observe
-from tracer.network.surface import Destination, Interface, ListeningSocket, NetworkSurface
+from tracer.network.surface import Destination, Interface, NetworkSurface
 
 POD_V4, PEER_V4 = "10.213.7.1", "10.213.7.2"
 POD_V6, PEER_V6 = "fd74:7263::1", "fd74:7263::2"
@@ -277,8 +277,6 @@ def test_observing_a_missing_or_wrong_namespace_is_an_input_error(live, tmp_path
 
 
 def test_cli_observe_then_policy_on_a_real_namespace(live, tmp_path):
-    from tracer.network.netns import network_namespace, unique_name
-
     with network_namespace(unique_name("tracer-cli")) as path:
         surface_file = tmp_path / "surface.json"
         done = tracer_cli("network", "observe", path.name, "--out", str(surface_file), "--format", "json")

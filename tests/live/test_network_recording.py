@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from support.cli import tracer_cli
 
+from support.cli import tracer_cli
 from tracer.network.netns import network_namespace
 from tracer.network.observe import free_port
 from tracer.trace.format import load_trace

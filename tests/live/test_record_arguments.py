@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import pytest
-from support.cli import tracer_cli
 
+from support.cli import tracer_cli
 from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")
@@ -92,6 +93,4 @@ def test_a_full_argument_map_is_counted_never_silent(tmp_path):
 
 
 def socket_family(name: str) -> int:
-    import socket
-
     return int(getattr(socket, name))

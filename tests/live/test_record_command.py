@@ -9,13 +9,13 @@ import sys
 import time
 
 import pytest
-from support.paths import REPO
-from support.cli import tracer_cli
-from support.waiting import wait_for
 
+from support.cli import tracer_cli
+from support.paths import REPO
+from support.waiting import wait_for
 from tracer.network.observe import free_port
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 pytestmark = pytest.mark.usefixtures("live")
 

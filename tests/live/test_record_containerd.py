@@ -8,18 +8,17 @@ import time
 import uuid
 
 import pytest
-from support.paths import REPO
+
 from support.cli import tracer_cli
 from support.live import require_live
+from support.paths import REPO
 from support.waiting import wait_for
 from support.workloads import RUNC_SETUP, THREADED_UID_1000, trace_names
-
 from tracer import runc
 from tracer.embedded.bundle import make_bundle
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS
-
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 pytestmark = pytest.mark.usefixtures("live")
 NAMESPACE = "tracer-test"

@@ -17,12 +17,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from support.paths import REPO
 from support.waiting import wait_for
-
 from tracer import runc
-from tracer.embedded.bundle import make_bundle
 from tracer.cgroups import TRACER_PARENT, _v1_mounts, cgroup_v2_root
+from tracer.embedded.bundle import make_bundle
 from tracer.trace.format import load_trace
 
 pytestmark = pytest.mark.usefixtures("live")

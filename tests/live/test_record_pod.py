@@ -6,25 +6,28 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 
 import pytest
-from support.paths import REPO
-from support.cli import tracer_cli
-from support.crinode import unique
-from support.waiting import wait_for
-from support.live import require_live
 from demo import READY_URL, load_command
+from ruamel.yaml import YAML
 
+from support.cli import tracer_cli
+from support.crinode import SLEEPER, unique, wait_exited
+from support.live import require_live
+from support.paths import REPO
+from support.waiting import wait_for
 from tracer.embedded.bundle import mininim_bundle
-from tracer.embedded.crinode.node import mininim_container
+from tracer.embedded.crinode.images import MININIM_IMAGE
+from tracer.embedded.crinode.node import ContainerSpec, mininim_container
 from tracer.network.netns import network_namespace
 from tracer.network.observe import free_port
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.recorder.load import url_ready
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 RUNC_SETUP = {"mount", "pivot_root", "sethostname", "umount2"}
 RUNC_SETUP_HOST_NETWORK = {"mount", "pivot_root", "umount2"}  # a host-network pod keeps the node's hostname
@@ -132,10 +135,6 @@ def test_profile_has_no_capability_and_runs_the_workload_under_runc(recorded_pod
 def test_no_new_pod_within_wait_is_reported_and_nothing_written(cri_node, tmp_path, k8s_namespace):
     """--kubernetes-selector takes only a new pod: a labelled pod already running is not it, and
     --wait (not --duration, which counts from the pod's appearance) ends the wait: exit 1."""
-    from support.crinode import SLEEPER
-
-    from tracer.embedded.crinode.images import MININIM_IMAGE
-    from tracer.embedded.crinode.node import ContainerSpec
 
     label = unique("app")
     cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
@@ -168,10 +167,6 @@ def test_duration_counts_from_the_pods_appearance(cri_node, tmp_path, k8s_namesp
 def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_path, k8s_namespace):
     """--kubernetes-selector with --out DIR/: every container of the new pod gets its own trace,
     the sandbox none; a pod already there with the label is not the one recorded."""
-    from support.crinode import SLEEPER
-
-    from tracer.embedded.crinode.images import MININIM_IMAGE
-    from tracer.embedded.crinode.node import ContainerSpec
 
     label = {"app": unique("nim")}
     old = cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
@@ -212,7 +207,6 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
 def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_node, tmp_path, k8s_namespace):
     """As scripts/record-nim.sh drives it: load on SIGUSR1 once the pod answers, SIGTERM at the end
     while the pod still runs (the recorder stops nothing)."""
-    import signal
 
     name, port = unique("nim-llm"), free_port()
     trace_path = tmp_path / "nim.trace.json"
@@ -243,7 +237,6 @@ def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_n
 def test_a_pod_network_is_observed_and_becomes_the_network_policy(cri_node, tmp_path, k8s_namespace):
     """A pod with a network of its own (CNI bridge): what it listens on is observed inside the
     pod's namespace while it runs, and `tracer network policy` opens ingress to that port only."""
-    from ruamel.yaml import YAML
 
     if cri_node.containerd.pod_network is None:
         require_live("the CNI plugins (containernetworking-plugins) are not installed")
@@ -275,10 +268,6 @@ def test_a_pod_network_is_observed_and_becomes_the_network_policy(cri_node, tmp_
 def test_a_restarted_container_is_a_run_of_its_own_and_the_recording_waits_for_it(cri_node, tmp_path, k8s_namespace):
     """--out DIR/: a container that exits is not the pod's end; its restart (the kubelet's, after
     a back-off) is recorded as NAME.restart-1.trace.json; the pod's stop ends the recording."""
-    from support.crinode import wait_exited
-
-    from tracer.embedded.crinode.images import MININIM_IMAGE
-    from tracer.embedded.crinode.node import ContainerSpec
 
     label = unique("job")
     out = tmp_path / "traces"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 
 import pytest
-from support.workloads import RUNC_SETUP, THREADED_UID_1000, chown_bundle, run_container, trace_names
-from support.cli import tracer_cli
 
+from support.cli import tracer_cli
+from support.workloads import RUNC_SETUP, THREADED_UID_1000, chown_bundle, run_container, trace_names
 from tracer import runc
 from tracer.embedded.bundle import make_bundle
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names

@@ -3,6 +3,7 @@ indices it shares with Python: tests/unit/test_recorder_indices.py)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import pty
 import re
@@ -15,17 +16,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from support.paths import REPO
-
+from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
+from tracer.recorder.bcc import import_bcc
 from tracer.recorder.constants import bpf_cflags
 from tracer.recorder.kernel import BPF_SOURCE, KernelRecorder
+from tracer.syscalls import native_oci_arch, syscall_number
 from tracer.trace.format import PHASES, RESULTS
 
 
 def test_kprobe_source_passes_the_verifier(live):
     """Nodes without the capability tracepoint use kprobes on cap_capable. This kernel has
     kprobes off, so load the programs through the verifier without attaching them."""
-    from tracer.recorder.bcc import import_bcc
-
     bcc = import_bcc()
     cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", "-DARG_MAP_ENTRIES=64",
               "-DCONNECT_MAP_ENTRIES=64", "-DEXIT_FROM_TASK_REGS=1", "-DTP_BTF=1", *bpf_cflags()]
@@ -129,12 +130,6 @@ for _ in range(1000):
 
 def test_a_task_moved_into_the_target_is_counted_from_its_next_syscall(live, tmp_path):
     """The per-CPU answer to "is this task in the target?" must not outlive a migration."""
-    import mmap
-    import time
-
-    from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
-    from tracer.syscalls import native_oci_arch, syscall_number
-
     (tmp_path / "flag").write_bytes(b"\0")
     flag = mmap.mmap(os.open(tmp_path / "flag", os.O_RDWR), 1)
     target = make_cgroup("moved-into")
@@ -168,9 +163,6 @@ socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
 def test_both_ways_of_loading_count_the_same(live, without_btf):
     """Kernels without BTF get a plain raw tracepoint that reads registers through the helper
     and exit/exit_group at their entry tracepoints: the counts must not differ."""
-    from tracer.cgroups import cgroup_id, make_cgroup, remove_cgroup
-    from tracer.syscalls import native_oci_arch, syscall_number
-
     target = make_cgroup("both-ways")
     recorder = KernelRecorder(cgroup_id(target), gated=False, without_btf=without_btf)
     try:

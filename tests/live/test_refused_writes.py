@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.paths import FIXTURES
 
+from support.paths import FIXTURES
 from tracer.cli import main
 
 OLD_TRACE = FIXTURES / "shell-nonroot.trace.json"

@@ -10,12 +10,12 @@ import subprocess
 
 import numpy as np
 import pytest
-from support.paths import FIXTURES, REPO
 from headless import find_chromium, rendered_dom, screenshot
-from support.live import require_live
 from pngtools import distinct_colours, read_png
-from support.report_inputs import HOSTILE, hostile_inputs, page
 
+from support.live import require_live
+from support.paths import FIXTURES, REPO
+from support.report_inputs import HOSTILE, hostile_inputs, page
 from tracer.cli import main
 from tracer.report.chart import PHASE_COLOURS
 from tracer.report.model import build_report

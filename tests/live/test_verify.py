@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+
 from support.cli import tracer_cli
 from support.workloads import chown_bundle
 

@@ -12,6 +12,7 @@ from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 
 import orjson
+
 from support.audit_events import denial
 from support.paths import REPO
 

@@ -7,8 +7,8 @@ import tracemalloc
 
 import orjson
 import pytest
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.trace.format import load_trace
 
 CASE_TRACES = {2: FIXTURES / "python-chown.trace.json", 1: REPO / "tests/data/v1/shell-nonroot.trace.json"}

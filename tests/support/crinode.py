@@ -11,11 +11,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from support.live import require_commands
 from support.waiting import wait_for
-
-from tracer.kube.cri.client import CriError
 from tracer.embedded.crinode.node import CriNode, Pod, cgroup_mount_points
+from tracer.kube.cri.client import CriError
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 
 SLEEPER = ("/usr/bin/sleep", "infinity")  # a container that only waits, from the host's /usr

@@ -13,6 +13,9 @@ import shutil
 
 import pytest
 
+from tracer.cgroups import cgroup_v2_root
+from tracer.recorder.bcc import import_bcc
+
 
 def require_live(reason: str) -> None:
     if os.environ.get("TRACER_REQUIRE_LIVE") == "1":
@@ -31,14 +34,10 @@ def live_problem() -> str | None:
     if os.geteuid() != 0:
         return "not root"
     try:
-        from tracer.recorder.bcc import import_bcc
-
         import_bcc()
     except Exception as err:  # noqa: BLE001 (any failure to load bcc means: cannot record)
         return f"bcc unavailable: {err}"
     try:
-        from tracer.cgroups import cgroup_v2_root
-
         cgroup_v2_root()
     except Exception as err:  # noqa: BLE001
         return str(err)

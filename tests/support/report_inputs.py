@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.trace.format import load_trace, trace_to_document
 
 MINI_NIM_TRACE = FIXTURES / "mini-nim.trace.json"

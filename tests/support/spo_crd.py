@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 from ruamel.yaml import YAML
+
 from support.paths import TEST_DATA
 
 SPO_CRD = TEST_DATA / "spo-seccompprofile-crd.yaml"  # today's operator: v1, cluster-scoped

@@ -8,6 +8,7 @@ import uuid
 
 from tracer import runc
 from tracer.embedded.bundle import make_bundle
+from tracer.trace.summary import trace_summary
 
 # Runs as root with a few capabilities: it needs CHOWN and never uses NET_RAW or KILL.
 WORKLOAD = """
@@ -48,8 +49,6 @@ def run_container(bundle, env=None) -> tuple[int, str]:
 
 
 def trace_names(trace, phase):
-    from tracer.trace.summary import trace_summary
-
     return trace_summary(trace)["phases"][phase]
 
 

@@ -8,11 +8,16 @@ import shutil
 
 import orjson
 import pytest
-from support.paths import FIXTURES, REPO
+from ruamel.yaml import YAML
 
+from support.paths import FIXTURES, REPO
+from support.spo_crd import validate_against_crd
 from tracer.cli import main
+from tracer.embedded.bundle import make_bundle
 from tracer.profile.against import compare
 from tracer.profile.filter import Condition, Filter, Rule, filter_from_oci, runtime_default
+from tracer.syscalls import syscall_number
+from tracer.trace.format import PHASES
 
 TRACES = sorted(FIXTURES.glob("*.trace.json"))
 X86 = "SCMP_ARCH_X86_64"
@@ -85,9 +90,6 @@ def test_filter_applies_the_most_restrictive_matching_rule():
 def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None, started_at=None):
     """A real fixture's counters, with an arguments section as the recorder writes it (and
     the rows' calls counted, where the fixture did not make them)."""
-    from tracer.syscalls import syscall_number
-    from tracer.trace.format import PHASES
-
     doc = orjson.loads((FIXTURES / "mini-nim.trace.json").read_bytes())
     assert doc["version"] == 2
     # Only the rows given: the fixture's own (recorded) clone rows would add to the evidence.
@@ -252,9 +254,6 @@ def test_merge_keeps_arguments_only_where_every_run_recorded_them(tmp_path, caps
 
 
 def test_seccompprofile_carries_argument_conditions(tmp_path, capsys):
-    from support.spo_crd import validate_against_crd
-    from ruamel.yaml import YAML
-
     _, out = generated(tmp_path, v2_trace(tmp_path, MININIM_ROWS))
     assert main(["k8s", "seccompprofile", str(out), "--name", "nim", "--namespace", "nim",
                  "--out-dir", str(tmp_path / "k8s")]) == 0
@@ -267,8 +266,6 @@ def test_seccompprofile_carries_argument_conditions(tmp_path, capsys):
 
 
 def test_apply_writes_the_conditions_into_the_bundle(tmp_path):
-    from tracer.embedded.bundle import make_bundle
-
     seccomp, out = generated(tmp_path, v2_trace(tmp_path, MININIM_ROWS))
     bundle = make_bundle(tmp_path / "bundle", ["/bin/true"])
     assert main(["apply", str(out), "--bundle", str(bundle)]) == 0

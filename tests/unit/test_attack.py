@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.paths import REPO
 
+from support.paths import REPO
+from tracer.errors import InputError
+from tracer.profile.directory import load_profile_dir
+from tracer.profile.filter import filter_from_profile
 from tracer.risk import attack
 from tracer.risk.attack import (
     UNCONFINED,
@@ -24,9 +27,6 @@ from tracer.risk.attack import (
     report_json,
     report_text,
 )
-from tracer.errors import InputError
-from tracer.profile.directory import load_profile_dir
-from tracer.profile.filter import filter_from_profile
 
 ROOT = REPO
 TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support.paths import FIXTURES as REPO_FIXTURES
 
+from support.paths import FIXTURES as REPO_FIXTURES
 from tracer.cli import main
 from tracer.errors import InputError
 from tracer.kube import audit

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from support.audit_events import denial
 from support.paths import REPO
-
 from tracer.errors import InputError
 from tracer.kube import audit
 from tracer.kube.audit.seen import SeenDigests

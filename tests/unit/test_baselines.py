@@ -4,8 +4,8 @@ one evaluator; which baseline a profile is compared with changes the verdict on 
 from __future__ import annotations
 
 import pytest
-from support.report_inputs import write_profile
 
+from support.report_inputs import write_profile
 from tracer.cli import main
 from tracer.profile.baselines import baseline_names, containerd_defaults, load_baseline
 

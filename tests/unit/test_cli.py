@@ -11,9 +11,9 @@ import sys
 
 import pytest
 import typer
-from support.paths import FIXTURES, REPO
-from support.cli import tracer_cli
 
+from support.cli import tracer_cli
+from support.paths import FIXTURES, REPO
 from tracer import loadtest
 from tracer.cli import app, main
 

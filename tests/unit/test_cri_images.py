@@ -10,10 +10,10 @@ import tarfile
 from pathlib import Path
 
 from support.oci_archive import layer_entries, read_oci_archive
-
 from tracer.embedded.crinode import images
-from tracer.kube.cri import client as cri_client
 from tracer.embedded.mininim import SERVER_PATH
+from tracer.kube.cri import client as cri_client
+from tracer.kube.cri.runtime.v1 import api_pb2
 
 RUNTIME_V1 = Path(cri_client.__file__).with_name("runtime") / "v1"
 
@@ -49,7 +49,6 @@ def test_generated_cri_messages_come_from_the_committed_api_proto():
     proto_sha256 = hashlib.sha256((RUNTIME_V1 / "api.proto").read_bytes()).hexdigest()
 
     assert generated[1] == f"# api.proto sha256: {proto_sha256}"
-    from tracer.kube.cri.runtime.v1 import api_pb2
 
     service = api_pb2.DESCRIPTOR.services_by_name["RuntimeService"]
     assert {"RunPodSandbox", "CreateContainer", "StartContainer", "ContainerStatus"} <= set(service.methods_by_name)

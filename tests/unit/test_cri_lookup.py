@@ -16,7 +16,6 @@ from tracer.errors import InputError, MachineError
 from tracer.kube.cri import cgroup_path
 from tracer.kube.cri import client as cri
 
-
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 NIM_ID = "3e5f" + "a" * 60
 

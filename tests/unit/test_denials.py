@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from support.cli import tracer_cli
 
+from support.cli import tracer_cli
 from tracer.cgroups import cgroup_v2_root
 from tracer.verify.complain import MalformedRecord, decode_action, parse_record, read_log, syscalls_from_log
 

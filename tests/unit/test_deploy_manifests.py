@@ -7,9 +7,10 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from support.paths import REPO
 from ruamel.yaml import YAML
 
+from support.paths import REPO
+from tracer.cli import main
 from tracer.kube.cri import client as cri
 from tracer.kube.harden import plain
 from tracer.recorder.pod import PodSelector
@@ -145,8 +146,6 @@ def test_containerfile_installs_what_the_recorder_imports():
 
 
 def test_tracer_k8s_namespace_output_validates_and_matches_deploy(tmp_path):
-    from tracer.cli import main
-
     out = tmp_path / "namespace.yaml"
     assert main(["k8s", "namespace", "seccomp-tracer", "--enforce", "privileged", "--out", str(out)]) == 0
     (generated,) = [plain(doc) for doc in YAML(typ="rt").load_all(out.read_text()) if doc]

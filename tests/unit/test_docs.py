@@ -6,8 +6,8 @@ import re
 import subprocess
 
 import typer
-from support.paths import REPO
 
+from support.paths import REPO
 from tracer.cli import app
 
 README = (REPO / "README.md").read_text()

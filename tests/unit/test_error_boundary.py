@@ -4,8 +4,8 @@ exit code says whose it is: 1 findings, 2 usage or input, 3 the machine."""
 from __future__ import annotations
 
 import pytest
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.cli import main
 from tracer.cli.app import app
 from tracer.errors import MachineError

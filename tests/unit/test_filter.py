@@ -11,12 +11,17 @@ import json
 from pathlib import Path
 
 import pytest
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.profile.against import compare, kernel_values
 from tracer.profile.diff import diff
-from tracer.profile.filter import (UNCONFINED, filter_from_docker, filter_from_oci, filter_from_profile,
-                                   load_docker_default)
+from tracer.profile.filter import (
+    UNCONFINED,
+    filter_from_docker,
+    filter_from_oci,
+    filter_from_profile,
+    load_docker_default,
+)
 from tracer.profile.generate import ProfileOptions, plan_profile, write_profile_dir
 from tracer.profile.validate import check_seccomp
 from tracer.report.model import build_report

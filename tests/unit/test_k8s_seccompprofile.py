@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import jsonschema
 import pytest
-from support.spo_crd import SPO_CRD, SPO_CRD_V1BETA1, crd_version_schema, validate_against_crd, with_crd_defaults, as_json_schema
 from ruamel.yaml import YAML
 
+from support.spo_crd import (
+    SPO_CRD,
+    SPO_CRD_V1BETA1,
+    validate_against_crd,
+)
 from tracer.cli import main
 from tracer.kube.harden import default_localhost_profile
 from tracer.profile.directory import load_profile_dir
-
 
 SECCOMP = {
     "defaultAction": "SCMP_ACT_ERRNO",

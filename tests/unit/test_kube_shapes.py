@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from tracer.kube import pod_schema, pss, schema_derive, shapes, yaml11
 
 def test_the_committed_schema_is_what_the_upstream_definitions_give():
     path, version = schema_derive.bundled_definitions()
-    import json
     document = json.loads(path.read_text())
     derived, kinds = schema_derive.derive(document), schema_derive.derive_kinds(document)
     assert derived == pod_schema.TYPES

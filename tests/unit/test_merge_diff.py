@@ -9,12 +9,12 @@ import shutil
 import jsonschema
 import orjson
 import pytest
-from support.paths import FIXTURES, REPO
 
-from tracer.trace.arguments import RECORDED_SYSCALLS
+from support.paths import FIXTURES, REPO
 from tracer.capabilities import CAPABILITY_NAMES
 from tracer.cli import main
 from tracer.syscalls import syscall_number
+from tracer.trace.arguments import RECORDED_SYSCALLS
 from tracer.trace.format import CAP_OUTCOMES, PHASES, Snapshot, Trace, load_trace, write_trace
 
 ARCH = "SCMP_ARCH_X86_64"

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import orjson
 import pytest
-from support.paths import FIXTURES
 
+from support.paths import FIXTURES
 from tracer.cli import main
 from tracer.profile.merge import syscalls_seen
 from tracer.profile.seccomp import allowed_names

@@ -18,16 +18,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from support.paths import REPO
 
+from support.paths import REPO
 from tracer import loadtest, runc
-from tracer.embedded.bundle import Bind, make_bundle, mininim_bundle
-from tracer.oci import check_bundle, stop_signal
 from tracer.cli import main as tracer_main
-from tracer.network.observe import free_port
-from tracer.errors import InputError
+from tracer.embedded.bundle import Bind, make_bundle, mininim_bundle
 from tracer.embedded.mininim import server as mininim
 from tracer.embedded.mininim.model import MODEL_NAME, write_model
+from tracer.errors import InputError
+from tracer.network.observe import free_port
+from tracer.oci import check_bundle, stop_signal
 
 # --- the model and the server, in-process ---------------------------------------------
 

@@ -8,9 +8,9 @@ import uuid
 import kubernetes_validate
 import orjson
 import pytest
-from support.cli import tracer_cli
 from ruamel.yaml import YAML
 
+from support.cli import tracer_cli
 from tracer.errors import InputError
 from tracer.kube.networkpolicy import KUBE_DNS_PEER, network_policy, parse_pod_labels
 from tracer.network.surface import Destination, Interface, ListeningSocket, NetworkSurface

@@ -6,9 +6,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from support.listeners import tcp, udp
 from pyroute2.netlink.diag import SS_LISTEN
 
+from support.listeners import tcp, udp
 from tracer.errors import InputError
 from tracer.network.netns import ObservationError
 from tracer.network.observe import dump_sockets, open_diag_socket

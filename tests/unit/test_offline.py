@@ -7,12 +7,13 @@ import json
 
 import orjson
 import pytest
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.cli import main
 from tracer.profile.seccomp import RUNC_HANDOVER_SYSCALLS, allowed_names
 from tracer.syscalls import syscall_table
 from tracer.trace.format import load_trace
+from tracer.trace.summary import trace_summary
 
 TRACES = sorted(FIXTURES.glob("*.trace.json"))
 V1 = REPO / "tests/data/v1"  # real version 1 recordings; the fixtures are version 2
@@ -45,7 +46,6 @@ def test_show_and_generate_every_fixture(path, tmp_path, capsys):
 
 def test_runc_fixture_leaves_runc_setup_out():
     trace = load_trace(FIXTURES / "python-chown.trace.json")
-    from tracer.trace.summary import trace_summary
 
     summary = trace_summary(trace)
     assert {"mount", "pivot_root", "sethostname", "keyctl"} <= set(summary["phases"]["runtime"])

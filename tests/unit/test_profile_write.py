@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 
 from support.paths import FIXTURES
-
 from tracer.cli import main
 from tracer.files import _exchange, replace_directory
+from tracer.profile import directory as profile_directory
 
 OLD_TRACE = FIXTURES / "shell-nonroot.trace.json"
 NEW_TRACE = FIXTURES / "mini-nim.trace.json"
@@ -99,7 +99,6 @@ def test_readers_never_see_a_mix(tmp_path):
 def test_load_profile_dir_reads_one_generation(tmp_path, monkeypatch):
     """A profile replaced between reading its seccomp.json and its capabilities.json is read
     again, whole."""
-    from tracer.profile import directory as profile_directory
 
     out = tmp_path / "p"
     assert main(["generate", str(OLD_TRACE), "--out", str(out)]) == 0

@@ -8,8 +8,8 @@ import io
 import re
 import time
 
-from tracer.recorder.progress import LiveLine, LogLines, Progress, Silent, StatusTracker, live_text, log_line
 from tracer.recorder.load import run_load_command
+from tracer.recorder.progress import LiveLine, LogLines, Progress, Silent, StatusTracker, live_text, log_line
 from tracer.syscalls import syscall_number
 from tracer.trace.format import PHASES, Snapshot
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
-from support.report_inputs import HOSTILE, MINI_NIM_NETWORK, hostile_inputs, page, trace_copy, write_profile
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
+from support.report_inputs import HOSTILE, MINI_NIM_NETWORK, hostile_inputs, page, trace_copy, write_profile
 from tracer.cli import main
 from tracer.errors import InputError
 from tracer.kube.harden import harden_text
@@ -32,7 +30,6 @@ from tracer.trace.format import (
     PHASES,
     PROFILE_PHASES,
     load_trace,
-    trace_to_document,
     write_trace,
 )
 

@@ -9,14 +9,14 @@ import jsonschema
 import numpy as np
 import orjson
 import pytest
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.arch import ARCHITECTURES
-from tracer.trace.arguments import arguments_to_document
 from tracer.capabilities import CAPABILITY_NAMES, HIGHEST_CAPABILITY
 from tracer.cli import main
 from tracer.errors import InputError
 from tracer.schema import ANNOTATIONS, KEYWORDS, Schema, SchemaViolation
+from tracer.trace.arguments import arguments_to_document
 from tracer.trace.format import (
     MAX_TRACE_BYTES,
     PHASES,

@@ -17,8 +17,8 @@ import jsonschema
 import orjson
 import pytest
 import typer.main
-from support.paths import FIXTURES, REPO
 
+from support.paths import FIXTURES, REPO
 from tracer.cli import main
 from tracer.profile.validate import RUNTIME_SPEC_SECCOMP
 from tracer.trace.format import load_trace

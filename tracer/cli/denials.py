@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app
-from tracer.verify.complain import format_text, format_warnings, log_to_dict, read_log
 from tracer.files import to_json
 from tracer.kube.audit import parse_since
+from tracer.verify.complain import format_text, format_warnings, log_to_dict, read_log
 
 
 @app.command("denials")

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import (EXIT_FINDINGS, EXIT_STATUS, app, deprecated_alias, input_path, is_stdout, preferred,
-                            write_text_output)
+from tracer.cli.app import (
+    EXIT_FINDINGS,
+    EXIT_STATUS,
+    app,
+    deprecated_alias,
+    input_path,
+    is_stdout,
+    preferred,
+    write_text_output,
+)
 from tracer.cli.helptext import TracerTyper
 from tracer.kube import admission
 from tracer.kube.yaml_out import to_yaml
@@ -205,8 +213,8 @@ def seccompprofile(
       tracer k8s seccompprofile profiles/nim --name nim-llm --spo-api v1beta1 --namespace nim
       tracer k8s seccompprofile profiles/nim --name nim-llm --out-dir deploy/seccomp
     """
-    from tracer.profile.directory import load_profile_dir
     from tracer.kube.seccompprofile import write_install_files
+    from tracer.profile.directory import load_profile_dir
 
     loaded = load_profile_dir(profile)
     files = write_install_files(loaded, name, namespace, out_dir or loaded.path / "k8s", spo_api)

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import (EXIT_MACHINE, EXIT_STATUS, FORMAT_OPTION, OutputFormat, app, input_path, print_json,
-                            write_text_output)
+from tracer.cli.app import (
+    EXIT_MACHINE,
+    EXIT_STATUS,
+    FORMAT_OPTION,
+    OutputFormat,
+    app,
+    input_path,
+    print_json,
+    write_text_output,
+)
 from tracer.cli.helptext import TracerTyper
 from tracer.errors import InputError
 from tracer.files import atomic_write_json, read_json

@@ -9,8 +9,7 @@ from pathlib import Path
 import typer
 
 from tracer.capabilities import parse_capability
-from tracer.cli.app import (EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app, input_paths, is_stdout,
-                            print_json)
+from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, app, input_paths, is_stdout, print_json
 from tracer.errors import InputError
 
 

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, EXIT_STATUS, FORMAT_OPTION, OutputFormat, app, deprecated_alias, input_paths, preferred
+from tracer.cli.app import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_STATUS,
+    FORMAT_OPTION,
+    OutputFormat,
+    app,
+    deprecated_alias,
+    input_paths,
+    preferred,
+)
 from tracer.cli.helptext import TracerTyper
 from tracer.files import to_json
 from tracer.kube import pss

@@ -251,8 +251,8 @@ def show(
       tracer show -f json nim.trace.json | jq '.syscalls | keys'
       ssh node cat /var/lib/seccomp-tracer/traces/n1.trace.json | tracer show -
     """
-    from tracer.trace.summary import format_summary_text, trace_summary
     from tracer.trace.format import load_trace
+    from tracer.trace.summary import format_summary_text, trace_summary
 
     summary = trace_summary(load_trace(input_path(trace_file)))
     if fmt is OutputFormat.json:

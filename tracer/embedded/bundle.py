@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from tracer.errors import InputError
-from tracer.oci import STOP_SIGNAL_ANNOTATION, write_config
 from tracer.embedded.mininim import SERVER_PATH
 from tracer.embedded.mininim.model import write_model
+from tracer.errors import InputError
+from tracer.oci import STOP_SIGNAL_ANNOTATION, write_config
 
 OCI_VERSION = "1.0.2-dev"
 # What `runc spec` grants; pass capabilities=[] for none.

@@ -171,7 +171,7 @@ def derive_kinds(document: dict) -> dict[str, list[str]]:
 
 def bundled_definitions() -> tuple[Path, str]:
     """The kubernetes-validate bundle of the newest Kubernetes version, and that version."""
-    import kubernetes_validate
+    import kubernetes_validate  # noqa: PLC0415 (a test dependency, needed only to regenerate pod_schema.py)
     version = kubernetes_validate.latest_version()
     root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
     return root / f"v{version}-local" / "_definitions.json", version

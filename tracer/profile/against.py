@@ -36,7 +36,6 @@ from tracer.argnames import (
     prctl_name,
     socket_name,
 )
-from tracer.trace.arguments import ArgumentRow, Arguments
 from tracer.errors import InputError
 from tracer.profile.baselines import UNCONFINED_PROFILE, load_baseline
 from tracer.profile.filter import (
@@ -50,6 +49,7 @@ from tracer.profile.filter import (
     parse_kernel_version,
 )
 from tracer.syscalls import syscall_table
+from tracer.trace.arguments import ArgumentRow, Arguments
 
 # Arguments the kernel reads as 32 bits (int or unsigned int); the rest are 64-bit.
 ARGUMENT_BITS = {

@@ -29,11 +29,22 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 
-from tracer.argnames import (AF_NETLINK, CLONE_NAMESPACE_FLAGS, CLONE_NEWTIME, clone_namespaces, flag_names,
-                             ioctl_name, NAMESPACE_FLAGS, personality_name, prctl_name, SETNS_TYPES, socket_name)
-from tracer.trace.arguments import ArgumentRow, Arguments
+from tracer.argnames import (
+    AF_NETLINK,
+    CLONE_NAMESPACE_FLAGS,
+    CLONE_NEWTIME,
+    NAMESPACE_FLAGS,
+    SETNS_TYPES,
+    clone_namespaces,
+    flag_names,
+    ioctl_name,
+    personality_name,
+    prctl_name,
+    socket_name,
+)
 from tracer.profile.filter import ALLOW, Condition, Filter, Rule
 from tracer.syscalls import syscall_number
+from tracer.trace.arguments import ArgumentRow, Arguments
 from tracer.trace.format import PROFILE_PHASES
 
 LOW32 = 0xFFFFFFFF

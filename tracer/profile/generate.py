@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from tracer import __version__
-from tracer.trace.arguments import arguments_to_document
 from tracer.errors import InputError
 from tracer.files import replace_directory, to_json
 from tracer.profile.against import Comparison, Evidence, compare
@@ -24,9 +23,15 @@ from tracer.profile.capabilities import capability_evidence, infer_capabilities
 from tracer.profile.conditions import ArgumentPolicy, argument_policy
 from tracer.profile.filter import Filter, filter_from_oci, parse_kernel_version, runtime_default
 from tracer.profile.merge import Merged, below_min_runs, merge_runs, rare_syscalls, recordings_in
-from tracer.profile.seccomp import (RUNC_HANDOVER_SYSCALLS, RecordedSyscalls, build_profile, name_only_policy,
-                                    recorded_syscalls)
+from tracer.profile.seccomp import (
+    RUNC_HANDOVER_SYSCALLS,
+    RecordedSyscalls,
+    build_profile,
+    name_only_policy,
+    recorded_syscalls,
+)
 from tracer.syscalls import syscall_name
+from tracer.trace.arguments import arguments_to_document
 from tracer.trace.format import PROFILE_PHASES, Trace
 
 # The files generate writes; anything else found in an existing profile directory (a README,

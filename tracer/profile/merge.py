@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracer import __version__
-from tracer.trace.arguments import merge_arguments
 from tracer.errors import InputError
 from tracer.network.surface import NetworkSurface
 from tracer.profile.capabilities import EVIDENCE_OF_NEED, capability_evidence
 from tracer.syscalls import syscall_name
+from tracer.trace.arguments import merge_arguments
 from tracer.trace.format import PHASES, RESULTS, UINT64_MAX, Snapshot, Trace, exact_sums
 
 

@@ -21,12 +21,12 @@ import numpy as np
 
 from tracer.arch import native_oci_arch
 from tracer.errors import MachineError
-from tracer.trace.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments, summed
 from tracer.recorder.bcc import import_bcc
 from tracer.recorder.btf import BtfAttachError, attach_tp_btf, tp_btf_available
 from tracer.recorder.constants import CONNECT_ADDR_LEN, bpf_cflags
 from tracer.recorder.descriptors import DescriptorNames
 from tracer.syscalls import MAX_SYSCALL_NR, syscall_name
+from tracer.trace.arguments import RECORDED_SYSCALLS, ArgumentRow, Arguments, summed
 from tracer.trace.format import CAP_OUTCOMES, KERNEL_LOST_REASONS, PHASES, RESULTS, Snapshot
 
 BPF_SOURCE = Path(__file__).with_name("recorder.bpf.c")

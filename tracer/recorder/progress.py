@@ -130,8 +130,8 @@ class LiveLine:
     """One status line redrawn in place on a terminal; notes scroll above it."""
 
     def __init__(self, stream: TextIO):
-        from rich.console import Console
-        from rich.live import Live
+        from rich.console import Console  # noqa: PLC0415 (rich loads only for a terminal)
+        from rich.live import Live  # noqa: PLC0415
 
         self.console = Console(file=stream, highlight=False, markup=False)
         self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False,
@@ -139,7 +139,7 @@ class LiveLine:
         self.live.start()
 
     def show(self, status: Status, final: bool = False) -> None:
-        from rich.text import Text
+        from rich.text import Text  # noqa: PLC0415
 
         self.live.update(Text(live_text(status), no_wrap=True, overflow="ellipsis"), refresh=True)
 

@@ -29,8 +29,8 @@ from tracer.profile.filter import Filter, Rule, filter_from_docker, filter_from_
 from tracer.report import RARE_BELOW
 from tracer.report.arguments import ArgumentRule, argument_rules
 from tracer.risk import attack
-from tracer.trace.summary import trace_summary
 from tracer.trace.format import PROFILE_PHASES, Trace, load_trace
+from tracer.trace.summary import trace_summary
 
 # What a container gets from containerd (and Docker) when the manifest adds and drops nothing:
 # containerd's oci.defaultUnixCaps, the set the mini-NIM was recorded with.

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from tracer.trace.arguments import Arguments, arguments_to_document, parse_arguments
 from tracer.errors import InputError
 from tracer.files import atomic_write_bytes, read_json
 from tracer.schema import Schema, SchemaViolation, load_schema
 from tracer.syscalls import MAX_SYSCALL_NR
+from tracer.trace.arguments import Arguments, arguments_to_document, parse_arguments
 from tracer.trace.series import SeriesPoint, SnapshotSeries
 
 FORMAT = "seccomp-tracer-trace"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracer.trace.arguments import arguments_to_document
 from tracer.profile.capabilities import capability_evidence
 from tracer.syscalls import syscall_name
+from tracer.trace.arguments import arguments_to_document
 from tracer.trace.format import PHASES, PROFILE_PHASES, RESULTS, Trace
 
 
@@ -78,8 +78,8 @@ def argument_lines(arguments: dict | None) -> list[str]:
     """The recorded argument rows, named: "socket AF_NETLINK NETLINK_ROUTE  2x startup"."""
     if arguments is None:
         return ["\narguments: not recorded (trace format version 1)"]
-    from tracer.trace.arguments import ArgumentRow, ARGUMENT_FIELDS  # noqa: PLC0415
     from tracer.profile.against import describe_call, kernel_values  # noqa: PLC0415
+    from tracer.trace.arguments import ARGUMENT_FIELDS, ArgumentRow  # noqa: PLC0415
 
     lines = [f"\narguments recorded for {', '.join(arguments['recorded']) or 'no syscall'}"]
     for doc in arguments["rows"]:

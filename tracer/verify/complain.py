@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tracer.arch import UnknownArchitecture, by_audit
 from tracer.cgroups import cgroup_v2_root
 from tracer.errors import InputError
-from tracer.arch import UnknownArchitecture, by_audit
 from tracer.syscalls import syscall_name
 
 AUDIT_LOG = Path("/var/log/audit/audit.log")

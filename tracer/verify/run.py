@@ -35,13 +35,13 @@ from tracer.oci import (
     write_config,
 )
 from tracer.owned import CGROUP, DIRECTORY, OWNED, RUNC, Owned
-from tracer.profile.directory import load_profile_dir
-from tracer.trace.arguments import Arguments
 from tracer.profile.against import deciding_rule, describe_row, kernel_values
+from tracer.profile.directory import load_profile_dir
 from tracer.profile.filter import Filter, filter_from_oci
 from tracer.syscalls import syscall_name
 from tracer.targets import process_alive, recording_config
 from tracer.targets.runc import unique_container_id
+from tracer.trace.arguments import Arguments
 from tracer.trace.format import (
     CAP_OUTCOMES,
     PHASES,

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracer.errors import InputError
 from tracer.embedded.crinode import cni
-from tracer.kube.cri.client import CriClient, CriError
 from tracer.embedded.crinode.images import Image
+from tracer.errors import InputError
+from tracer.kube.cri.client import CriClient, CriError
 
 KUBERNETES_NAMESPACE = "k8s.io"  # containerd namespace of the CRI plugin
 START_TIMEOUT_S = 30.0

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.embedded.bundle import DEFAULT_PATH, MININIM_DIR, MININIM_MODEL_DIR, MININIM_SERVER, make_rootfs
-from tracer.errors import InputError
 from tracer.embedded.mininim import SERVER_PATH
 from tracer.embedded.mininim.model import write_model
+from tracer.errors import InputError
 
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 IMAGE_REPOSITORY = "localhost/seccomp-tracer"

@@ -28,12 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer.cgroups import remove_cgroup
-from tracer.errors import InputError
 from tracer.embedded.crinode import images
-from tracer.kube.cri.client import (
-    LABEL_CONTAINER, LABEL_NAMESPACE, LABEL_POD, LABEL_POD_UID, CriClient, CriContainerStatus, CriError,
-)
 from tracer.embedded.crinode.containerd import PrivateContainerd
+from tracer.errors import InputError
+from tracer.kube.cri.client import (
+    LABEL_CONTAINER,
+    LABEL_NAMESPACE,
+    LABEL_POD,
+    LABEL_POD_UID,
+    CriClient,
+    CriContainerStatus,
+    CriError,
+)
 from tracer.kube.cri.runtime.v1 import api_pb2 as api
 
 QOS_CLASS = "burstable"  # a pod with requests below its limits; the kubelet's level for it

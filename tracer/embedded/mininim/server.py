@@ -219,7 +219,7 @@ class MiniNimServer(ThreadingHTTPServer):
         started = time.monotonic()
         try:
             self.model = Model(MODEL_DIR)
-        except Exception as err:  # a NIM whose model cannot load exits instead of staying unready
+        except Exception as err:  # noqa: BLE001 (a NIM whose model cannot load exits instead of staying unready)
             print(f"mininim: cannot load model from {MODEL_DIR}: {err!r}", file=sys.stderr, flush=True)
             self.load_failed = True
             self.shutdown()

@@ -29,7 +29,13 @@ read from a plain audit log produces it.
 
 from tracer.kube.audit.attribute import Workload, requester, workload_of
 from tracer.kube.audit.events import (
-    MODES, REASON_TO_CHECK, VIOLATES, Violation, check_id, parse_violations, pod_security_annotations,
+    MODES,
+    REASON_TO_CHECK,
+    VIOLATES,
+    Violation,
+    check_id,
+    parse_violations,
+    pod_security_annotations,
     split_top_level,
 )
 from tracer.kube.audit.read import DEFAULT_LIMITS, AuditLog, Limits, Malformed

@@ -140,7 +140,7 @@ class CriClient:
     IMAGE_SERVICE = "/runtime.v1.ImageService/"
 
     def __init__(self, endpoint: str, timeout_s: float = CRI_TIMEOUT_S):
-        import grpc  # imported here: only the Kubernetes path needs it
+        import grpc  # noqa: PLC0415 (only the Kubernetes path needs grpc)
 
         self._grpc = grpc
         self.endpoint = endpoint

@@ -7,8 +7,20 @@ unconfined seccomp and AppArmor, custom SELinux types, unsafe sysctls, unmasked 
 
 from __future__ import annotations
 
-from tracer.kube.pss.gocompat import (Forbidden, containers, go_quote, go_string, join_quoted, lookup, name_of, named,
-                                      pluralize, pod_and_containers_where, user_namespace_pod, volumes)
+from tracer.kube.pss.gocompat import (
+    Forbidden,
+    containers,
+    go_quote,
+    go_string,
+    join_quoted,
+    lookup,
+    name_of,
+    named,
+    pluralize,
+    pod_and_containers_where,
+    user_namespace_pod,
+    volumes,
+)
 
 
 def privileged_1_0(meta: dict, spec: dict) -> Forbidden | None:

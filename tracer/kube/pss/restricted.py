@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from tracer.kube.pod_schema import TYPES
 from tracer.kube.pss.baseline import seccomp_type, unmasked_proc_mount, valid_seccomp_type
-from tracer.kube.pss.gocompat import (Forbidden, containers, join_quoted, lookup, name_of, named, pluralize,
-                                      pod_and_containers_where, pod_or_container_setting, user_namespace_pod, volumes,
-                                      windows_pod)
+from tracer.kube.pss.gocompat import (
+    Forbidden,
+    containers,
+    join_quoted,
+    lookup,
+    name_of,
+    named,
+    pluralize,
+    pod_and_containers_where,
+    pod_or_container_setting,
+    user_namespace_pod,
+    volumes,
+    windows_pod,
+)
 
 
 def allow_privilege_escalation_1_8(meta: dict, spec: dict) -> Forbidden | None:
