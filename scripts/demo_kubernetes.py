@@ -53,12 +53,27 @@ class Recorder:
     """`tracer record --kubernetes-selector` in the background, its stderr kept and echoed."""
 
     def __init__(self, endpoint: str, selector: str, out: Path):
-        args = [TRACER, "record", "--kubernetes-selector", selector, "--out", f"{out}/", "--duration", "300",
-                "--interval", "0.5"]
+        args = [
+            TRACER,
+            "record",
+            "--kubernetes-selector",
+            selector,
+            "--out",
+            f"{out}/",
+            "--duration",
+            "300",
+            "--interval",
+            "0.5",
+        ]
         print("$ " + " ".join(args), file=sys.stderr, flush=True)
         self.started = time.monotonic()
-        self.process = subprocess.Popen(args, env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": endpoint},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            args,
+            env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": endpoint},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self.armed = threading.Event()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -87,9 +102,20 @@ class Recorder:
 
 
 def drive_load(port: int, netns: str | None, requests: int, concurrency: int) -> dict:
-    done = step(PYTHON, str(REPO / "scripts/loadtest.py"), "--url", f"http://127.0.0.1:{port}",
-                *(("--netns", netns) if netns else ()),
-                "--requests", str(requests), "--concurrency", str(concurrency), "--format", "json", check=False)
+    done = step(
+        PYTHON,
+        str(REPO / "scripts/loadtest.py"),
+        "--url",
+        f"http://127.0.0.1:{port}",
+        *(("--netns", netns) if netns else ()),
+        "--requests",
+        str(requests),
+        "--concurrency",
+        str(concurrency),
+        "--format",
+        "json",
+        check=False,
+    )
     return json.loads(done.stdout) if done.stdout.strip().startswith("{") else {"errors": "?", "exit": done.returncode}
 
 
@@ -114,18 +140,28 @@ def record_pod(node: CriNode, traces: Path, requests: int, concurrency: int) -> 
     finally:
         recorder.kill()  # nothing if it ended; CriNode.close() removes the pod
     sys.stderr.write("".join(line for line in recorder.lines if line.startswith(("recorded", "lost", "error"))))
-    return {"status": status, "armed_s": armed_s, "ready_s": ready_s, "load": load, "pod": f"{namespace}/{name}",
-            "namespace": namespace, "pod_network": pod_network, "trace": traces / f"{CONTAINER}.trace.json",
-            "log": "".join(recorder.lines)}
+    return {
+        "status": status,
+        "armed_s": armed_s,
+        "ready_s": ready_s,
+        "load": load,
+        "pod": f"{namespace}/{name}",
+        "namespace": namespace,
+        "pod_network": pod_network,
+        "trace": traces / f"{CONTAINER}.trace.json",
+        "log": "".join(recorder.lines),
+    }
 
 
 def phase_checks(trace) -> dict:
     summary = trace_summary(trace)
     phases = {phase: set(rows) for phase, rows in summary["phases"].items()}
     later = phases["handover"] | phases["startup"] | phases["load"]
-    return {"exec_in_startup": "execve" in phases["startup"],
-            "setup_runtime_only": RUNC_SETUP <= phases["runtime"] and not RUNC_SETUP & later,
-            "accept4_in_load": "accept4" in phases["load"]}
+    return {
+        "exec_in_startup": "execve" in phases["startup"],
+        "setup_runtime_only": RUNC_SETUP <= phases["runtime"] and not RUNC_SETUP & later,
+        "accept4_in_load": "accept4" in phases["load"],
+    }
 
 
 def network_policy(run: dict, profile: Path) -> tuple[str, Path | None]:
@@ -135,10 +171,24 @@ def network_policy(run: dict, profile: Path) -> tuple[str, Path | None]:
         return "host network: no surface of its own (a NetworkPolicy does not apply)", None
     if trace.network is None:
         return f"NOT observed ({trace.metadata.get('network_not_observed')})", None
-    listening = ", ".join(f"{entry['protocol']} {entry['address']}:{entry['port']}" for entry in trace.network["listening"])
+    listening = ", ".join(
+        f"{entry['protocol']} {entry['address']}:{entry['port']}" for entry in trace.network["listening"]
+    )
     policy = profile / "k8s" / "mini-nim.networkpolicy.yaml"
-    step(TRACER, "network", "policy", str(run["trace"]), "--name", "mini-nim", "--selector", "app=mini-nim",
-         "-n", run["namespace"], "--out", str(policy))
+    step(
+        TRACER,
+        "network",
+        "policy",
+        str(run["trace"]),
+        "--name",
+        "mini-nim",
+        "--selector",
+        "app=mini-nim",
+        "-n",
+        run["namespace"],
+        "--out",
+        str(policy),
+    )
     return f"listening {listening or 'on nothing'}; NetworkPolicy {policy.relative_to(REPO)}", policy
 
 
@@ -148,28 +198,31 @@ def summary(run: dict, profile: Path, comparison: dict, checks: dict, network: s
     seccomp = json.loads((profile / "seccomp.json").read_text())
     caps = json.loads((profile / "capabilities.json").read_text())
     load = run["load"]
-    return "\n".join([
-        "",
-        f"mini-NIM pod profile: {profile.relative_to(REPO)}/",
-        f"  pod          {target['pod']['namespace']}/{target['pod']['name']} container {target['container']['name']} "
-        f"image {target['container']['image']}",
-        f"  timing       recorder armed in {run['armed_s']:.1f} s; pod created to ready in {run['ready_s']:.1f} s",
-        f"  load         {load.get('ok', '?')} requests served, {load.get('errors', '?')} errors, "
-        f"{load.get('requests_per_s', '?')} req/s (recorded, phase load)",
-        f"  syscalls     {len(allowed_names(seccomp))} allowed, against the {comparison['baseline_allowed']} the runtime "
-        f"default allows: {len(comparison['narrower']['refused']) / comparison['baseline_allowed']:.0%} refused",
-        f"  vs default   {comparison['verdict']}",
-        f"  capabilities {', '.join(caps['add']) or 'none'} added (drop ALL)",
-        f"  network      {network}",
-        f"  first exec   {'in phase startup' if checks['exec_in_startup'] else 'NOT in phase startup'}; runc's set-up "
-        f"({' '.join(sorted(RUNC_SETUP))}) {'only in phase runtime' if checks['setup_runtime_only'] else 'LEAKED'}",
-        f"  lost         {trace.lost_total()} counters; recording {'complete' if trace.metadata.get('complete') else 'INCOMPLETE'}",
-        f"  result       {'PASS' if passed else 'FAIL'}",
-    ])
+    return "\n".join(
+        [
+            "",
+            f"mini-NIM pod profile: {profile.relative_to(REPO)}/",
+            f"  pod          {target['pod']['namespace']}/{target['pod']['name']} container {target['container']['name']} "
+            f"image {target['container']['image']}",
+            f"  timing       recorder armed in {run['armed_s']:.1f} s; pod created to ready in {run['ready_s']:.1f} s",
+            f"  load         {load.get('ok', '?')} requests served, {load.get('errors', '?')} errors, "
+            f"{load.get('requests_per_s', '?')} req/s (recorded, phase load)",
+            f"  syscalls     {len(allowed_names(seccomp))} allowed, against the {comparison['baseline_allowed']} the runtime "
+            f"default allows: {len(comparison['narrower']['refused']) / comparison['baseline_allowed']:.0%} refused",
+            f"  vs default   {comparison['verdict']}",
+            f"  capabilities {', '.join(caps['add']) or 'none'} added (drop ALL)",
+            f"  network      {network}",
+            f"  first exec   {'in phase startup' if checks['exec_in_startup'] else 'NOT in phase startup'}; runc's set-up "
+            f"({' '.join(sorted(RUNC_SETUP))}) {'only in phase runtime' if checks['setup_runtime_only'] else 'LEAKED'}",
+            f"  lost         {trace.lost_total()} counters; recording {'complete' if trace.metadata.get('complete') else 'INCOMPLETE'}",
+            f"  result       {'PASS' if passed else 'FAIL'}",
+        ]
+    )
 
 
 def stop_on_sigterm() -> None:
     """SIGTERM and SIGHUP unwind like Ctrl-C, so the pod and containerd are cleaned up."""
+
     def unwind(signum, _frame):
         raise SystemExit(f"demo: stopped by signal {signum}")
 
@@ -188,8 +241,9 @@ def main(requests: int = 200, concurrency: int = 8) -> int:
         print(run["log"], file=sys.stderr)
         raise SystemExit(f"demo: the recording failed (exit {run['status']})")
     step(TRACER, "generate", str(run["trace"]), "--out", str(profile), "--format", "json")
-    comparison = json.loads(step(TRACER, "risk", str(profile), "--against", "runtime-default", "--format", "json",
-                                 check=False).stdout)
+    comparison = json.loads(
+        step(TRACER, "risk", str(profile), "--against", "runtime-default", "--format", "json", check=False).stdout
+    )
     checks = phase_checks(load_trace(run["trace"]))
     network, policy = network_policy(run, profile)
     checks["network_observed"] = policy is not None or not run["pod_network"]

@@ -17,8 +17,17 @@ def find_chromium() -> str | None:
 def chromium(browser: str, page: Path, *options: str, timeout: int = 60) -> subprocess.CompletedProcess:
     """Run the browser headless on a file:// page with a throw-away profile directory."""
     with tempfile.TemporaryDirectory(prefix="tracer-chromium-") as profile:
-        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                   f"--user-data-dir={profile}", "--no-first-run", *options, page.resolve().as_uri()]
+        command = [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--no-first-run",
+            *options,
+            page.resolve().as_uri(),
+        ]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
 
 

@@ -21,9 +21,9 @@ def chunks(data: bytes):
         raise ValueError("not a PNG file")
     position = len(SIGNATURE)
     while position < len(data):
-        (length,) = struct.unpack(">I", data[position:position + 4])
-        kind = data[position + 4:position + 8]
-        yield kind, data[position + 8:position + 8 + length]
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        yield kind, data[position + 8 : position + 8 + length]
         position += 12 + length
 
 
@@ -111,7 +111,7 @@ def trim_bottom(image: np.ndarray, margin: int = 24) -> np.ndarray:
     background = image[-1, 0]
     busy = np.flatnonzero((image != background).any(axis=(1, 2)))
     last = int(busy[-1]) + 1 if len(busy) else 1
-    return image[:min(image.shape[0], last + margin)]
+    return image[: min(image.shape[0], last + margin)]
 
 
 if __name__ == "__main__":  # python3 scripts/pngtools.py trim IN OUT

@@ -41,8 +41,13 @@ def record(name: str, *args: str) -> None:
 
 def python_chown(workdir: Path) -> None:
     """A root container with CHOWN, NET_RAW, KILL that chowns a file: runc set-up + workload."""
-    bundle = make_bundle(workdir / "bundle", ["/usr/bin/python3", "-c", CHOWN_SCRIPT], uid=0, gid=0,
-                         capabilities=["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL"])
+    bundle = make_bundle(
+        workdir / "bundle",
+        ["/usr/bin/python3", "-c", CHOWN_SCRIPT],
+        uid=0,
+        gid=0,
+        capabilities=["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL"],
+    )
     record("python-chown", "--runc-bundle", str(bundle), "--runc-id", "fixture-python-chown")
 
 
@@ -59,8 +64,22 @@ def http_server(workdir: Path) -> None:
     url = f"http://127.0.0.1:{port}/index.html"
     load = threading.Thread(target=drive_load, args=(url, 200), daemon=True)
     load.start()
-    record("http-server", "--ready-url", url, "--duration", "8", "--",
-           sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(workdir), str(port))
+    record(
+        "http-server",
+        "--ready-url",
+        url,
+        "--duration",
+        "8",
+        "--",
+        sys.executable,
+        "-m",
+        "http.server",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(workdir),
+        str(port),
+    )
 
 
 def drive_load(url: str, requests: int) -> None:
@@ -86,7 +105,12 @@ def mini_nim(workdir: Path) -> None:
         record_mininim(workdir, bundle, 400, 8, trace=FIXTURES / "mini-nim.trace.json")
 
 
-RECIPES = {"python-chown": python_chown, "shell-nonroot": shell_nonroot, "http-server": http_server, "mini-nim": mini_nim}
+RECIPES = {
+    "python-chown": python_chown,
+    "shell-nonroot": shell_nonroot,
+    "http-server": http_server,
+    "mini-nim": mini_nim,
+}
 
 
 def main(names: list[str]) -> int:

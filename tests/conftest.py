@@ -54,8 +54,11 @@ def perf_wanted(config) -> bool:
     """--perf, a -m expression that names perf, or a path under tests/perf/ asks for them."""
     perf = TESTS / "perf"
     named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
-    return (config.getoption("--perf") or "perf" in config.getoption("markexpr", "")
-            or any(path == perf or perf in path.parents for path in named))
+    return (
+        config.getoption("--perf")
+        or "perf" in config.getoption("markexpr", "")
+        or any(path == perf or perf in path.parents for path in named)
+    )
 
 
 def pytest_collection_modifyitems(config, items):

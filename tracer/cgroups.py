@@ -71,7 +71,7 @@ def cgroup_of_pid(pid: int, mountinfo: str | Path = "/proc/self/mountinfo") -> P
     mount_point, shown_root = mount[0], mount[1].rstrip("/")
     if not (unified + "/").startswith(shown_root + "/"):
         return None
-    return mount_point / unified[len(shown_root):].lstrip("/")
+    return mount_point / unified[len(shown_root) :].lstrip("/")
 
 
 def resolve_cgroup_path(path: str) -> Path:
@@ -195,7 +195,11 @@ def _v1_mounts(mountinfo: str | Path = "/proc/self/mountinfo") -> dict[frozenset
         fields = after.split()
         if fields and fields[0] == "cgroup":
             options = set(fields[2].split(","))
-            mounts[frozenset(o for o in options if o not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec"))] = Path(_unescape(before.split()[4]))
+            mounts[
+                frozenset(
+                    o for o in options if o not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec")
+                )
+            ] = Path(_unescape(before.split()[4]))
     return mounts
 
 

@@ -241,8 +241,9 @@ def to_json(obj) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
 
-def read_json(path: str | os.PathLike, what: str = "a JSON file", max_bytes: int | None = None,
-              dir_fd: int | None = None):
+def read_json(
+    path: str | os.PathLike, what: str = "a JSON file", max_bytes: int | None = None, dir_fd: int | None = None
+):
     """The JSON document in PATH, or InputError naming the file and what is wrong with it.
     With `max_bytes`, a larger file is refused before it is read (memory stays bounded).
     With `dir_fd`, PATH's name is opened in that directory (see `opened_directory`)."""
@@ -252,8 +253,9 @@ def read_json(path: str | os.PathLike, what: str = "a JSON file", max_bytes: int
         with open(source, "rb", opener=opener) as handle:
             size = os.fstat(handle.fileno()).st_size
             if max_bytes is not None and size > max_bytes:
-                raise InputError(source, f"is {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.0f} MiB "
-                                         f"{what} can be")
+                raise InputError(
+                    source, f"is {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.0f} MiB {what} can be"
+                )
             data = handle.read()
     except FileNotFoundError:
         raise InputError(source, "no such file") from None

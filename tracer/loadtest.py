@@ -110,8 +110,13 @@ def latency_summary_ms(latencies_s: list[float]) -> dict | None:
         return None
     ms = np.asarray(latencies_s) * 1000.0
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3),
-            "mean": round(float(ms.mean()), 3), "max": round(float(ms.max()), 3)}
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "mean": round(float(ms.mean()), 3),
+        "max": round(float(ms.max()), 3),
+    }
 
 
 def run_load(options: LoadOptions) -> LoadReport:
@@ -136,8 +141,10 @@ def parse_endpoint(options: LoadOptions) -> Endpoint:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--url {options.url!r}: expected http://HOST[:PORT]")
     if not options.allow_remote and not is_loopback(parts.hostname):
-        raise UsageError(f"--url {options.url!r}: {parts.hostname} is not a loopback address "
-                         "(pass --allow-remote to load a remote endpoint)")
+        raise UsageError(
+            f"--url {options.url!r}: {parts.hostname} is not a loopback address "
+            "(pass --allow-remote to load a remote endpoint)"
+        )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as err:
@@ -229,8 +236,14 @@ class Dispenser:
 
 def send_completions(endpoint: Endpoint, options: LoadOptions, report: LoadReport) -> None:
     """Send options.requests completions from options.concurrency threads into `report`."""
-    body = json.dumps({"model": report.model, "prompt": options.prompt,
-                       "max_tokens": options.max_tokens, "temperature": options.temperature}).encode()
+    body = json.dumps(
+        {
+            "model": report.model,
+            "prompt": options.prompt,
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+        }
+    ).encode()
     started = time.monotonic()
     dispenser = Dispenser(options.requests, started + options.time_limit)
     lock = threading.Lock()
@@ -266,8 +279,9 @@ def post_completion(connection: http.client.HTTPConnection, base_path: str, body
     """One completion request: (latency seconds, None) or (latency, error kind)."""
     started = time.monotonic()
     try:
-        connection.request("POST", base_path + "/v1/completions", body=body,
-                           headers={"Content-Type": "application/json"})
+        connection.request(
+            "POST", base_path + "/v1/completions", body=body, headers={"Content-Type": "application/json"}
+        )
         response = connection.getresponse()
         data = response.read()
     except (OSError, http.client.HTTPException) as err:
@@ -292,9 +306,13 @@ def format_text(report: LoadReport) -> str:
         f"endpoint     {report.url} (model {report.model}), ready after {report.ready_s:.3f}s",
         f"requests     {report.ok}/{report.requests} ok at concurrency {report.concurrency} "
         f"in {report.duration_s:.3f}s: {report.requests_per_s:.1f} requests/s",
-        "latency ms   " + ("no successful request" if latency is None else
-                           f"p50 {latency['p50']:.2f}  p95 {latency['p95']:.2f}  p99 {latency['p99']:.2f}  "
-                           f"max {latency['max']:.2f}"),
+        "latency ms   "
+        + (
+            "no successful request"
+            if latency is None
+            else f"p50 {latency['p50']:.2f}  p95 {latency['p95']:.2f}  p99 {latency['p99']:.2f}  "
+            f"max {latency['max']:.2f}"
+        ),
         f"errors       {report.error_count}",
     ]
     lines += [f"  {count:>8}  {kind}" for kind, count in report.errors.most_common()]
@@ -318,8 +336,10 @@ OPTION_HELP = {
     "netns": "Run inside this named network namespace (ip netns; needs root).",
     "format": "text for people, json for programs (one document on stdout).",
 }
-DESCRIPTION = ("Load-test an OpenAI-compatible completions endpoint (NIM or mini-NIM): requests/s, latency "
-               "percentiles, errors. Exit status: 0 no errors, 1 any error, 2 usage error.")
+DESCRIPTION = (
+    "Load-test an OpenAI-compatible completions endpoint (NIM or mini-NIM): requests/s, latency "
+    "percentiles, errors. Exit status: 0 no errors, 1 any error, 2 usage error."
+)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

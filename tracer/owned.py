@@ -30,9 +30,9 @@ from pathlib import Path
 from tracer import cgroups
 
 # Kinds, in the order clean-up handles them.
-STARTED = "started"      # processes we started in a cgroup we did not make: killed only
-CGROUP = "cgroup"        # a cgroup we made: its processes killed, it removed (v2 and v1)
-RUNC = "runc"            # a runc container we created: deleted
+STARTED = "started"  # processes we started in a cgroup we did not make: killed only
+CGROUP = "cgroup"  # a cgroup we made: its processes killed, it removed (v2 and v1)
+RUNC = "runc"  # a runc container we created: deleted
 DIRECTORY = "directory"  # a scratch directory: removed
 
 
@@ -146,8 +146,13 @@ OWNED = Ownership()
 def _start_watchdog() -> subprocess.Popen:
     # Its own session: Ctrl-C or a signal to our process group does not reach it. It holds
     # no file of ours but the pipe, so it keeps no BPF program and no output pipe alive.
-    return subprocess.Popen([sys.executable, "-m", "tracer.owned", str(os.getpid())], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracer.owned", str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 def watchdog_main(tracer_pid: str) -> None:
@@ -164,9 +169,12 @@ def watchdog_main(tracer_pid: str) -> None:
     if not items:
         return
     problems = clean_up(items)
-    sys.stderr.write(f"tracer watchdog: the tracer (pid {tracer_pid}) ended without cleaning up; stopped and removed "
-                     f"{', '.join(item.describe() for item in items)}"
-                     + (f"; left: {'; '.join(problems)}" if problems else "") + "\n")
+    sys.stderr.write(
+        f"tracer watchdog: the tracer (pid {tracer_pid}) ended without cleaning up; stopped and removed "
+        f"{', '.join(item.describe() for item in items)}"
+        + (f"; left: {'; '.join(problems)}" if problems else "")
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -64,9 +64,16 @@ def runc_binary() -> str:
     return path
 
 
-def create(bundle: str | Path, container_id: str, *, root: str | Path | None = None,
-           pid_file: str | Path | None = None, stdin: Stdio = subprocess.DEVNULL,
-           stdout: Stdio = subprocess.DEVNULL, stderr: Stdio = subprocess.DEVNULL) -> int:
+def create(
+    bundle: str | Path,
+    container_id: str,
+    *,
+    root: str | Path | None = None,
+    pid_file: str | Path | None = None,
+    stdin: Stdio = subprocess.DEVNULL,
+    stdout: Stdio = subprocess.DEVNULL,
+    stderr: Stdio = subprocess.DEVNULL,
+) -> int:
     """`runc create`: set the container up, stopped before its process runs; return its pid.
 
     stdin/stdout/stderr (a file object, a file descriptor or subprocess.DEVNULL) become
@@ -77,8 +84,19 @@ def create(bundle: str | Path, container_id: str, *, root: str | Path | None = N
     pid_file = Path(pid_file) if pid_file else bundle / f"{container_id}.pid"
     with tempfile.TemporaryDirectory(prefix="runc-log-") as log_dir:
         log_file = Path(log_dir) / "runc.log"
-        command = [*global_args(root), "--log", str(log_file), "--log-format", "json",
-                   "create", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id]
+        command = [
+            *global_args(root),
+            "--log",
+            str(log_file),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            str(bundle),
+            "--pid-file",
+            str(pid_file),
+            container_id,
+        ]
         done = subprocess.run(command, stdin=stdin, stdout=stdout, stderr=stderr, check=False)
         if done.returncode != 0:
             raise RuncError(command, read_log_errors(log_file), done.returncode)
@@ -115,9 +133,16 @@ def delete(container_id: str, *, force: bool = True, root: str | Path | None = N
     runc(["delete", *(["--force"] if force else []), container_id], root)
 
 
-def run_to_completion(bundle: str | Path, container_id: str, *, root: str | Path | None = None,
-                      stdin: Stdio = subprocess.DEVNULL, stdout: Stdio = subprocess.DEVNULL,
-                      stderr: Stdio = subprocess.DEVNULL, timeout: float | None = None) -> int:
+def run_to_completion(
+    bundle: str | Path,
+    container_id: str,
+    *,
+    root: str | Path | None = None,
+    stdin: Stdio = subprocess.DEVNULL,
+    stdout: Stdio = subprocess.DEVNULL,
+    stderr: Stdio = subprocess.DEVNULL,
+    timeout: float | None = None,
+) -> int:
     """`runc run` in the foreground; return the container's exit code (128+N if killed by N).
 
     On timeout the container is killed and deleted and RuncError is raised.
@@ -170,7 +195,7 @@ def reap_runc_orphans(keep: int) -> None:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
         if fields[0] == "Z" and fields[1] == me and comm.startswith("runc:") and int(entry.name) != keep:
             try:
                 os.waitpid(int(entry.name), os.WNOHANG)

@@ -26,12 +26,51 @@ import orjson
 
 Check = Callable[[object, tuple], None]
 
-ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "definitions", "title", "description",
-                         "default", "examples", "deprecated", "readOnly", "writeOnly"})
-KEYWORDS = frozenset({"$ref", "type", "const", "enum", "properties", "required", "additionalProperties",
-                      "propertyNames", "minProperties", "maxProperties", "prefixItems", "items", "minItems",
-                      "maxItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
-                      "maxLength", "pattern", "allOf", "if", "then", "else"})
+ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "$defs",
+        "definitions",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
+KEYWORDS = frozenset(
+    {
+        "$ref",
+        "type",
+        "const",
+        "enum",
+        "properties",
+        "required",
+        "additionalProperties",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+        "prefixItems",
+        "items",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "allOf",
+        "if",
+        "then",
+        "else",
+    }
+)
 
 
 class SchemaViolation(ValueError):
@@ -101,8 +140,15 @@ def json_equal(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-TYPE_WORDS = {"null": ["null"], "boolean": ["true", "false"], "integer": ["an integer"], "number": ["a number"],
-              "string": ["a string"], "array": ["a list"], "object": ["an object"]}
+TYPE_WORDS = {
+    "null": ["null"],
+    "boolean": ["true", "false"],
+    "integer": ["an integer"],
+    "number": ["a number"],
+    "string": ["a string"],
+    "array": ["a list"],
+    "object": ["an object"],
+}
 
 
 def one_of_words(words: list[str]) -> str:
@@ -149,10 +195,20 @@ class Schema:
         if unknown:
             raise ValueError(f"schema keyword(s) {sorted(unknown)} are not supported by tracer.schema")
         title = node.get("title")
-        checks = [c for c in (
-            self._ref(node), _type(node, title), _const_enum(node, title), self._object(node, title),
-            self._array(node, title), _number(node, title), _string(node, title), self._combinators(node),
-        ) if c is not None]
+        checks = [
+            c
+            for c in (
+                self._ref(node),
+                _type(node, title),
+                _const_enum(node, title),
+                self._object(node, title),
+                self._array(node, title),
+                _number(node, title),
+                _string(node, title),
+                self._combinators(node),
+            )
+            if c is not None
+        ]
         if len(checks) == 1:
             return checks[0]
 
@@ -353,7 +409,11 @@ def _integer_row_bounds(node, schema: Schema) -> list[tuple[int, int]] | None:
     for sub in node["prefixItems"]:
         while isinstance(sub, dict) and set(sub) - ANNOTATIONS == {"$ref"}:
             sub = schema._resolve(sub["$ref"])
-        if not isinstance(sub, dict) or sub.get("type") != "integer" or set(sub) - ANNOTATIONS - {"type", "minimum", "maximum"}:
+        if (
+            not isinstance(sub, dict)
+            or sub.get("type") != "integer"
+            or set(sub) - ANNOTATIONS - {"type", "minimum", "maximum"}
+        ):
             return None
         bounds.append((sub.get("minimum", -math.inf), sub.get("maximum", math.inf)))
     return bounds

@@ -84,11 +84,19 @@ def test_the_archive_holds_every_upstream_fixture():
     assert ARCHIVE.is_file(), f"{ARCHIVE} is missing: the conformance fixtures ship with the repository"
     fixtures, _ = _archive()
     assert sum(len(files) for files in fixtures.values()) == EXPECTED_FILES
-    counts = {(level, outcome): sum(1 for (lvl, _), files in fixtures.items() if lvl == level
-                                    for o, _, _ in files if o == outcome)
-              for level in ("baseline", "restricted") for outcome in ("pass", "fail")}
-    assert counts == {("baseline", "pass"): 433, ("baseline", "fail"): 1122,
-                      ("restricted", "pass"): 618, ("restricted", "fail"): 2364}
+    counts = {
+        (level, outcome): sum(
+            1 for (lvl, _), files in fixtures.items() if lvl == level for o, _, _ in files if o == outcome
+        )
+        for level in ("baseline", "restricted")
+        for outcome in ("pass", "fail")
+    }
+    assert counts == {
+        ("baseline", "pass"): 433,
+        ("baseline", "fail"): 1122,
+        ("restricted", "pass"): 618,
+        ("restricted", "fail"): 2364,
+    }
 
 
 @pytest.mark.parametrize("level, version", _directories(), ids=lambda value: value)

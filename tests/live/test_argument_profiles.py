@@ -76,19 +76,41 @@ if os.environ.get("EXTRA"):
     print("extra netlink netfilter", socket_errno(socket.AF_NETLINK, socket.SOCK_RAW, 12))
     print("extra inet", socket_errno(socket.AF_INET, socket.SOCK_STREAM, 0))
 """
-ALLOWED = {"clone newuser+newnet": 0, "unshare newuser": 0, "setns net": 9, "personality query": 0,
-           "prctl set name": 0, "ioctl fioclex": 0}
+ALLOWED = {
+    "clone newuser+newnet": 0,
+    "unshare newuser": 0,
+    "setns net": 9,
+    "personality query": 0,
+    "prctl set name": 0,
+    "ioctl fioclex": 0,
+}
 # What each neighbouring value gets under the profile: the filter's EPERM, or past the filter.
-EXTRA = {"extra clone newuser": 1, "extra clone newuser+newnet+newns": 1, "extra unshare newuser+newns": 1,
-         "extra setns uts": 1, "extra personality query sign-extended": 0, "extra personality addr_no_randomize": 1,
-         "extra prctl dumpable": 1, "extra ioctl fionclex": 1, "extra netlink route": 0, "extra netlink netfilter": 1, "extra inet": 1}
+EXTRA = {
+    "extra clone newuser": 1,
+    "extra clone newuser+newnet+newns": 1,
+    "extra unshare newuser+newns": 1,
+    "extra setns uts": 1,
+    "extra personality query sign-extended": 0,
+    "extra personality addr_no_randomize": 1,
+    "extra prctl dumpable": 1,
+    "extra ioctl fionclex": 1,
+    "extra netlink route": 0,
+    "extra netlink netfilter": 1,
+    "extra inet": 1,
+}
 
 
 def workload_bundle(directory, env=None):
     script = directory.parent / "workload.py"
     script.write_text(WORKLOAD)
-    return make_bundle(directory, ["/usr/bin/python3", "/opt/workload.py"], uid=1000, gid=1000,
-                       mounts=[Bind(script, "/opt/workload.py")], env=env or {})
+    return make_bundle(
+        directory,
+        ["/usr/bin/python3", "/opt/workload.py"],
+        uid=1000,
+        gid=1000,
+        mounts=[Bind(script, "/opt/workload.py")],
+        env=env or {},
+    )
 
 
 def outputs(text: str) -> dict[str, str]:
@@ -101,8 +123,9 @@ def run_under(profile, directory, env=None) -> tuple[int, dict[str, str]]:
     tracer_cli("apply", str(profile), "--bundle", str(bundle))
     out = directory.parent / f"{directory.name}.out"
     with open(out, "w") as stdout:
-        status = runc.run_to_completion(bundle, f"t-{uuid.uuid4().hex[:8]}", stdout=stdout,
-                                        stderr=subprocess.STDOUT, timeout=60)
+        status = runc.run_to_completion(
+            bundle, f"t-{uuid.uuid4().hex[:8]}", stdout=stdout, stderr=subprocess.STDOUT, timeout=60
+        )
     return status, outputs(out.read_text())
 
 
@@ -110,8 +133,15 @@ def run_under(profile, directory, env=None) -> tuple[int, dict[str, str]]:
 def recorded(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("argprofiles")
     trace = workdir / "t.json"
-    done = tracer_cli("record", "--runc-bundle", str(workload_bundle(workdir / "record")), "--out", str(trace),
-                      "--container-log", str(workdir / "recorded.out"))
+    done = tracer_cli(
+        "record",
+        "--runc-bundle",
+        str(workload_bundle(workdir / "record")),
+        "--out",
+        str(trace),
+        "--container-log",
+        str(workdir / "recorded.out"),
+    )
     assert done.returncode == 0, done.stderr
     profile = workdir / "profile"
     done = tracer_cli("generate", str(trace), "--out", str(profile), "--ioctl-requests")
@@ -137,7 +167,9 @@ def test_profile_allows_exactly_the_recorded_values(recorded):
     sockets = [{arg["index"]: arg["valueTwo"] for arg in rule["args"]} for rule in rules_for(profile, "socket")]
     assert sockets == [{0: 16, 2: 0}]  # AF_NETLINK, NETLINK_ROUTE and nothing else
     assert [rule["errnoRet"] for rule in rules_for(profile, "clone3")] == [38]
-    assert [rule["args"] for rule in rules_for(profile, "unshare")] == [[{"index": 0, "value": 0x10000000, "op": "SCMP_CMP_EQ"}]]
+    assert [rule["args"] for rule in rules_for(profile, "unshare")] == [
+        [{"index": 0, "value": 0x10000000, "op": "SCMP_CMP_EQ"}]
+    ]
     assert "socket: AF_NETLINK NETLINK_ROUTE" in generate_output and "CLONE_NEWUSER|CLONE_NEWNET" in generate_output
 
 
@@ -173,8 +205,13 @@ def test_risk_finds_a_widening_nobody_recorded(recorded, tmp_path):
     edited = tmp_path / "edited"
     shutil.copytree(profile, edited)
     seccomp = json.loads((edited / "seccomp.json").read_text())
-    seccomp["syscalls"].append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-                                "args": [{"index": 0, "value": 0xFFFFFFFF, "valueTwo": 40, "op": "SCMP_CMP_MASKED_EQ"}]})
+    seccomp["syscalls"].append(
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 0xFFFFFFFF, "valueTwo": 40, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+    )
     (edited / "seccomp.json").write_text(json.dumps(seccomp))
     done = tracer_cli("risk", str(edited))
     assert done.returncode == 1
@@ -189,8 +226,11 @@ def test_verify_passes_and_refuses_every_argument_probe_the_workload_did_not_mak
     probes = {p["probe"]: p for p in report["argument_probes"]}
     assert probes["clone:CLONE_NEWUSER|CLONE_NEWNET"]["allowed_by_profile"]
     assert probes["socket:AF_NETLINK/NETLINK_ROUTE"]["allowed_by_profile"]
-    for name in ("clone3:CLONE_NEWUSER|CLONE_NEWNET", "socket:AF_NETLINK/NETLINK_NETFILTER",
-                 "personality:ADDR_NO_RANDOMIZE"):
+    for name in (
+        "clone3:CLONE_NEWUSER|CLONE_NEWNET",
+        "socket:AF_NETLINK/NETLINK_NETFILTER",
+        "personality:ADDR_NO_RANDOMIZE",
+    ):
         assert probes[name]["applicable"] and probes[name]["refused"], probes[name]
 
 
@@ -201,12 +241,19 @@ def test_verify_names_a_value_the_conditions_refused(recorded, tmp_path):
     shutil.copytree(profile, edited)
     seccomp = json.loads((edited / "seccomp.json").read_text())
     seccomp["syscalls"] = [rule for rule in seccomp["syscalls"] if rule["names"] != ["socket"]]
-    seccomp["syscalls"].append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",  # AF_UNIX only
-                                "args": [{"index": 0, "value": 0xFFFFFFFF, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]})
+    seccomp["syscalls"].append(
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ALLOW",  # AF_UNIX only
+            "args": [{"index": 0, "value": 0xFFFFFFFF, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+    )
     (edited / "seccomp.json").write_text(json.dumps(seccomp))
     done = tracer_cli("verify", str(edited), "--bundle", str(workload_bundle(tmp_path / "verify")), "--format", "json")
     report = json.loads(done.stdout)
     assert done.returncode == 1
     (refused,) = [r for r in report["refused"] if r["kind"] == "arguments"]
     assert refused["syscall"] == "socket" and "socket AF_NETLINK NETLINK_ROUTE" in refused["name"]
-    assert refused["phase"] == "startup" and "refused by the profile's argument conditions" in "\n".join(report["failures"])
+    assert refused["phase"] == "startup" and "refused by the profile's argument conditions" in "\n".join(
+        report["failures"]
+    )

@@ -77,9 +77,18 @@ def test_record_kubernetes_pod_finds_and_records_the_container(cri_node, tmp_pat
     requests = Requests(ready)
     try:
         trace_path = tmp_path / "pod.trace.json"
-        done = tracer_cli("record", "--kubernetes-pod", f"{namespace}/nim-llm-0", "--container", "nim-llm",
-                          "--duration", "2", "--out", str(trace_path),
-                          env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint})
+        done = tracer_cli(
+            "record",
+            "--kubernetes-pod",
+            f"{namespace}/nim-llm-0",
+            "--container",
+            "nim-llm",
+            "--duration",
+            "2",
+            "--out",
+            str(trace_path),
+            env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint},
+        )
     finally:
         requests.stop()
     assert done.returncode == 1 and "start-up missed" in done.stderr, done.stderr  # it already ran

@@ -39,8 +39,11 @@ def test_mininim_pod_answers_and_is_resolved_to_its_container_and_cgroup(cri_nod
     started_at = time.monotonic()
     pod = cri_node.run_pod(unique("mininim"), k8s_namespace, [mininim_container(port)])
     started_s = time.monotonic() - started_at
-    wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S,
-             f"mini-NIM ready on port {port}\n{container_log(pod, 'nim')}")
+    wait_for(
+        lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"),
+        POD_START_LIMIT_S,
+        f"mini-NIM ready on port {port}\n{container_log(pod, 'nim')}",
+    )
     ready_s = time.monotonic() - started_at
     print(f"pod started in {started_s:.2f} s, ready in {ready_s:.2f} s")
 
@@ -62,8 +65,9 @@ def test_mininim_pod_answers_and_is_resolved_to_its_container_and_cgroup(cri_nod
 
 
 def test_container_status_reports_the_image_by_tag_and_digest(cri_node, k8s_namespace):
-    pod = cri_node.run_pod(unique("status"), k8s_namespace, [ContainerSpec("sleeper", cri_node.mininim_image.name,
-                                                                           command=SLEEPER)])
+    pod = cri_node.run_pod(
+        unique("status"), k8s_namespace, [ContainerSpec("sleeper", cri_node.mininim_image.name, command=SLEEPER)]
+    )
     image = cri_node.mininim_image
 
     status = pod.container_status("sleeper").status
@@ -71,8 +75,12 @@ def test_container_status_reports_the_image_by_tag_and_digest(cri_node, k8s_name
     assert status.state == api.CONTAINER_RUNNING
     assert status.image.image == image.name
     assert status.image_ref == image.repo_digest == f"localhost/seccomp-tracer/mininim@{image.manifest_digest}"
-    assert status.labels == {cri.LABEL_POD: pod.name, cri.LABEL_NAMESPACE: k8s_namespace,
-                             cri.LABEL_POD_UID: pod.uid, cri.LABEL_CONTAINER: "sleeper"}
+    assert status.labels == {
+        cri.LABEL_POD: pod.name,
+        cri.LABEL_NAMESPACE: k8s_namespace,
+        cri.LABEL_POD_UID: pod.uid,
+        cri.LABEL_CONTAINER: "sleeper",
+    }
     assert status.metadata.name == "sleeper" and status.metadata.attempt == 0
     found = pod.client.image_status(image.name)
     assert found.id == image.config_digest
@@ -81,12 +89,16 @@ def test_container_status_reports_the_image_by_tag_and_digest(cri_node, k8s_name
     assert pod.client.image_status(image.repo_digest).id == image.config_digest
     assert pod.client.image_status("localhost/seccomp-tracer/absent:1") is None
     listed = {i.id: list(i.repo_tags) for i in pod.client.list_images()}
-    assert listed == {image.config_digest: [image.name], cri_node.pause_image.config_digest: [cri_node.pause_image.name]}
+    assert listed == {
+        image.config_digest: [image.name],
+        cri_node.pause_image.config_digest: [cri_node.pause_image.name],
+    }
 
 
 def test_pod_sandbox_status_and_listing(cri_node, k8s_namespace):
-    pod = cri_node.run_pod(unique("sandbox"), k8s_namespace, [ContainerSpec("sleeper", cri_node.mininim_image.name,
-                                                                            command=SLEEPER)])
+    pod = cri_node.run_pod(
+        unique("sandbox"), k8s_namespace, [ContainerSpec("sleeper", cri_node.mininim_image.name, command=SLEEPER)]
+    )
     client = pod.client
 
     status = client.pod_sandbox_status(pod.sandbox_id).status
@@ -108,16 +120,24 @@ def test_pod_sandbox_status_and_listing(cri_node, k8s_namespace):
     assert client.list_containers(sandbox_id=pod.sandbox_id, running_only=True) == []
 
 
-MKDIR_PROBE = ("import os, sys\n"
-               "try:\n    os.mkdir('/tmp/probe')\nexcept OSError as err:\n"
-               "    print('mkdir:', err.strerror, flush=True)\n    sys.exit(100 + err.errno)\n"
-               "print('mkdir: done', flush=True)\n")
+MKDIR_PROBE = (
+    "import os, sys\n"
+    "try:\n    os.mkdir('/tmp/probe')\nexcept OSError as err:\n"
+    "    print('mkdir:', err.strerror, flush=True)\n    sys.exit(100 + err.errno)\n"
+    "print('mkdir: done', flush=True)\n"
+)
 
 
 def test_localhost_seccomp_profile_is_enforced_in_the_container(cri_node, k8s_namespace, tmp_path):
     profile = tmp_path / "no-mkdir.json"
-    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}))
+    profile.write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+            }
+        )
+    )
     probe = ContainerSpec("probe", cri_node.mininim_image.name, command=("/usr/bin/python3", "-I", "-c", MKDIR_PROBE))
 
     confined = cri_node.run_pod(unique("confined"), k8s_namespace, [probe], seccomp=profile)
@@ -131,16 +151,22 @@ def test_localhost_seccomp_profile_is_enforced_in_the_container(cri_node, k8s_na
 
 def test_a_missing_seccomp_profile_is_refused_before_any_call(cri_node, k8s_namespace, tmp_path):
     with pytest.raises(InputError, match="no such seccomp profile"):
-        cri_node.run_pod(unique("x"), k8s_namespace, [ContainerSpec("c", cri_node.mininim_image.name)],
-                         seccomp=tmp_path / "absent.json")
+        cri_node.run_pod(
+            unique("x"),
+            k8s_namespace,
+            [ContainerSpec("c", cri_node.mininim_image.name)],
+            seccomp=tmp_path / "absent.json",
+        )
     assert cri_node.client.list_pod_sandbox({cri.LABEL_NAMESPACE: k8s_namespace}) == []
 
 
 def test_stop_and_remove_leave_no_container_sandbox_cgroup_mount_or_process(cri_node, k8s_namespace):
     port = free_port()
-    pod = cri_node.run_pod(unique("gone"), k8s_namespace, [mininim_container(port),
-                                                           ContainerSpec("sidecar", cri_node.mininim_image.name,
-                                                                         command=SLEEPER)])
+    pod = cri_node.run_pod(
+        unique("gone"),
+        k8s_namespace,
+        [mininim_container(port), ContainerSpec("sidecar", cri_node.mininim_image.name, command=SLEEPER)],
+    )
     wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), POD_START_LIMIT_S, "mini-NIM ready")
     before = pod_footprint(cri_node, pod)
     assert len(before["cgroups"]) == len(cgroup_mount_points())  # v2 and, on hybrid hosts, each v1 one
@@ -154,14 +180,22 @@ def test_stop_and_remove_leave_no_container_sandbox_cgroup_mount_or_process(cri_
     pod.remove()
 
     assert runtime_knows(pod) == []
-    assert pod_footprint(cri_node, pod) == {"cgroups": [], "mounts": [], "runc state": [], "processes": [],
-                                            "directories": []}
+    assert pod_footprint(cri_node, pod) == {
+        "cgroups": [],
+        "mounts": [],
+        "runc state": [],
+        "processes": [],
+        "directories": [],
+    }
 
 
 def test_the_resolver_chooses_pods_and_containers_as_crictl_does(cri_node, k8s_namespace):
     image = cri_node.mininim_image.name
-    first = cri_node.run_pod("nim-llm-0", k8s_namespace, [ContainerSpec("nim", image, command=SLEEPER),
-                                                          ContainerSpec("exporter", image, command=SLEEPER)])
+    first = cri_node.run_pod(
+        "nim-llm-0",
+        k8s_namespace,
+        [ContainerSpec("nim", image, command=SLEEPER), ContainerSpec("exporter", image, command=SLEEPER)],
+    )
     second = cri_node.run_pod("nim-llm-1", k8s_namespace, [ContainerSpec("nim", image, command=SLEEPER)])
     endpoint = cri_node.containerd.endpoint
 
@@ -222,11 +256,14 @@ def test_a_pod_network_pod_has_its_own_address_and_leaves_nothing(live, k8s_name
         require_live("the CNI plugins (containernetworking-plugins) are not installed")
     with CriNode() as cri_node:
         network = cri_node.containerd.pod_network
-        assert {c.type: c.status for c in cri_node.client.status().conditions} == {"RuntimeReady": True,
-                                                                                   "NetworkReady": True}
+        assert {c.type: c.status for c in cri_node.client.status().conditions} == {
+            "RuntimeReady": True,
+            "NetworkReady": True,
+        }
         port = 8000  # the pod's own port space
-        pod = cri_node.run_pod("own-network", k8s_namespace, [mininim_container(port, host="0.0.0.0")],
-                               host_network=False)
+        pod = cri_node.run_pod(
+            "own-network", k8s_namespace, [mininim_container(port, host="0.0.0.0")], host_network=False
+        )
         netns = pod.network_namespace()
         assert ipaddress.ip_address(pod.ip) in network.subnet and netns in os.listdir("/run/netns")
         wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")

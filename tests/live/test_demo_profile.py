@@ -30,13 +30,24 @@ def test_fresh_demo_needs_nothing_beyond_the_committed_profile(fresh):
     result = json.loads(done.stdout)
     assert done.returncode == 0 and not result["needs_more"], (
         f"a fresh mini-NIM run needs {result['syscalls']['added']} {result['capabilities']['added']} beyond "
-        f"{PROFILE.relative_to(REPO)}: re-run scripts/demo and commit the profile")
+        f"{PROFILE.relative_to(REPO)}: re-run scripts/demo and commit the profile"
+    )
 
 
 def test_committed_profile_passes_verification_under_load(fresh):
     _, bundle, _ = fresh
-    done = tracer_cli("verify", str(PROFILE), "--bundle", str(bundle), "--ready-url", READY_URL,
-                      "--load", load_command(200, 8), "--format", "json")
+    done = tracer_cli(
+        "verify",
+        str(PROFILE),
+        "--bundle",
+        str(bundle),
+        "--ready-url",
+        READY_URL,
+        "--load",
+        load_command(200, 8),
+        "--format",
+        "json",
+    )
     report = json.loads(done.stdout)
     assert report["passed"], report["failures"]
     assert report["refused"] == [] and report["load"]["exit_status"] == 0 and report["stop"]["clean"]

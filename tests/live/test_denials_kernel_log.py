@@ -41,8 +41,11 @@ def require_seccomp_records_in_the_kernel_log() -> None:
 
 def log_profile_without(syscall: str) -> dict:
     allowed = sorted(set(syscall_table("SCMP_ARCH_X86_64").values()) - {syscall})
-    return {"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_X86_64"],
-            "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+    return {
+        "defaultAction": "SCMP_ACT_LOG",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}],
+    }
 
 
 def denials_of(pid: int, *args: str) -> list[dict]:
@@ -52,14 +55,19 @@ def denials_of(pid: int, *args: str) -> list[dict]:
 
 def test_complain_mode_record_is_read_back_per_container(live, tmp_path):
     require_seccomp_records_in_the_kernel_log()
-    bundle = make_bundle(tmp_path / "bundle", ["/usr/bin/python3", "-c", WORKLOAD], seccomp=log_profile_without(REFUSED))
+    bundle = make_bundle(
+        tmp_path / "bundle", ["/usr/bin/python3", "-c", WORKLOAD], seccomp=log_profile_without(REFUSED)
+    )
     container_id = f"denials-{uuid.uuid4().hex[:8]}"
     pid = runc.create(bundle, container_id)
     try:
         runc.start(container_id)
-        cgroup = next(line[3:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if line.startswith("0::"))
-        running = wait_for(lambda: denials_of(pid), 15, "a seccomp record of the container in the kernel log",
-                           interval=0.5)
+        cgroup = next(
+            line[3:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if line.startswith("0::")
+        )
+        running = wait_for(
+            lambda: denials_of(pid), 15, "a seccomp record of the container in the kernel log", interval=0.5
+        )
         assert {(d["syscall"], d["action"], d["cgroup"]) for d in running} == {(REFUSED, "log", cgroup)}
         in_cgroup = denials_of(pid, "--cgroup", cgroup)
         assert in_cgroup and all(d["cgroup"] == cgroup for d in in_cgroup)

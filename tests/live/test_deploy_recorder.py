@@ -59,8 +59,16 @@ def recorder_container() -> dict:
 class Sandbox:
     """The recorder init container of deploy/daemonset.yaml, started on this machine."""
 
-    def __init__(self, tmp_path: Path, cri_endpoint: str, selector: str, container_name: str, duration: str = "2",
-                 extra_env: dict | None = None, capabilities: list[str] | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        cri_endpoint: str,
+        selector: str,
+        container_name: str,
+        duration: str = "2",
+        extra_env: dict | None = None,
+        capabilities: list[str] | None = None,
+    ):
         spec = recorder_container()
         self.node = f"node-{uuid.uuid4().hex[:6]}"
         self.traces = tmp_path / "traces"
@@ -68,20 +76,35 @@ class Sandbox:
         self.cgroup = cgroup_v2_root() / f"tracer-test-pod-{uuid.uuid4().hex[:8]}"
         self.cgroup.mkdir()
         env = {e["name"]: e.get("value", "") for e in spec["env"]}
-        env.update(NODE_NAME=self.node, TARGET_SELECTOR=selector, TARGET_CONTAINER=container_name, DURATION=duration,
-                   CONTAINER_RUNTIME_ENDPOINT=cri_endpoint, TRACES_DIR=str(self.traces), **(extra_env or {}))
+        env.update(
+            NODE_NAME=self.node,
+            TARGET_SELECTOR=selector,
+            TARGET_CONTAINER=container_name,
+            DURATION=duration,
+            CONTAINER_RUNTIME_ENDPOINT=cri_endpoint,
+            TRACES_DIR=str(self.traces),
+            **(extra_env or {}),
+        )
         context = spec["securityContext"]
         assert context["capabilities"]["drop"] == ["ALL"] and context["runAsUser"] == 0
         added = context["capabilities"]["add"] if capabilities is None else capabilities
         caps = ",".join(["-all", *(f"+{cap.lower()}" for cap in added)])
         host_paths = self.read_only_host_paths(spec, cri_endpoint)
-        sandbox = {"SANDBOX_CGROUP": str(self.cgroup), "READ_ONLY": " ".join(host_paths), "CAPS": caps,
-                   "NO_NEW_PRIVS": "" if context.get("allowPrivilegeEscalation", True) else "--no-new-privs",
-                   "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"}
+        sandbox = {
+            "SANDBOX_CGROUP": str(self.cgroup),
+            "READ_ONLY": " ".join(host_paths),
+            "CAPS": caps,
+            "NO_NEW_PRIVS": "" if context.get("allowPrivilegeEscalation", True) else "--no-new-privs",
+            "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}",
+        }
         self.stderr_path = tmp_path / f"recorder-{uuid.uuid4().hex[:6]}.log"
         with open(self.stderr_path, "w") as log:
-            self.process = subprocess.Popen(["sh", "-c", SANDBOX, "sandbox", *spec["command"], *spec["args"]],
-                                            env={**os.environ, **env, **sandbox}, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                ["sh", "-c", SANDBOX, "sandbox", *spec["command"], *spec["args"]],
+                env={**os.environ, **env, **sandbox},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     @staticmethod
     def read_only_host_paths(spec: dict, cri_endpoint: str) -> list[str]:
@@ -92,8 +115,11 @@ class Sandbox:
 
     def wait_armed(self) -> None:
         """Until the recorder says it waits for the pod: the operator's cue to roll the workload out."""
-        wait_for(lambda: "waiting for it on this node" in self.log or self.process.poll() is not None, 60,
-                 "the recorder to arm")
+        wait_for(
+            lambda: "waiting for it on this node" in self.log or self.process.poll() is not None,
+            60,
+            "the recorder to arm",
+        )
         assert self.process.poll() is None, self.log
 
     def wait(self, timeout: float = 120) -> int:
@@ -161,7 +187,8 @@ def start_nim_pod(cri_node, k8s_namespace, labels):
 
 
 def test_the_recorder_arms_first_records_the_new_pod_with_bpf_and_perfmon_only_and_then_holds_no_bpf(
-        cri_node, k8s_namespace, workload, tmp_path):
+    cri_node, k8s_namespace, workload, tmp_path
+):
     selector, labels = workload
     sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "nim-llm")
     held = set()
@@ -202,8 +229,9 @@ def test_each_capability_is_needed(cri_node, workload, tmp_path, missing):
     assert line.startswith("error: BPF: the recorder could not be loaded:") and "Operation not permitted" in line
 
 
-def test_pod_deletion_sigterm_reaches_the_recorder_which_writes_a_complete_trace(cri_node, k8s_namespace, workload,
-                                                                                 tmp_path):
+def test_pod_deletion_sigterm_reaches_the_recorder_which_writes_a_complete_trace(
+    cri_node, k8s_namespace, workload, tmp_path
+):
     selector, labels = workload
     sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "nim-llm", duration="600")
     sandbox.wait_armed()
@@ -227,19 +255,22 @@ def test_deleted_before_any_pod_came_it_leaves_nothing_and_no_failure_to_retry(c
 
 def stop_with_sigterm(sandbox: Sandbox) -> None:
     """What the kubelet does when the recorder's pod is deleted: SIGTERM to its pid 1, tini."""
-    tini = next(pid for pid in sandbox.pids_in_pod()
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"tini\0"))
+    tini = next(pid for pid in sandbox.pids_in_pod() if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"tini\0"))
     assert f"NSpid:\t{tini}\t1\n" in Path(f"/proc/{tini}/status").read_text()  # the pod's pid 1
     os.kill(tini, signal.SIGTERM)
 
 
 def test_a_trace_with_lost_counters_is_written_and_no_failure_to_retry(cri_node, k8s_namespace, workload, tmp_path):
     selector, labels = workload
-    sandbox = Sandbox(tmp_path, cri_node.containerd.endpoint, selector, "busy",
-                      extra_env={"TRACER_CAP_MAP_ENTRIES": "1"})  # the kernel's map fills: counters lost
+    sandbox = Sandbox(
+        tmp_path, cri_node.containerd.endpoint, selector, "busy", extra_env={"TRACER_CAP_MAP_ENTRIES": "1"}
+    )  # the kernel's map fills: counters lost
     sandbox.wait_armed()
-    busy = ContainerSpec("busy", cri_node.mininim_image.name,
-                         command=("/usr/bin/sh", "-c", "while true; do ls / >/dev/null; sleep 0.05; done"))
+    busy = ContainerSpec(
+        "busy",
+        cri_node.mininim_image.name,
+        command=("/usr/bin/sh", "-c", "while true; do ls / >/dev/null; sleep 0.05; done"),
+    )
     cri_node.run_pod(unique("busy"), k8s_namespace, [busy], labels=labels)
     assert sandbox.wait() == 0, sandbox.log  # tracer record exited 1; tini made it 0
     assert "lost counters: cap_map_full" in sandbox.log

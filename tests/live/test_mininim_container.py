@@ -32,7 +32,13 @@ def require_mininim_host() -> None:
 class Container:
     def __init__(self, container_id: str, netns_name: str, bundle: Path, pid: int, ready_s: float, log: Path):
         self.id, self.netns, self.bundle, self.pid, self.ready_s, self.log = (
-            container_id, netns_name, bundle, pid, ready_s, log)
+            container_id,
+            netns_name,
+            bundle,
+            pid,
+            ready_s,
+            log,
+        )
 
 
 @pytest.fixture
@@ -67,12 +73,15 @@ def reap_quietly(pid: int | None) -> None:
 
 
 def leftover_cgroups(container_id: str) -> list[Path]:
-    return list(Path("/sys/fs/cgroup").glob(f"*/{container_id}")) + list(Path("/sys/fs/cgroup").glob(f"*/*/{container_id}"))
+    return list(Path("/sys/fs/cgroup").glob(f"*/{container_id}")) + list(
+        Path("/sys/fs/cgroup").glob(f"*/*/{container_id}")
+    )
 
 
 def runc_exec(container_id: str, code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["runc", "exec", container_id, "/usr/bin/python3", "-c", code],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["runc", "exec", container_id, "/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=30
+    )
 
 
 def test_mininim_serves_a_load_test_in_its_netns(container):
@@ -88,10 +97,13 @@ def test_mininim_runs_as_uid_1000_on_a_read_only_root(container):
     status = Path(f"/proc/{container.pid}/status").read_text()
     ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines() if line.startswith(("Uid", "Gid"))}
     assert ids == {"Uid": ["1000"] * 4, "Gid": ["1000"] * 4}
-    probe = runc_exec(container.id, "import os\n"
-                      "try:\n    open('/probe', 'w')\nexcept OSError as err:\n    print('root', err.errno)\n"
-                      "try:\n    open('/opt/nim/model/probe', 'w')\nexcept OSError as err:\n    print('model', err.errno)\n"
-                      "open('/tmp/probe', 'w').write('ok'); print('tmp ok', os.getuid())")
+    probe = runc_exec(
+        container.id,
+        "import os\n"
+        "try:\n    open('/probe', 'w')\nexcept OSError as err:\n    print('root', err.errno)\n"
+        "try:\n    open('/opt/nim/model/probe', 'w')\nexcept OSError as err:\n    print('model', err.errno)\n"
+        "open('/tmp/probe', 'w').write('ok'); print('tmp ok', os.getuid())",
+    )
     assert probe.returncode == 0, probe.stderr
     # EROFS (30) for / and the model volume; the uid 1000 user may still write its tmpfs.
     assert probe.stdout.split("\n")[:3] == ["root 30", "model 30", "tmp ok 1000"]

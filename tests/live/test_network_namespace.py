@@ -38,14 +38,15 @@ K8S_VERSION = kubernetes_validate.latest_version()
 
 @dataclass
 class PodNetwork:
-    pod: Path                  # the observed namespace
-    peer: Path                 # the other end of the veth pair
+    pod: Path  # the observed namespace
+    peer: Path  # the other end of the veth pair
     pod_link: str
     peer_link: str
     sockets: list[socket.socket] = field(default_factory=list)
 
-    def open_in_pod(self, family: int, kind: int, address: tuple, listen: bool = True,
-                    v6only: bool = False) -> socket.socket:
+    def open_in_pod(
+        self, family: int, kind: int, address: tuple, listen: bool = True, v6only: bool = False
+    ) -> socket.socket:
         return self._open(self.pod, family, kind, address, listen, v6only)
 
     def open_in_peer(self, family: int, kind: int) -> socket.socket:
@@ -110,7 +111,11 @@ def set_unprivileged_port_start(namespace: Path, value: int) -> None:
 
 
 EXPECTED_LISTENERS = {
-    tcp("0.0.0.0", 8000), tcp("127.0.0.1", 9000), tcp("0.0.0.0", 80), tcp("::", 8443), tcp("::1", 9001),
+    tcp("0.0.0.0", 8000),
+    tcp("127.0.0.1", 9000),
+    tcp("0.0.0.0", 80),
+    tcp("::", 8443),
+    tcp("::1", 9001),
     udp("0.0.0.0", 8125),
 }
 
@@ -156,7 +161,9 @@ def test_the_peer_namespace_is_seen_apart(serving):
     surface = observe(serving.peer)
     assert surface.listening == ()
     assert [(i.name, i.addresses) for i in surface.interfaces] == [
-        ("lo", ("127.0.0.1/8", "::1/128")), (serving.peer_link, (f"{PEER_V4}/30", f"{PEER_V6}/126"))]
+        ("lo", ("127.0.0.1/8", "::1/128")),
+        (serving.peer_link, (f"{PEER_V4}/30", f"{PEER_V6}/126")),
+    ]
 
 
 def test_observing_by_pid_reads_the_same_namespace(serving):
@@ -180,7 +187,11 @@ def test_loopback_listeners_are_unreachable_from_the_peer(serving):
     reachable.connect((POD_V6, 8443))
     surface = observe(serving.pod)
     assert {(s.protocol, s.port) for s in surface.reachable_listeners()} == {
-        ("tcp", 80), ("tcp", 8000), ("tcp", 8443), ("udp", 8125)}
+        ("tcp", 80),
+        ("tcp", 8000),
+        ("tcp", 8443),
+        ("udp", 8125),
+    }
 
 
 def test_privileged_ports_follow_the_sysctl_inside_the_namespace(serving):
@@ -209,9 +220,16 @@ def test_policy_from_the_observed_namespace(serving):
     policies = {case: network_policy(s, "mini-nim", {"app": "mini-nim"}, "nim").manifest for case, s in cases.items()}
     for manifest in policies.values():
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
-        assert manifest["spec"]["ingress"] == [{"ports": [
-            {"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8443},
-            {"protocol": "UDP", "port": 8125}]}]
+        assert manifest["spec"]["ingress"] == [
+            {
+                "ports": [
+                    {"protocol": "TCP", "port": 80},
+                    {"protocol": "TCP", "port": 8000},
+                    {"protocol": "TCP", "port": 8443},
+                    {"protocol": "UDP", "port": 8125},
+                ]
+            }
+        ]
 
     assert policies["none-recorded"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert "egress" not in policies["none-recorded"]["spec"]

@@ -18,8 +18,23 @@ def test_a_recorded_server_in_its_own_namespace_has_its_listener_in_the_trace(tm
     port = free_port()
     out = tmp_path / "server.trace.json"
     with network_namespace() as netns:
-        done = tracer_cli("record", "--quiet", "--duration", "3", "--out", str(out), "--",
-                          "ip", "netns", "exec", netns.name, "python3", "-m", "http.server", str(port))
+        done = tracer_cli(
+            "record",
+            "--quiet",
+            "--duration",
+            "3",
+            "--out",
+            str(out),
+            "--",
+            "ip",
+            "netns",
+            "exec",
+            netns.name,
+            "python3",
+            "-m",
+            "http.server",
+            str(port),
+        )
     assert done.returncode == 0, done.stderr
     network = load_trace(out).network
     assert network is not None and network["destinations"] is None  # not recorded: never guessed

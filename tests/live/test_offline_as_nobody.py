@@ -26,8 +26,12 @@ def test_offline_commands_need_neither_root_nor_bcc(live):
         "sys.exit(main(['generate', %r, '--out', %r]) or main(['show', %r]))"
     ) % (str(REPO), str(site), str(tmp_path / "t.json"), str(tmp_path / "out"), str(tmp_path / "t.json"))
     python = shutil.which("python3", path="/usr/bin") or sys.executable
-    done = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", python, "-c", code],
-                          capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", python, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out/seccomp.json").exists()
     assert "phase load" in done.stdout

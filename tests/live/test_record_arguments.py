@@ -43,14 +43,23 @@ def recorded(tmp_path_factory):
 
 
 def rows(trace, syscall, **values):
-    return [r for r in trace.arguments.rows
-            if r.syscall == syscall and all(r[k] == v for k, v in values.items())]
+    return [r for r in trace.arguments.rows if r.syscall == syscall and all(r[k] == v for k, v in values.items())]
 
 
 def test_trace_is_version_2_with_every_argument_syscall_recorded(recorded):
     assert recorded.arguments is not None
-    assert set(recorded.arguments.recorded) == {"clone", "clone3", "unshare", "setns", "socket", "socketpair",
-                                               "personality", "prctl", "ioctl", "connect"}
+    assert set(recorded.arguments.recorded) == {
+        "clone",
+        "clone3",
+        "unshare",
+        "setns",
+        "socket",
+        "socketpair",
+        "personality",
+        "prctl",
+        "ioctl",
+        "connect",
+    }
     assert recorded.lost_total() == 0
 
 

@@ -24,7 +24,9 @@ TRACER = str(REPO / ".venv/bin/tracer")
 
 def test_command_output_passes_through_and_its_status_is_kept_not_returned(tmp_path):
     trace_path = tmp_path / "cmd.trace.json"
-    done = tracer_cli("record", "--out", str(trace_path), "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 7", check=False)
+    done = tracer_cli(
+        "record", "--out", str(trace_path), "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 7", check=False
+    )
     assert done.returncode == 0  # the recording is complete: the workload's 7 is not ours
     assert done.stdout == "out\n"
     assert "err" in done.stderr and "lost counters: none" in done.stderr
@@ -86,8 +88,19 @@ server.shutdown()
 def test_ready_url_switches_from_startup_to_load(tmp_path):
     port = free_port()
     trace_path = tmp_path / "phases.trace.json"
-    tracer_cli("record", "--out", str(trace_path), "--ready-url", f"http://127.0.0.1:{port}/",
-               "--", sys.executable, "-c", SERVER, str(port), cwd=tmp_path)
+    tracer_cli(
+        "record",
+        "--out",
+        str(trace_path),
+        "--ready-url",
+        f"http://127.0.0.1:{port}/",
+        "--",
+        sys.executable,
+        "-c",
+        SERVER,
+        str(port),
+        cwd=tmp_path,
+    )
     trace = load_trace(trace_path)
     phases = trace_summary(trace)["phases"]
     assert "execve" in phases["startup"] and "execve" not in phases["load"]
@@ -99,7 +112,9 @@ def test_ready_url_switches_from_startup_to_load(tmp_path):
 def test_sigusr1_switches_phase_by_hand(tmp_path):
     trace_path = tmp_path / "usr1.trace.json"
     script = "import os, time; time.sleep(2.0); os.getppid(); os.getppid()"
-    tracer = subprocess.Popen([TRACER, "record", "--interval", "0.2", "--out", str(trace_path), "--", sys.executable, "-c", script])
+    tracer = subprocess.Popen(
+        [TRACER, "record", "--interval", "0.2", "--out", str(trace_path), "--", sys.executable, "-c", script]
+    )
     wait_for(trace_path.exists, 10)
     time.sleep(0.3)
     tracer.send_signal(signal.SIGUSR1)
@@ -125,7 +140,9 @@ def test_checkpoints_survive_a_killed_tracer(tmp_path):
 
 def test_sigterm_stops_cleanly_with_everything_so_far(tmp_path):
     trace_path = tmp_path / "term.trace.json"
-    tracer = subprocess.Popen([TRACER, "record", "--out", str(trace_path), "--", "sleep", "30"], stderr=subprocess.PIPE, text=True)
+    tracer = subprocess.Popen(
+        [TRACER, "record", "--out", str(trace_path), "--", "sleep", "30"], stderr=subprocess.PIPE, text=True
+    )
     wait_for(trace_path.exists, 10)
     tracer.terminate()
     _, stderr = tracer.communicate(timeout=30)
@@ -145,7 +162,9 @@ def test_duration_stops_the_recording(tmp_path):
 def test_a_full_kernel_map_is_counted_reported_and_stored(tmp_path):
     trace_path = tmp_path / "lost.trace.json"
     env = {**os.environ, "TRACER_CAP_MAP_ENTRIES": "1"}
-    done = tracer_cli("record", "--out", str(trace_path), "--", "/bin/sh", "-c", "ls / >/dev/null; ls / >/dev/null", env=env)
+    done = tracer_cli(
+        "record", "--out", str(trace_path), "--", "/bin/sh", "-c", "ls / >/dev/null; ls / >/dev/null", env=env
+    )
     trace = load_trace(trace_path)
     assert trace.lost["cap_map_full"] > 0
     assert f"cap_map_full {trace.lost['cap_map_full']}" in done.stderr
@@ -156,7 +175,9 @@ def test_record_of_a_pid_and_a_cgroup(tmp_path):
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         trace_path = tmp_path / "pid.trace.json"
-        done = tracer_cli("record", "--pid", str(sleeper.pid), "--duration", "0.5", "--format", "json", "--out", str(trace_path))
+        done = tracer_cli(
+            "record", "--pid", str(sleeper.pid), "--duration", "0.5", "--format", "json", "--out", str(trace_path)
+        )
         assert '"stopped_by": "duration"' in done.stdout
         assert load_trace(trace_path).metadata["target"]["kind"] == "pid"
     finally:

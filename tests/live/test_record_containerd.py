@@ -32,9 +32,11 @@ def containerd(tmp_path_factory):
     socket = base / "containerd.sock"
     (base / "config.toml").write_text(
         f'version = 2\nroot = "{base}/root"\nstate = "{base}/state"\n[grpc]\n  address = "{socket}"\n'
-        '[plugins."io.containerd.grpc.v1.cri"]\n  disable_cgroup = true\n')
-    daemon = subprocess.Popen(["containerd", "--config", str(base / "config.toml")],
-                              stdout=subprocess.DEVNULL, stderr=open(base / "log", "w"))
+        '[plugins."io.containerd.grpc.v1.cri"]\n  disable_cgroup = true\n'
+    )
+    daemon = subprocess.Popen(
+        ["containerd", "--config", str(base / "config.toml")], stdout=subprocess.DEVNULL, stderr=open(base / "log", "w")
+    )
     deadline = time.monotonic() + 20
     while subprocess.run(["ctr", "--address", str(socket), "version"], capture_output=True).returncode:
         if time.monotonic() > deadline:
@@ -47,7 +49,9 @@ def containerd(tmp_path_factory):
 
 
 def ctr(socket, *args, check=True):
-    return subprocess.run(["ctr", "--address", str(socket), "-n", NAMESPACE, *args], capture_output=True, text=True, check=check)
+    return subprocess.run(
+        ["ctr", "--address", str(socket), "-n", NAMESPACE, *args], capture_output=True, text=True, check=check
+    )
 
 
 def test_running_containerd_task_is_recorded(containerd):
@@ -58,12 +62,34 @@ def test_running_containerd_task_is_recorded(containerd):
     for link in ("bin", "lib", "lib64"):
         (rootfs / link).symlink_to(f"usr/{link}")
     task = f"t{uuid.uuid4().hex[:8]}"
-    ctr(socket, "run", "-d", "--mount", "type=bind,src=/usr,dst=/usr,options=rbind:ro", "--rootfs", str(rootfs), task,
-        "/bin/sh", "-c", "while :; do cat /proc/self/status >/dev/null; sleep 0.05; done")
+    ctr(
+        socket,
+        "run",
+        "-d",
+        "--mount",
+        "type=bind,src=/usr,dst=/usr,options=rbind:ro",
+        "--rootfs",
+        str(rootfs),
+        task,
+        "/bin/sh",
+        "-c",
+        "while :; do cat /proc/self/status >/dev/null; sleep 0.05; done",
+    )
     try:
         trace_path = base / f"{task}.trace.json"
-        done = tracer_cli("record", "--containerd", task, "--containerd-namespace", NAMESPACE, "--containerd-state", str(base / "state"),
-                          "--duration", "1.5", "--out", str(trace_path))
+        done = tracer_cli(
+            "record",
+            "--containerd",
+            task,
+            "--containerd-namespace",
+            NAMESPACE,
+            "--containerd-state",
+            str(base / "state"),
+            "--duration",
+            "1.5",
+            "--out",
+            str(trace_path),
+        )
         assert done.returncode == 1 and "start-up missed" in done.stderr, done.stderr
     finally:
         ctr(socket, "task", "kill", "-s", "SIGKILL", task, check=False)
@@ -75,8 +101,18 @@ def test_running_containerd_task_is_recorded(containerd):
     assert trace.metadata["startup_missed"] is True and trace.metadata["target"]["status_at_attach"] == "running"
     syscalls = trace_summary(trace)["syscalls"]
     assert syscalls["execve"] >= 10 and syscalls["clock_nanosleep"] >= 10 and syscalls["openat"] >= 10
-    done = tracer_cli("record", "--containerd", "nope", "--containerd-namespace", NAMESPACE, "--containerd-state", str(base / "state"),
-                      "--out", str(base / "x.json"), check=False)
+    done = tracer_cli(
+        "record",
+        "--containerd",
+        "nope",
+        "--containerd-namespace",
+        NAMESPACE,
+        "--containerd-state",
+        str(base / "state"),
+        "--out",
+        str(base / "x.json"),
+        check=False,
+    )
     assert done.returncode == 2 and "not found" in done.stderr
 
 
@@ -92,10 +128,26 @@ def test_created_task_is_gated_at_runc_hand_over(tmp_path):
     (task_dir / "init.pid").write_text(str(pid))
     trace_path = tmp_path / "created.trace.json"
     try:
-        recorder = subprocess.Popen([str(REPO / ".venv/bin/tracer"), "record", "--containerd", task,
-                                     "--containerd-namespace", NAMESPACE, "--containerd-state", str(tmp_path / "state"),
-                                     "--interval", "0.2", "--duration", "60", "--out", str(trace_path)],
-                                    stderr=subprocess.PIPE, text=True)
+        recorder = subprocess.Popen(
+            [
+                str(REPO / ".venv/bin/tracer"),
+                "record",
+                "--containerd",
+                task,
+                "--containerd-namespace",
+                NAMESPACE,
+                "--containerd-state",
+                str(tmp_path / "state"),
+                "--interval",
+                "0.2",
+                "--duration",
+                "60",
+                "--out",
+                str(trace_path),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         wait_for(trace_path.exists, 60, "the first checkpoint", process=recorder)  # the first checkpoint: attached
         runc.start(task)  # as the shim's Start would
         _, stderr = recorder.communicate(timeout=60)

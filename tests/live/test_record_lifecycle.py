@@ -40,8 +40,13 @@ class Run:
         self.scratch.mkdir()
         self.stderr_path = tmp_path / f"stderr-{uuid.uuid4().hex[:6]}"
         with open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen([TRACER, *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                            env={**os.environ, "TMPDIR": str(self.scratch), **(env or {})})
+            self.process = subprocess.Popen(
+                [TRACER, *args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, "TMPDIR": str(self.scratch), **(env or {})},
+            )
         self.pid = self.process.pid
         Run.started.append(self)
 
@@ -102,7 +107,11 @@ def processes_with(marker: str) -> list[int]:
 
 def sleeping(nap: str) -> list[int]:
     """The `sleep NAP` processes."""
-    return [pid for pid in processes_with(f"sleep {nap}") if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0")]
+    return [
+        pid
+        for pid in processes_with(f"sleep {nap}")
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0")
+    ]
 
 
 def unique_sleep() -> str:
@@ -123,8 +132,18 @@ def one_line_error(stderr: str) -> str:
 def test_sigkill_of_the_tracer_kills_the_workload_and_its_grandchildren(tmp_path):
     trace_path = tmp_path / "killed.trace.json"
     nap = unique_sleep()
-    run = Run(tmp_path, "record", "--interval", "0.2", "--out", str(trace_path), "--",
-              "/bin/sh", "-c", f"sleep {nap} & sleep {nap}; true")
+    run = Run(
+        tmp_path,
+        "record",
+        "--interval",
+        "0.2",
+        "--out",
+        str(trace_path),
+        "--",
+        "/bin/sh",
+        "-c",
+        f"sleep {nap} & sleep {nap}; true",
+    )
     wait_for(lambda: trace_path.exists() and len(sleeping(nap)) == 2, 20)
     run.kill(signal.SIGKILL)
     assert run.wait() == -signal.SIGKILL
@@ -138,8 +157,18 @@ def test_sigkill_of_the_tracer_deletes_the_container_it_created(tmp_path):
     bundle = make_bundle(tmp_path / "bundle", ["/bin/sh", "-c", f"sleep {nap}; true"])
     container = f"lc-{uuid.uuid4().hex[:8]}"
     trace_path = tmp_path / "runc.trace.json"
-    run = Run(tmp_path, "record", "--runc-bundle", str(bundle), "--runc-id", container, "--interval", "0.2",
-              "--out", str(trace_path))
+    run = Run(
+        tmp_path,
+        "record",
+        "--runc-bundle",
+        str(bundle),
+        "--runc-id",
+        container,
+        "--interval",
+        "0.2",
+        "--out",
+        str(trace_path),
+    )
     wait_for(lambda: trace_path.exists() and sleeping(nap), 20)
     assert runc.state(container)["status"] == "running"
     run.kill(signal.SIGKILL)
@@ -202,7 +231,9 @@ def test_sigterm_stops_the_workload_with_its_grandchildren(tmp_path):
 
 def test_a_workload_that_leaves_a_background_child_has_it_killed_at_the_end(tmp_path):
     nap = unique_sleep()
-    run = Run(tmp_path, "record", "--out", str(tmp_path / "bg.trace.json"), "--", "/bin/sh", "-c", f"sleep {nap} & exit 0")
+    run = Run(
+        tmp_path, "record", "--out", str(tmp_path / "bg.trace.json"), "--", "/bin/sh", "-c", f"sleep {nap} & exit 0"
+    )
     assert run.wait() == 0
     assert run.leftovers(f"sleep {nap}") == []
 
@@ -214,8 +245,9 @@ def test_a_bpf_load_failure_is_one_line_exit_3_and_leaves_nothing(tmp_path):
     # A map far larger than the kernel allows: the load fails naturally, at map creation.
     nap = unique_sleep()
     trace_path = tmp_path / "bpf.trace.json"
-    run = Run(tmp_path, "record", "--out", str(trace_path), "--", "sleep", nap,
-              env={"TRACER_CAP_MAP_ENTRIES": str(2**31 - 1)})
+    run = Run(
+        tmp_path, "record", "--out", str(trace_path), "--", "sleep", nap, env={"TRACER_CAP_MAP_ENTRIES": str(2**31 - 1)}
+    )
     assert run.wait() == 3
     line = one_line_error(run.stderr)
     assert line.startswith("error: BPF: the recorder could not be loaded:") and "cap_checks" in line
@@ -230,8 +262,16 @@ def test_an_existing_container_id_is_refused_before_anything_is_made(tmp_path):
     runc.become_subreaper()
     pid = runc.create(bundle, container)
     try:
-        run = Run(tmp_path, "record", "--runc-bundle", str(bundle), "--runc-id", container,
-                  "--out", str(tmp_path / "clash.trace.json"))
+        run = Run(
+            tmp_path,
+            "record",
+            "--runc-bundle",
+            str(bundle),
+            "--runc-id",
+            container,
+            "--out",
+            str(tmp_path / "clash.trace.json"),
+        )
         assert run.wait() == 2
         assert f"runc container {container}: already exists" in one_line_error(run.stderr)
         assert runc.state(container)["status"] == "created"  # the other container is untouched
@@ -297,8 +337,18 @@ def fill(disk: Path) -> Path:
 def test_a_full_disk_fails_checkpoints_but_not_the_workload_and_they_are_retried(tmp_path, small_disk):
     trace_path = small_disk / "full.trace.json"
     marker = tmp_path / "workload-finished"
-    run = Run(tmp_path, "record", "--interval", "0.2", "--out", str(trace_path), "--",
-              "/bin/sh", "-c", f"sleep 2.5; echo done > {marker}")
+    run = Run(
+        tmp_path,
+        "record",
+        "--interval",
+        "0.2",
+        "--out",
+        str(trace_path),
+        "--",
+        "/bin/sh",
+        "-c",
+        f"sleep 2.5; echo done > {marker}",
+    )
     wait_for(trace_path.exists, 20)
     filler = fill(small_disk)
     wait_for(lambda: "checkpoint 2 failed" in run.stderr, 20)
@@ -316,8 +366,18 @@ def test_a_full_disk_fails_checkpoints_but_not_the_workload_and_they_are_retried
 def test_a_disk_that_stays_full_is_exit_3_and_keeps_the_last_checkpoint(tmp_path, small_disk):
     trace_path = small_disk / "full.trace.json"
     marker = tmp_path / "workload-finished"
-    run = Run(tmp_path, "record", "--interval", "0.2", "--out", str(trace_path), "--",
-              "/bin/sh", "-c", f"sleep 1.5; echo done > {marker}")
+    run = Run(
+        tmp_path,
+        "record",
+        "--interval",
+        "0.2",
+        "--out",
+        str(trace_path),
+        "--",
+        "/bin/sh",
+        "-c",
+        f"sleep 1.5; echo done > {marker}",
+    )
     wait_for(trace_path.exists, 20)
     fill(small_disk)
     assert run.wait() == 3

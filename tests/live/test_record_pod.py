@@ -40,8 +40,13 @@ class Recorder:
 
     def __init__(self, endpoint: str, *args: str):
         env = {**os.environ, "CONTAINER_RUNTIME_ENDPOINT": endpoint}
-        self.process = subprocess.Popen([str(REPO / ".venv/bin/tracer"), "record", *args], env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [str(REPO / ".venv/bin/tracer"), "record", *args],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: list[str] = []
         self.loaded_at = None
         while self.loaded_at is None:
@@ -62,8 +67,17 @@ def recorded_pod(cri_node, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pod")
     namespace, name, port = f"ns-{unique('rec')}", unique("nim-llm"), free_port()
     trace_path = workdir / "pod.trace.json"
-    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{namespace}/{name}",
-                        "--out", str(trace_path), "--duration", "120", "--interval", "0.5")
+    recorder = Recorder(
+        cri_node.containerd.endpoint,
+        "--kubernetes-pod",
+        f"{namespace}/{name}",
+        "--out",
+        str(trace_path),
+        "--duration",
+        "120",
+        "--interval",
+        "0.5",
+    )
     started = time.monotonic()
     pod = cri_node.run_pod(name, namespace, [mininim_container(port, name="nim-llm")])
     try:
@@ -77,8 +91,16 @@ def recorded_pod(cri_node, tmp_path_factory):
         if recorder.process.poll() is None:
             recorder.process.kill()
         pod.remove()
-    return {"status": status, "log": log, "trace": load_trace(trace_path), "trace_path": trace_path,
-            "pod": pod, "answered": answered, "ready_s": ready_s, "workdir": workdir}
+    return {
+        "status": status,
+        "log": log,
+        "trace": load_trace(trace_path),
+        "trace_path": trace_path,
+        "pod": pod,
+        "answered": answered,
+        "ready_s": ready_s,
+        "workdir": workdir,
+    }
 
 
 def phase_names(trace, phase):
@@ -126,8 +148,18 @@ def test_profile_has_no_capability_and_runs_the_workload_under_runc(recorded_pod
     assert RUNC_HANDOVER_SYSCALLS - {"clone3"} <= allowed  # runc's unfiltered hand-over, still needed under it
     with network_namespace() as netns_path:
         bundle = mininim_bundle(tmp_path / "bundle", netns_path=netns_path)
-        done = tracer_cli("verify", str(profile), "--bundle", str(bundle), "--ready-url", READY_URL,
-                          "--load", load_command(50, 4), "--format", "json")
+        done = tracer_cli(
+            "verify",
+            str(profile),
+            "--bundle",
+            str(bundle),
+            "--ready-url",
+            READY_URL,
+            "--load",
+            load_command(50, 4),
+            "--format",
+            "json",
+        )
     report = json.loads(done.stdout)
     assert report["passed"], report["failures"]
 
@@ -137,11 +169,22 @@ def test_no_new_pod_within_wait_is_reported_and_nothing_written(cri_node, tmp_pa
     --wait (not --duration, which counts from the pod's appearance) ends the wait: exit 1."""
 
     label = unique("app")
-    cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
-                     labels={"app": label})
-    done = tracer_cli("record", "--kubernetes-selector", f"{k8s_namespace}/app={label}", "--wait", "1.5",
-                      "--duration", "0.5", "--out", str(tmp_path / "none.trace.json"),
-                      env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint}, check=False)
+    cri_node.run_pod(
+        unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)], labels={"app": label}
+    )
+    done = tracer_cli(
+        "record",
+        "--kubernetes-selector",
+        f"{k8s_namespace}/app={label}",
+        "--wait",
+        "1.5",
+        "--duration",
+        "0.5",
+        "--out",
+        str(tmp_path / "none.trace.json"),
+        env={**os.environ, "CONTAINER_RUNTIME_ENDPOINT": cri_node.containerd.endpoint},
+        check=False,
+    )
     assert done.returncode == 1, done.stderr
     assert f"no pod {k8s_namespace}/app={label} appeared on this node (wait); nothing recorded" in done.stderr
     assert list(tmp_path.iterdir()) == []
@@ -151,8 +194,15 @@ def test_duration_counts_from_the_pods_appearance(cri_node, tmp_path, k8s_namesp
     """A recorder armed long before the rollout still records --duration of the pod."""
     name, port = unique("nim-llm"), free_port()
     trace_path = tmp_path / "nim.trace.json"
-    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{k8s_namespace}/{name}",
-                        "--out", str(trace_path), "--duration", "2")
+    recorder = Recorder(
+        cri_node.containerd.endpoint,
+        "--kubernetes-pod",
+        f"{k8s_namespace}/{name}",
+        "--out",
+        str(trace_path),
+        "--duration",
+        "2",
+    )
     time.sleep(2.5)  # longer than --duration: the recorder keeps waiting
     assert recorder.process.poll() is None
     cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm")])
@@ -169,17 +219,30 @@ def test_selector_records_the_next_pod_one_trace_per_container(cri_node, tmp_pat
     the sandbox none; a pod already there with the label is not the one recorded."""
 
     label = {"app": unique("nim")}
-    old = cri_node.run_pod(unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)],
-                           labels=label)
+    old = cri_node.run_pod(
+        unique("old"), k8s_namespace, [ContainerSpec("idle", MININIM_IMAGE, command=SLEEPER)], labels=label
+    )
     out = tmp_path / "traces"
     out.mkdir()
     try:
-        recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-selector", f"{k8s_namespace}/app={label['app']}",
-                            "--out", f"{out}/", "--duration", "60", "--interval", "0.5")
+        recorder = Recorder(
+            cri_node.containerd.endpoint,
+            "--kubernetes-selector",
+            f"{k8s_namespace}/app={label['app']}",
+            "--out",
+            f"{out}/",
+            "--duration",
+            "60",
+            "--interval",
+            "0.5",
+        )
         port = free_port()
-        new = cri_node.run_pod(unique("new"), k8s_namespace,
-                               [mininim_container(port, name="nim-llm"),
-                                ContainerSpec("sidecar", MININIM_IMAGE, command=SLEEPER)], labels=label)
+        new = cri_node.run_pod(
+            unique("new"),
+            k8s_namespace,
+            [mininim_container(port, name="nim-llm"), ContainerSpec("sidecar", MININIM_IMAGE, command=SLEEPER)],
+            labels=label,
+        )
         try:
             wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready"), 30, "mini-NIM ready")
             new.stop(grace_period_s=2)
@@ -210,8 +273,15 @@ def test_sigusr1_starts_phase_load_and_sigterm_ends_with_the_trace_written(cri_n
 
     name, port = unique("nim-llm"), free_port()
     trace_path = tmp_path / "nim.trace.json"
-    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{k8s_namespace}/{name}",
-                        "--out", str(trace_path), "--duration", "60")
+    recorder = Recorder(
+        cri_node.containerd.endpoint,
+        "--kubernetes-pod",
+        f"{k8s_namespace}/{name}",
+        "--out",
+        str(trace_path),
+        "--duration",
+        "60",
+    )
     pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm")])
     try:
         ready = f"http://127.0.0.1:{port}/v1/health/ready"
@@ -242,10 +312,24 @@ def test_a_pod_network_is_observed_and_becomes_the_network_policy(cri_node, tmp_
         require_live("the CNI plugins (containernetworking-plugins) are not installed")
     name, port = unique("nim-llm"), 8000
     trace_path = tmp_path / "nim.trace.json"
-    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-pod", f"{k8s_namespace}/{name}",
-                        "--out", str(trace_path), "--duration", "60", "--interval", "0.3")
-    pod = cri_node.run_pod(name, k8s_namespace, [mininim_container(port, name="nim-llm", host="0.0.0.0")],
-                           host_network=False, labels={"app": "nim-llm"})
+    recorder = Recorder(
+        cri_node.containerd.endpoint,
+        "--kubernetes-pod",
+        f"{k8s_namespace}/{name}",
+        "--out",
+        str(trace_path),
+        "--duration",
+        "60",
+        "--interval",
+        "0.3",
+    )
+    pod = cri_node.run_pod(
+        name,
+        k8s_namespace,
+        [mininim_container(port, name="nim-llm", host="0.0.0.0")],
+        host_network=False,
+        labels={"app": "nim-llm"},
+    )
     ip, netns = pod.ip, pod.network_namespace()  # asked on the pod's own loopback
     wait_for(lambda: url_ready(f"http://127.0.0.1:{port}/v1/health/ready", netns), 30, "mini-NIM ready")
     time.sleep(0.8)  # a checkpoint or two while it listens
@@ -255,12 +339,24 @@ def test_a_pod_network_is_observed_and_becomes_the_network_policy(cri_node, tmp_
     trace = load_trace(trace_path)
     network = trace.network
     assert {"protocol": "tcp", "address": "0.0.0.0", "port": port} in [
-        {k: entry[k] for k in ("protocol", "address", "port")} for entry in network["listening"]]
+        {k: entry[k] for k in ("protocol", "address", "port")} for entry in network["listening"]
+    ]
     addresses = [address for interface in network["interfaces"] for address in interface["addresses"]]
     assert f"{ip}/24" in addresses and "network_not_observed" not in trace.metadata
     policy_path = tmp_path / "netpol.yaml"
-    tracer_cli("network", "policy", str(trace_path), "--name", "nim-llm", "--selector", "app=nim-llm",
-               "-n", k8s_namespace, "--out", str(policy_path))
+    tracer_cli(
+        "network",
+        "policy",
+        str(trace_path),
+        "--name",
+        "nim-llm",
+        "--selector",
+        "app=nim-llm",
+        "-n",
+        k8s_namespace,
+        "--out",
+        str(policy_path),
+    )
     (policy,) = [doc for doc in YAML(typ="safe").load_all(policy_path.read_text()) if doc]
     assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [[{"protocol": "TCP", "port": port}]]
 
@@ -271,8 +367,17 @@ def test_a_restarted_container_is_a_run_of_its_own_and_the_recording_waits_for_i
 
     label = unique("job")
     out = tmp_path / "traces"
-    recorder = Recorder(cri_node.containerd.endpoint, "--kubernetes-selector", f"{k8s_namespace}/app={label}",
-                        "--out", f"{out}/", "--duration", "60", "--interval", "0.3")
+    recorder = Recorder(
+        cri_node.containerd.endpoint,
+        "--kubernetes-selector",
+        f"{k8s_namespace}/app={label}",
+        "--out",
+        f"{out}/",
+        "--duration",
+        "60",
+        "--interval",
+        "0.3",
+    )
     job = ContainerSpec("job", MININIM_IMAGE, command=("/usr/bin/sh", "-c", "sleep 0.5; exit 3"))
     pod = cri_node.run_pod(unique("job"), k8s_namespace, [job], labels={"app": label})
     wait_exited(pod, "job")

@@ -97,8 +97,11 @@ def test_created_uid_1000_container_gets_no_capability_from_runc_hand_over(live,
     assert "execve" in set(trace_names(trace, "startup"))
     assert set(trace_names(trace, "handover")) <= RUNC_HANDOVER_SYSCALLS
     # runc's init reopening its exec fifo checks DAC_OVERRIDE: the hand-over's, not the workload's.
-    workload_checks = {cap for (phase, cap, _nr, _outcome), n in trace.final.capabilities.items()
-                       if n and PHASES[phase] in ("startup", "load")}
+    workload_checks = {
+        cap
+        for (phase, cap, _nr, _outcome), n in trace.final.capabilities.items()
+        if n and PHASES[phase] in ("startup", "load")
+    }
     assert CAP_DAC_OVERRIDE not in workload_checks, workload_checks
     profile = tmp_path / "profile"
     tracer_cli("generate", str(trace.source), "--out", str(profile))

@@ -28,8 +28,17 @@ def test_kprobe_source_passes_the_verifier(live):
     """Nodes without the capability tracepoint use kprobes on cap_capable. This kernel has
     kprobes off, so load the programs through the verifier without attaching them."""
     bcc = import_bcc()
-    cflags = ["-DTARGET_CGROUP_ID=1ULL", "-DGATE_RUNC=1", "-DCAP_KPROBE=1", "-DCAP_MAP_ENTRIES=64", "-DARG_MAP_ENTRIES=64",
-              "-DCONNECT_MAP_ENTRIES=64", "-DEXIT_FROM_TASK_REGS=1", "-DTP_BTF=1", *bpf_cflags()]
+    cflags = [
+        "-DTARGET_CGROUP_ID=1ULL",
+        "-DGATE_RUNC=1",
+        "-DCAP_KPROBE=1",
+        "-DCAP_MAP_ENTRIES=64",
+        "-DARG_MAP_ENTRIES=64",
+        "-DCONNECT_MAP_ENTRIES=64",
+        "-DEXIT_FROM_TASK_REGS=1",
+        "-DTP_BTF=1",
+        *bpf_cflags(),
+    ]
     bpf = bcc.BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
     try:
         for name in (b"cap_capable_entry", b"cap_capable_return"):
@@ -52,8 +61,18 @@ def test_tracepoint_source_loads_and_attaches(live):
 def test_progress_line_on_a_terminal(live, tmp_path):
     """On a terminal, record shows elapsed time, calls, distinct syscalls and new ones."""
     out = tmp_path / "t.json"
-    argv = [str(REPO / ".venv/bin/tracer"), "record", "--interval", "0.2", "--out", str(out), "--",
-            sys.executable, "-c", "import time; time.sleep(1.2)"]
+    argv = [
+        str(REPO / ".venv/bin/tracer"),
+        "record",
+        "--interval",
+        "0.2",
+        "--out",
+        str(out),
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(1.2)",
+    ]
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(argv[0], argv)
@@ -74,9 +93,25 @@ def test_progress_line_on_a_terminal(live, tmp_path):
 def test_status_lines_in_a_log_while_recording(live, tmp_path):
     """Where stderr is a pipe (a DaemonSet's log), plain lines come during the recording."""
     script = "sleep 1.5; uname -a >/dev/null; sleep 30"
-    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--duration", "3", "--status-every", "1",
-                           "--out", str(tmp_path / "t.json"), "--", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            str(REPO / ".venv/bin/tracer"),
+            "record",
+            "--duration",
+            "3",
+            "--status-every",
+            "1",
+            "--out",
+            str(tmp_path / "t.json"),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     progress = [line for line in done.stderr.splitlines() if line.startswith("record: ")]
     assert "\r" not in done.stderr and "\x1b" not in done.stderr
@@ -89,8 +124,22 @@ def test_status_lines_in_a_log_while_recording(live, tmp_path):
 
 
 def test_quiet_recording_shows_only_the_summary(live, tmp_path):
-    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "record", "--quiet", "--status-every", "0.5",
-                           "--out", str(tmp_path / "t.json"), "--", "sleep", "1.2"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(REPO / ".venv/bin/tracer"),
+            "record",
+            "--quiet",
+            "--status-every",
+            "0.5",
+            "--out",
+            str(tmp_path / "t.json"),
+            "--",
+            "sleep",
+            "1.2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and done.stderr.startswith("recorded ") and "record: " not in done.stderr
 
 
@@ -99,9 +148,24 @@ def test_load_output_is_streamed_while_recording(live, tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    tracer = subprocess.Popen([str(REPO / ".venv/bin/tracer"), "record", "--ready-url", url, "--out",
-                               str(tmp_path / "t.json"), "--load", "echo first; sleep 2; echo second", "--",
-                               "sleep", "30"], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    tracer = subprocess.Popen(
+        [
+            str(REPO / ".venv/bin/tracer"),
+            "record",
+            "--ready-url",
+            url,
+            "--out",
+            str(tmp_path / "t.json"),
+            "--load",
+            "echo first; sleep 2; echo second",
+            "--",
+            "sleep",
+            "30",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         arrivals = {}
         for line in tracer.stderr:
@@ -167,8 +231,10 @@ def test_both_ways_of_loading_count_the_same(live, without_btf):
     recorder = KernelRecorder(cgroup_id(target), gated=False, without_btf=without_btf)
     try:
         assert recorder.regs_from_btf is not without_btf
-        child = subprocess.Popen([sys.executable, "-c", COUNTED_CHILD],
-                                 preexec_fn=lambda: (target / "cgroup.procs").write_text(str(os.getpid())))
+        child = subprocess.Popen(
+            [sys.executable, "-c", COUNTED_CHILD],
+            preexec_fn=lambda: (target / "cgroup.procs").write_text(str(os.getpid())),
+        )
         assert child.wait(timeout=30) == 0
         snapshot, lost = recorder.read(0.0)
         arguments = recorder.arguments()

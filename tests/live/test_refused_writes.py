@@ -78,4 +78,6 @@ def test_a_read_only_output_is_one_line_exit_3(live, tmp_path, capsys):
         assert main(["merge", MERGED_TRACE, MERGED_TRACE, "--out", str(readonly / "merged.json")]) == 3
     finally:
         subprocess.run(["umount", "-l", str(readonly)], check=True)
-    assert error_lines(capsys.readouterr().err) == [f"error: {readonly}/merged.json: cannot write: Read-only file system"]
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: {readonly}/merged.json: cannot write: Read-only file system"
+    ]

@@ -35,7 +35,7 @@ def browser(live) -> str:
 
 
 def pixels_of(image: np.ndarray, colour: str) -> int:
-    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], np.uint8)
     return int((image[:, :, :3] == rgb).all(axis=2).sum())
 
 

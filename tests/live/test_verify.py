@@ -48,9 +48,15 @@ def test_generated_profile_passes(profile):
     # AF_PACKET fails there too without CAP_NET_RAW) is refused inside the container.
     probes = {p["probe"]: p for p in report["argument_probes"]}
     assert not probes["socket:AF_PACKET"]["applicable"] and probes["socket:AF_PACKET"]["unconfined_errno"] == 1
-    for name in ("clone:CLONE_NEWUSER|CLONE_NEWNET", "clone3:CLONE_NEWUSER|CLONE_NEWNET",
-                 "socket:AF_NETLINK/NETLINK_NETFILTER", "personality:ADDR_NO_RANDOMIZE"):
-        assert probes[name]["applicable"] and probes[name]["refused"] and not probes[name]["allowed_by_profile"], probes[name]
+    for name in (
+        "clone:CLONE_NEWUSER|CLONE_NEWNET",
+        "clone3:CLONE_NEWUSER|CLONE_NEWNET",
+        "socket:AF_NETLINK/NETLINK_NETFILTER",
+        "personality:ADDR_NO_RANDOMIZE",
+    ):
+        assert probes[name]["applicable"] and probes[name]["refused"] and not probes[name]["allowed_by_profile"], (
+            probes[name]
+        )
     assert all(p["refused"] for p in probes.values() if p["applicable"])
 
 

@@ -34,13 +34,22 @@ def peak_rss_of(*args: str, stdout=subprocess.DEVNULL, timeout: float = 300) -> 
     start at this (large) pytest process's peak, which Linux carries across fork and exec."""
     read_end, write_end = os.pipe()
     env = os.environ | {"PEAK_RSS_FD": str(write_end)}
-    with open(os.devnull, "rb") as stdin, subprocess.Popen(
-            [sys.executable, "-c", MEASURED_TRACER, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-            pass_fds=(write_end,), env=env) as child:
+    with (
+        open(os.devnull, "rb") as stdin,
+        subprocess.Popen(
+            [sys.executable, "-c", MEASURED_TRACER, *args],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_end,),
+            env=env,
+        ) as child,
+    ):
         os.close(write_end)
         err = child.communicate(timeout=timeout)[1]
     with os.fdopen(read_end) as reported:
         return child.returncode, int(reported.read()) * 1024, err
+
 
 MEASURED_TRACER = """
 import os, sys

@@ -47,7 +47,8 @@ def test_the_file_stays_small(eight_hours):
 def test_a_checkpoint_costs_the_same_late_as_early(eight_hours):
     run, _ = eight_hours
     assert run.flatness < MAX_SLOWDOWN, (
-        f"the last 100 checkpoints took {run.mean_ms(-100, None):.3f} ms each, the first 100 {run.mean_ms(0, 100):.3f} ms")
+        f"the last 100 checkpoints took {run.mean_ms(-100, None):.3f} ms each, the first 100 {run.mean_ms(0, 100):.3f} ms"
+    )
 
 
 def test_memory_is_bounded_and_flat(eight_hours):

@@ -63,12 +63,17 @@ def pod_footprint(node: CriNode, pod: Pod) -> dict[str, list[str]]:
     cgroups = [str(point / pod.cgroup_parent.lstrip("/")) for point in cgroup_mount_points()]
     return {
         "cgroups": [path for path in cgroups if Path(path).exists()],
-        "mounts": [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-                   if any(i in line for i in ids) or str(pod.pod_directory) in line],
-        "runc state": [str(p) for p in (node.containerd.base / "state" / "runc" / "k8s.io").glob("*")
-                       if p.name in ids],
-        "processes": [f"{pid}: {cmdline}" for pid, cmdline in processes().items()
-                      if pid in pids_in_cgroups(cgroups) or pod.sandbox_id in cmdline],  # and the shim
+        "mounts": [
+            line
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if any(i in line for i in ids) or str(pod.pod_directory) in line
+        ],
+        "runc state": [str(p) for p in (node.containerd.base / "state" / "runc" / "k8s.io").glob("*") if p.name in ids],
+        "processes": [
+            f"{pid}: {cmdline}"
+            for pid, cmdline in processes().items()
+            if pid in pids_in_cgroups(cgroups) or pod.sandbox_id in cmdline
+        ],  # and the shim
         "directories": [str(d) for d in (pod.pod_directory, pod.log_directory) if d.exists()],
     }
 
@@ -97,8 +102,10 @@ def processes() -> dict[int, str]:
 
 def runtime_knows(pod: Pod) -> list[str]:
     """What the runtime still reports of the pod: containers, the sandbox."""
-    known = [f"container {c.id[:13]} ({api.ContainerState.Name(c.state)})"
-             for c in pod.client.list_containers(sandbox_id=pod.sandbox_id)]
+    known = [
+        f"container {c.id[:13]} ({api.ContainerState.Name(c.state)})"
+        for c in pod.client.list_containers(sandbox_id=pod.sandbox_id)
+    ]
     known += [f"sandbox {s.id[:13]}" for s in pod.client.list_pod_sandbox(sandbox_id=pod.sandbox_id)]
     for container_id in [*pod.exited, *pod.containers.values()]:
         try:
@@ -108,4 +115,3 @@ def runtime_knows(pod: Pod) -> list[str]:
             if err.code != "NOT_FOUND":
                 raise
     return known
-

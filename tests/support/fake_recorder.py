@@ -44,8 +44,12 @@ class SyntheticKernel:
         self.counters = np.zeros((len(PHASES), MAX_SYSCALL_NR, len(RESULTS)), np.uint64)
         self.capabilities: dict[tuple[int, int, int, int], int] = {}
         self.active = [int(nr) for nr in self.rng.choice(330, 60, replace=False)]
-        self.checks = [(int(cap), int(nr), int(outcome)) for cap, nr, outcome in
-                       zip(self.rng.integers(0, 41, 12), self.rng.choice(self.active, 12), self.rng.integers(0, 4, 12))]
+        self.checks = [
+            (int(cap), int(nr), int(outcome))
+            for cap, nr, outcome in zip(
+                self.rng.integers(0, 41, 12), self.rng.choice(self.active, 12), self.rng.integers(0, 4, 12)
+            )
+        ]
         self.phase = PHASES.index("startup")
         self.phases_set: list[str] = []
         self.pod: tuple[int, int] | None = None
@@ -106,7 +110,13 @@ class FakeTarget(Target):
         self.ended = self.stopped = self.closed = False
 
     def metadata(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "cgroup_path": str(self.cgroup_path), "cgroup_id": 0, "gated": self.gated}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "cgroup_path": str(self.cgroup_path),
+            "cgroup_id": 0,
+            "gated": self.gated,
+        }
 
     def start(self) -> None:
         self.started_at = time.monotonic()
@@ -159,15 +169,20 @@ class CheckpointRun:
         return self.mean_ms(-100, None) / self.mean_ms(0, 100)
 
 
-def fast_forward(out: Path, checkpoints: int = EIGHT_HOURS_AT_ONE_SECOND, sample_every: int = 1000,
-                 trace_memory: bool = True) -> CheckpointRun:
+def fast_forward(
+    out: Path, checkpoints: int = EIGHT_HOURS_AT_ONE_SECOND, sample_every: int = 1000, trace_memory: bool = True
+) -> CheckpointRun:
     """The recording's checkpoint path (the recorder reads and keeps, the loop writes the
     trace), `checkpoints` times, timed one by one."""
     recorder = TargetRecorder(FakeTarget(), RecordOptions(out, progress=False), SyntheticKernel())
     writer = Checkpoints(interval=1.0)
     phase_changes = [{"phase": "load", "t": 19.0, "reason": "synthetic"}]
-    run = CheckpointRun(checkpoints, np.zeros(checkpoints), np.zeros(checkpoints),
-                        np.zeros((-(-checkpoints // sample_every), 3), np.int64))
+    run = CheckpointRun(
+        checkpoints,
+        np.zeros(checkpoints),
+        np.zeros(checkpoints),
+        np.zeros((-(-checkpoints // sample_every), 3), np.int64),
+    )
     if trace_memory:
         tracemalloc.start()
     try:

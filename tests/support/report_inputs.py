@@ -42,11 +42,16 @@ def page(html: str) -> PageText:
     return parser
 
 
-def write_profile(directory: Path, rules: list[dict], capabilities: dict | None = None,
-                  recording: dict | None = None) -> Path:
+def write_profile(
+    directory: Path, rules: list[dict], capabilities: dict | None = None, recording: dict | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    seccomp = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
-               "syscalls": rules}
+    seccomp = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": rules,
+    }
     (directory / "seccomp.json").write_text(json.dumps(seccomp))
     (directory / "capabilities.json").write_text(json.dumps(capabilities or {"add": [], "drop": ["ALL"]}))
     if recording is not None:
@@ -85,18 +90,37 @@ def hostile_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     def poison(doc):
         doc["metadata"]["hostname"] = HOSTILE
         doc["metadata"]["target"]["name"] = HOSTILE
-        doc["network"] = {**MINI_NIM_NETWORK, "interfaces": [
-            {"name": HOSTILE, "kind": HOSTILE, "up": True, "loopback": False, "addresses": []}]}
+        doc["network"] = {
+            **MINI_NIM_NETWORK,
+            "interfaces": [{"name": HOSTILE, "kind": HOSTILE, "up": True, "loopback": False, "addresses": []}],
+        }
 
     trace = trace_copy(tmp_path, poison)
-    profile = write_profile(tmp_path / "profile", [
-        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
-        {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "comment": HOSTILE,
-         "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 1}]},
-    ], capabilities={"add": ["CAP_CHOWN"], "drop": ["ALL"],
-                     "evidence": {"CAP_CHOWN": [{"syscall": HOSTILE, "phase": "startup", "outcome": "granted",
-                                                 "count": 1, "verdict": "used"}]}})
+    profile = write_profile(
+        tmp_path / "profile",
+        [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ALLOW",
+                "comment": HOSTILE,
+                "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 1}],
+            },
+        ],
+        capabilities={
+            "add": ["CAP_CHOWN"],
+            "drop": ["ALL"],
+            "evidence": {
+                "CAP_CHOWN": [
+                    {"syscall": HOSTILE, "phase": "startup", "outcome": "granted", "count": 1, "verdict": "used"}
+                ]
+            },
+        },
+    )
     manifest = tmp_path / "manifest.yaml"
-    manifest.write_text(MINI_NIM_MANIFEST.read_text().replace("name: mini-nim\n  namespace", f"name: '{HOSTILE}'\n  namespace")
-                        .replace("- name: mini-nim", f"- name: '{HOSTILE}'"))
+    manifest.write_text(
+        MINI_NIM_MANIFEST.read_text()
+        .replace("name: mini-nim\n  namespace", f"name: '{HOSTILE}'\n  namespace")
+        .replace("- name: mini-nim", f"- name: '{HOSTILE}'")
+    )
     return profile, trace, manifest

@@ -68,4 +68,3 @@ def validate_against_crd(obj: dict, crd_file: Path = SPO_CRD) -> None:
     # A cluster-scoped resource has no namespace; a namespaced one is put in one.
     assert ("namespace" in obj["metadata"]) == (crd["spec"]["scope"] == "Namespaced")
     jsonschema.Draft202012Validator(as_json_schema(schema)).validate(with_crd_defaults(obj, schema))
-

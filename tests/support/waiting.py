@@ -12,8 +12,13 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str = "the condition", interval: float = 0.05,
-             process: subprocess.Popen | None = None) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str = "the condition",
+    interval: float = 0.05,
+    process: subprocess.Popen | None = None,
+) -> T:
     """condition()'s first truthy result; fails the test naming `what` after `timeout` seconds,
     or at once when `process` (one the condition waits on) exits first, with its stderr."""
     deadline = time.monotonic() + timeout

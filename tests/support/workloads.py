@@ -33,8 +33,9 @@ RUNC_SETUP = {"mount", "umount2", "pivot_root", "sethostname", "keyctl"}
 
 
 def chown_bundle(directory, **kwargs):
-    return make_bundle(directory, ["/usr/bin/python3", "-c", WORKLOAD], uid=0, gid=0,
-                       capabilities=RECORDING_CAPS, **kwargs)
+    return make_bundle(
+        directory, ["/usr/bin/python3", "-c", WORKLOAD], uid=0, gid=0, capabilities=RECORDING_CAPS, **kwargs
+    )
 
 
 def run_container(bundle, env=None) -> tuple[int, str]:
@@ -44,7 +45,9 @@ def run_container(bundle, env=None) -> tuple[int, str]:
         (bundle / "config.json").write_text(json.dumps(config))
     out = bundle.parent / f"out-{uuid.uuid4().hex[:6]}"
     with open(out, "w") as stdout:
-        status = runc.run_to_completion(bundle, f"t-{uuid.uuid4().hex[:8]}", stdout=stdout, stderr=subprocess.STDOUT, timeout=60)
+        status = runc.run_to_completion(
+            bundle, f"t-{uuid.uuid4().hex[:8]}", stdout=stdout, stderr=subprocess.STDOUT, timeout=60
+        )
     return status, out.read_text()
 
 

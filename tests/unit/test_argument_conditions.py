@@ -29,8 +29,12 @@ def masked32(index: int, value: int) -> dict:
 
 
 def oci(*rules: dict, names=("read", "write", "exit_group")) -> dict:
-    return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": [X86],
-            "syscalls": [{"names": list(names), "action": "SCMP_ACT_ALLOW"}, *rules]}
+    return {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": [X86],
+        "syscalls": [{"names": list(names), "action": "SCMP_ACT_ALLOW"}, *rules],
+    }
 
 
 def allow(name: str, *args: dict) -> dict:
@@ -47,7 +51,12 @@ def wider_than_runtime_default(profile: dict, caps=()) -> list[str]:
 
 def test_clone_without_the_namespace_mask_is_wider_than_docker():
     assert wider_than_runtime_default(oci(allow("clone"))) == ["clone"]
-    assert wider_than_runtime_default(oci(allow("clone", {"index": 0, "value": NS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}))) == []
+    assert (
+        wider_than_runtime_default(
+            oci(allow("clone", {"index": 0, "value": NS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}))
+        )
+        == []
+    )
     user_net = {"index": 0, "value": NS, "valueTwo": 0x50000000, "op": "SCMP_CMP_MASKED_EQ"}
     assert wider_than_runtime_default(oci(allow("clone", user_net))) == ["clone"]
     assert wider_than_runtime_default(oci(allow("clone", user_net)), caps=["CAP_SYS_ADMIN"]) == []
@@ -80,7 +89,10 @@ def test_clone3_answered_enosys_like_docker_is_not_wider_allowed_is():
 
 
 def test_filter_applies_the_most_restrictive_matching_rule():
-    f = Filter(Rule("SCMP_ACT_ERRNO", (), 1), {"socket": [Rule("SCMP_ACT_ALLOW"), Rule("SCMP_ACT_ERRNO", (Condition(0, "SCMP_CMP_EQ", 40),), 1)]})
+    f = Filter(
+        Rule("SCMP_ACT_ERRNO", (), 1),
+        {"socket": [Rule("SCMP_ACT_ALLOW"), Rule("SCMP_ACT_ERRNO", (Condition(0, "SCMP_CMP_EQ", 40),), 1)]},
+    )
     assert f.allows("socket", {0: 2}) and not f.allows("socket", {0: 40})
 
 
@@ -100,8 +112,11 @@ def v2_trace(tmp_path, rows: list[dict], name="t.json", recorded=None, started_a
             counters.append([phase, nr, r["count"], 0, 0, 0])
     if started_at is not None:  # another run of the same workload (merge counts a run given twice once)
         doc["metadata"]["started_at"] = started_at
-    doc["arguments"] = {"recorded": recorded or ["clone", "clone3", "unshare", "setns", "socket", "socketpair",
-                                                 "personality", "prctl", "ioctl", "connect"], "rows": rows}
+    doc["arguments"] = {
+        "recorded": recorded
+        or ["clone", "clone3", "unshare", "setns", "socket", "socketpair", "personality", "prctl", "ioctl", "connect"],
+        "rows": rows,
+    }
     path = tmp_path / name
     path.write_bytes(orjson.dumps(doc))
     return path
@@ -136,7 +151,9 @@ def generated(tmp_path, trace, *args) -> tuple[dict, str]:
 
 
 def rule_args(seccomp: dict, name: str) -> list[list[dict]]:
-    return [rule.get("args") for rule in seccomp["syscalls"] if name in rule["names"] and rule["action"] == "SCMP_ACT_ALLOW"]
+    return [
+        rule.get("args") for rule in seccomp["syscalls"] if name in rule["names"] and rule["action"] == "SCMP_ACT_ALLOW"
+    ]
 
 
 def test_generate_conditions_from_recorded_values(tmp_path, capsys):
@@ -202,7 +219,9 @@ def test_risk_against_unconfined_and_a_file(tmp_path, capsys):
     assert main(["risk", str(out), "--against", "unconfined"]) == 0
     assert "never wider than unconfined" in capsys.readouterr().out
     seccomp = json.loads((out / "seccomp.json").read_text())
-    seccomp["syscalls"] = [rule for rule in seccomp["syscalls"] if rule.get("args") != [masked32(0, 16), masked32(2, 0)]]
+    seccomp["syscalls"] = [
+        rule for rule in seccomp["syscalls"] if rule.get("args") != [masked32(0, 16), masked32(2, 0)]
+    ]
     baseline = tmp_path / "without-netlink.json"
     baseline.write_text(json.dumps(seccomp))
     assert main(["risk", str(out), "--against", str(baseline)]) == 0  # wider, with evidence
@@ -243,8 +262,12 @@ def test_diff_between_profiles_sees_a_widened_condition(tmp_path, capsys):
 
 def test_merge_keeps_arguments_only_where_every_run_recorded_them(tmp_path, capsys):
     a = v2_trace(tmp_path, MININIM_ROWS, name="a.json")
-    b = v2_trace(tmp_path, [row("socket", family=2, type=1, protocol=0, count=5)], name="b.json",
-                 started_at="2026-01-01T00:00:00.000Z")
+    b = v2_trace(
+        tmp_path,
+        [row("socket", family=2, type=1, protocol=0, count=5)],
+        name="b.json",
+        started_at="2026-01-01T00:00:00.000Z",
+    )
     assert main(["merge", str(a), str(b), "--out", str(tmp_path / "ab.json")]) == 0
     merged = orjson.loads((tmp_path / "ab.json").read_bytes())
     inet = [r for r in merged["arguments"]["rows"] if r["syscall"] == "socket" and r["family"] == 2]
@@ -255,8 +278,22 @@ def test_merge_keeps_arguments_only_where_every_run_recorded_them(tmp_path, caps
 
 def test_seccompprofile_carries_argument_conditions(tmp_path, capsys):
     _, out = generated(tmp_path, v2_trace(tmp_path, MININIM_ROWS))
-    assert main(["k8s", "seccompprofile", str(out), "--name", "nim", "--namespace", "nim",
-                 "--out-dir", str(tmp_path / "k8s")]) == 0
+    assert (
+        main(
+            [
+                "k8s",
+                "seccompprofile",
+                str(out),
+                "--name",
+                "nim",
+                "--namespace",
+                "nim",
+                "--out-dir",
+                str(tmp_path / "k8s"),
+            ]
+        )
+        == 0
+    )
     obj = YAML(typ="safe").load((tmp_path / "k8s/nim.seccompprofile.yaml").read_text())
     validate_against_crd(obj)
     socket_rules = [rule["args"] for rule in obj["spec"]["syscalls"] if rule["names"] == ["socket"]]
@@ -278,10 +315,19 @@ def test_apply_writes_the_conditions_into_the_bundle(tmp_path):
 BAD_ARGUMENTS = {
     "not-an-object": ([], "arguments: expected an object"),
     "unknown-syscall": ({"recorded": ["mount"], "rows": []}, "arguments.recorded[0]: expected one of"),
-    "row-of-unrecorded": ({"recorded": ["clone"], "rows": [row("socket", family=2, type=1, protocol=0)]}, "must be one of arguments.recorded"),
+    "row-of-unrecorded": (
+        {"recorded": ["clone"], "rows": [row("socket", family=2, type=1, protocol=0)]},
+        "must be one of arguments.recorded",
+    ),
     "missing-value": ({"recorded": ["socket"], "rows": [row("socket", family=2, type=1)]}, "has no 'protocol'"),
-    "negative": ({"recorded": ["clone"], "rows": [row("clone", flags=-1)]}, "arguments.rows[0].flags: -1 is below the minimum 0"),
-    "bad-phase": ({"recorded": ["clone"], "rows": [row("clone", phase="later", flags=0)]}, "arguments.rows[0].phase: expected one of"),
+    "negative": (
+        {"recorded": ["clone"], "rows": [row("clone", flags=-1)]},
+        "arguments.rows[0].flags: -1 is below the minimum 0",
+    ),
+    "bad-phase": (
+        {"recorded": ["clone"], "rows": [row("clone", phase="later", flags=0)]},
+        "arguments.rows[0].phase: expected one of",
+    ),
 }
 
 
@@ -341,5 +387,12 @@ def test_show_lists_the_recorded_arguments(tmp_path, capsys):
     assert "connect 127.0.0.1:8000" in text
     assert main(["show", str(v2_trace(tmp_path, MININIM_ROWS)), "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert {"syscall": "socket", "phase": "startup", "family": 16, "type": 3, "protocol": 0, "errno": 0,
-            "count": 1} in shown["arguments"]["rows"]
+    assert {
+        "syscall": "socket",
+        "phase": "startup",
+        "family": 16,
+        "type": 3,
+        "protocol": 0,
+        "errno": 0,
+        "count": 1,
+    } in shown["arguments"]["rows"]

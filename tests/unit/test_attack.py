@@ -36,7 +36,12 @@ ALL_CAPABILITIES = sorted({entry.capability for entry in load_mapping() if entry
 
 
 def profile(*rules, default="SCMP_ACT_ERRNO") -> dict:
-    return {"defaultAction": default, "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"], "syscalls": list(rules)}
+    return {
+        "defaultAction": default,
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": list(rules),
+    }
 
 
 def allow(*names, args=None, action="SCMP_ACT_ALLOW") -> dict:
@@ -116,8 +121,14 @@ def test_every_mapped_technique_is_in_the_data_file():
 
 def test_unknown_argument_value_in_mapping_is_an_error():
     with pytest.raises(ValueError, match="AF_BOGUS"):
-        attack.mapping_entry({"technique": "T1611", "reason": "x.", "syscalls": ["socket"],
-                              "when": [{"index": 0, "any_of": ["AF_BOGUS"]}]})
+        attack.mapping_entry(
+            {
+                "technique": "T1611",
+                "reason": "x.",
+                "syscalls": ["socket"],
+                "when": [{"index": 0, "any_of": ["AF_BOGUS"]}],
+            }
+        )
     assert attack.argument_value("SOCK_RAW|SOCK_CLOEXEC") == 0x80003
 
 
@@ -234,9 +245,11 @@ def test_unconfined_reaches_every_mapped_technique():
 
 
 def test_docker_style_capability_conditions_are_honoured():
-    seccomp = profile({"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-                      {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
-                      default="SCMP_ACT_ERRNO")
+    seccomp = profile(
+        {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+        default="SCMP_ACT_ERRNO",
+    )
     assert not syscall_allowed(seccomp, "mount")
     assert syscall_allowed(seccomp, "mount", capabilities=["CAP_SYS_ADMIN"])
     assert "T1611" not in reachable(seccomp)
@@ -260,15 +273,30 @@ def test_mini_nim_profile_reaches_the_techniques_derived_by_hand():
     families = {rule["args"][0]["valueTwo"] for rule in rules["socket"]}
     assert families == {1, 2} and all(len(rule["args"]) == 1 for rule in rules["socket"])  # AF_UNIX, AF_INET
     assert [rule.get("args") for rule in rules["execve"]] == [None]
-    assert not {"mount", "unshare", "setns", "ptrace", "bpf", "keyctl", "io_uring_setup", "userfaultfd",
-                "init_module", "finit_module", "reboot", "process_vm_readv"} & rules.keys()
+    assert (
+        not {
+            "mount",
+            "unshare",
+            "setns",
+            "ptrace",
+            "bpf",
+            "keyctl",
+            "io_uring_setup",
+            "userfaultfd",
+            "init_module",
+            "finit_module",
+            "reboot",
+            "process_vm_readv",
+        }
+        & rules.keys()
+    )
 
     found = reachable(mini.seccomp, mini.capabilities_add)
     assert found.keys() == {
-        "T1040",      # socket(AF_INET, SOCK_RAW): the family is allowed, any type (needs CAP_NET_RAW)
-        "T1046",      # raw sockets, likewise
-        "T1498",      # raw sockets, likewise
-        "T1609",      # execve
+        "T1040",  # socket(AF_INET, SOCK_RAW): the family is allowed, any type (needs CAP_NET_RAW)
+        "T1046",  # raw sockets, likewise
+        "T1498",  # raw sockets, likewise
+        "T1609",  # execve
         "T1059.004",  # execve
     }
     assert route_names(found["T1040"]) == {"socket"}
@@ -322,11 +350,20 @@ def write_bundle(path: Path, obj: dict) -> None:
 
 def technique_obj(tid: str, name: str, platforms: list[str], **extra) -> dict:
     return {
-        "type": "attack-pattern", "id": f"attack-pattern--{tid}", "name": name, "x_mitre_platforms": platforms,
-        "external_references": [{"source_name": "mitre-attack", "external_id": tid,
-                                 "url": "https://attack.mitre.org/techniques/" + tid.replace(".", "/")}],
+        "type": "attack-pattern",
+        "id": f"attack-pattern--{tid}",
+        "name": name,
+        "x_mitre_platforms": platforms,
+        "external_references": [
+            {
+                "source_name": "mitre-attack",
+                "external_id": tid,
+                "url": "https://attack.mitre.org/techniques/" + tid.replace(".", "/"),
+            }
+        ],
         "kill_chain_phases": [{"kill_chain_name": "mitre-attack", "phase_name": "privilege-escalation"}],
-        "x_mitre_is_subtechnique": "." in tid, **extra,
+        "x_mitre_is_subtechnique": "." in tid,
+        **extra,
     }
 
 
@@ -338,21 +375,45 @@ def test_generator_selects_containers_techniques_and_is_deterministic(tmp_path):
     write_bundle(ap / "c.json", technique_obj("T1055.008", "Ptrace System Calls", ["Linux"]))
     write_bundle(ap / "d.json", technique_obj("T1999", "Old", ["Containers"], revoked=True))
     write_bundle(ap / "e.json", technique_obj("T1998", "Gone", ["Containers"], x_mitre_deprecated=True))
-    write_bundle(cti / "enterprise-attack/x-mitre-tactic/t.json", {
-        "type": "x-mitre-tactic", "id": "x-mitre-tactic--1", "name": "Privilege Escalation",
-        "x_mitre_shortname": "privilege-escalation",
-        "external_references": [{"source_name": "mitre-attack", "external_id": "TA0004", "url": "u"}]})
-    (cti / "LICENSE.txt").write_text('ATT&CK\n===\nLicense\n-------\nreproduce this.\n\n"© 2099 The MITRE Corporation. Reproduced."\n\nCAPEC\n')
-    env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "GIT_COMMITTER_DATE": "2099-01-02T00:00:00Z"}
+    write_bundle(
+        cti / "enterprise-attack/x-mitre-tactic/t.json",
+        {
+            "type": "x-mitre-tactic",
+            "id": "x-mitre-tactic--1",
+            "name": "Privilege Escalation",
+            "x_mitre_shortname": "privilege-escalation",
+            "external_references": [{"source_name": "mitre-attack", "external_id": "TA0004", "url": "u"}],
+        },
+    )
+    (cti / "LICENSE.txt").write_text(
+        'ATT&CK\n===\nLicense\n-------\nreproduce this.\n\n"© 2099 The MITRE Corporation. Reproduced."\n\nCAPEC\n'
+    )
+    env = os.environ | {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_COMMITTER_DATE": "2099-01-02T00:00:00Z",
+    }
     for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "ATT&CK v99.1 Enterprise"]):
         subprocess.run(["git", "-C", str(cti), *cmd], check=True, env=env)
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"entries": [{"technique": "T1055.008", "syscalls": ["ptrace"], "reason": "x."}]}))
 
     def run(out: Path) -> bytes:
-        subprocess.run([sys.executable, str(ROOT / "scripts/make-attack-data"), str(cti), "--mapping", str(mapping),
-                        "--out", str(out)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts/make-attack-data"),
+                str(cti),
+                "--mapping",
+                str(mapping),
+                "--out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
         return out.read_bytes()
 
     first, second = run(tmp_path / "one.json"), run(tmp_path / "two.json")
@@ -365,6 +426,17 @@ def test_generator_selects_containers_techniques_and_is_deterministic(tmp_path):
     assert data["tactics"] == {"privilege-escalation": {"id": "TA0004", "name": "Privilege Escalation"}}
 
     mapping.write_text(json.dumps({"entries": [{"technique": "T1999", "syscalls": ["x"], "reason": "x."}]}))
-    failed = subprocess.run([sys.executable, str(ROOT / "scripts/make-attack-data"), str(cti), "--mapping", str(mapping),
-                             "--out", str(tmp_path / "three.json")], capture_output=True, text=True)
+    failed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts/make-attack-data"),
+            str(cti),
+            "--mapping",
+            str(mapping),
+            "--out",
+            str(tmp_path / "three.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert failed.returncode != 0 and "T1999" in failed.stderr

@@ -28,10 +28,19 @@ MiB = 1 << 20
 def kubelet_get(n: int) -> dict:
     """An event without Pod Security content."""
     when = f"2024-06-01T11:{n // 60 % 60:02d}:{n % 60:02d}.000000Z"
-    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": f"get-{n}",
-            "stage": "ResponseComplete", "verb": "get", "user": {"username": "system:node:n1"},
-            "objectRef": {"resource": "configmaps", "namespace": "team", "name": "c"},
-            "responseStatus": {"code": 200}, "requestReceivedTimestamp": when, "stageTimestamp": when}
+    return {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": f"get-{n}",
+        "stage": "ResponseComplete",
+        "verb": "get",
+        "user": {"username": "system:node:n1"},
+        "objectRef": {"resource": "configmaps", "namespace": "team", "name": "c"},
+        "responseStatus": {"code": 200},
+        "requestReceivedTimestamp": when,
+        "stageTimestamp": when,
+    }
 
 
 def write_lines(path: Path, lines: list[bytes | dict]) -> Path:
@@ -68,7 +77,8 @@ def test_wrongly_typed_events_are_reported_and_the_rest_is_analysed(tmp_path):
     log = write_lines(tmp_path / "typed.log", lines)
     report = audit.analyze([log]).to_dict()
     assert [(m["line"], m["problem"]) for m in report["malformed"]] == [
-        (2 * n, f"bad audit Event: {problem}") for n, (_, _, problem) in enumerate(WRONG_TYPES, start=1)]
+        (2 * n, f"bad audit Event: {problem}") for n, (_, _, problem) in enumerate(WRONG_TYPES, start=1)
+    ]
     assert report["events_read"] == 1 + len(WRONG_TYPES)
     [finding] = report["findings"]
     assert (finding["workload"], finding["check"], finding["count"]) == ("web", "runAsNonRoot", 1 + len(WRONG_TYPES))
@@ -84,20 +94,43 @@ def test_wrongly_typed_events_on_the_command_line(tmp_path):
 
 
 JSON_VALUES = ["text", 403, 4.5, True, [1, "x"], {"k": "v"}]
-FIELD_PATHS = ["auditID", "stage", "user", "user.username", "impersonatedUser", "userAgent", "objectRef",
-               "objectRef.resource", "objectRef.namespace", "objectRef.name", "responseStatus",
-               "responseStatus.code", "responseStatus.message", "responseStatus.details",
-               "requestReceivedTimestamp", "stageTimestamp", "annotations",
-               "annotations.pod-security.kubernetes.io/enforce-policy", "requestObject", "responseObject"]
+FIELD_PATHS = [
+    "auditID",
+    "stage",
+    "user",
+    "user.username",
+    "impersonatedUser",
+    "userAgent",
+    "objectRef",
+    "objectRef.resource",
+    "objectRef.namespace",
+    "objectRef.name",
+    "responseStatus",
+    "responseStatus.code",
+    "responseStatus.message",
+    "responseStatus.details",
+    "requestReceivedTimestamp",
+    "stageTimestamp",
+    "annotations",
+    "annotations.pod-security.kubernetes.io/enforce-policy",
+    "requestObject",
+    "responseObject",
+]
 
 
 def test_no_field_of_any_type_makes_the_analysis_fail(tmp_path):
     """Every field the analysis reads, set to every JSON type: each event is either analysed
     or listed as malformed, never a traceback."""
-    base = denial(0) | {"impersonatedUser": {"username": "bob"},
-                        "requestObject": {"metadata": {"generateName": "web-", "ownerReferences": [
-                            {"kind": "ReplicaSet", "name": "web-7d9f8c6b5", "controller": True}]}},
-                        "responseObject": {"metadata": {"name": "web-x"}}}
+    base = denial(0) | {
+        "impersonatedUser": {"username": "bob"},
+        "requestObject": {
+            "metadata": {
+                "generateName": "web-",
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f8c6b5", "controller": True}],
+            }
+        },
+        "responseObject": {"metadata": {"name": "web-x"}},
+    }
     events = []
     for path in FIELD_PATHS:
         for value in JSON_VALUES:
@@ -107,8 +140,12 @@ def test_no_field_of_any_type_makes_the_analysis_fail(tmp_path):
             else:
                 event = with_field(base, path, value)
             events.append(event | {"auditID": event["auditID"] if path == "auditID" else f"id-{len(events)}"})
-    for path in ["requestObject.metadata", "requestObject.metadata.ownerReferences",
-                 "requestObject.metadata.ownerReferences.0", "responseObject.metadata"]:
+    for path in [
+        "requestObject.metadata",
+        "requestObject.metadata.ownerReferences",
+        "requestObject.metadata.ownerReferences.0",
+        "responseObject.metadata",
+    ]:
         for value in JSON_VALUES:
             event = copy.deepcopy(base)
             *parents, last = path.split(".")
@@ -118,8 +155,9 @@ def test_no_field_of_any_type_makes_the_analysis_fail(tmp_path):
             target[int(last) if last.isdigit() else last] = value
             events.append(event | {"auditID": f"id-{len(events)}"})
     log = write_lines(tmp_path / "fuzz.log", events)
-    listed = write_lines(tmp_path / "list.json", [{"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
-                                                    "items": events}])
+    listed = write_lines(
+        tmp_path / "list.json", [{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": events}]
+    )
     for path in (log, listed):
         report = audit.analyze([path]).to_dict(suggest=True)
         assert report["events_read"] + len(report["malformed"]) == len(events)
@@ -129,6 +167,7 @@ def test_no_field_of_any_type_makes_the_analysis_fail(tmp_path):
 
 
 # --- not an audit log -------------------------------------------------------------------
+
 
 def _gzip_cut_in_header(path: Path) -> None:
     path.write_bytes(gzip.compress(orjson.dumps(denial(0)) + b"\n")[:6])
@@ -141,10 +180,14 @@ NOT_AUDIT_LOGS = {
     "cut.log.gz": (_gzip_cut_in_header, "corrupt gzip stream"),
     "junk.bin": (lambda p: p.write_bytes(bytes((i * 37 + i // 7) % 256 for i in range(20000))), "binary data"),
     "notes.txt": (lambda p: p.write_text("kube audit notes\n" * 200), "no audit.k8s.io Event in the first 100"),
-    "pods.json": (lambda p: write_lines(p, [{"kind": "Pod", "apiVersion": "v1"}] * 3),
-                  "no audit.k8s.io Event in its 3 non-empty line(s); line 1: not an audit Event: kind='Pod'"),
-    "policy.yaml.gz": (lambda p: p.write_bytes(gzip.compress(b"apiVersion: audit.k8s.io/v1\nkind: Policy\n")),
-                       "line 1: not JSON: 'apiVersion: audit.k8s.io/v1'"),
+    "pods.json": (
+        lambda p: write_lines(p, [{"kind": "Pod", "apiVersion": "v1"}] * 3),
+        "no audit.k8s.io Event in its 3 non-empty line(s); line 1: not an audit Event: kind='Pod'",
+    ),
+    "policy.yaml.gz": (
+        lambda p: p.write_bytes(gzip.compress(b"apiVersion: audit.k8s.io/v1\nkind: Policy\n")),
+        "line 1: not JSON: 'apiVersion: audit.k8s.io/v1'",
+    ),
 }
 
 
@@ -178,6 +221,7 @@ def test_events_first_then_garbage_is_an_audit_log_with_malformed_lines(tmp_path
 
 # --- limits -----------------------------------------------------------------------------
 
+
 def test_total_decompressed_limit(tmp_path):
     log = write_lines(tmp_path / "big.log", [denial(n) for n in range(200)])
     with pytest.raises(InputError, match=r"more than 100 KiB of \(decompressed\) data, the limit for one audit log"):
@@ -187,14 +231,20 @@ def test_total_decompressed_limit(tmp_path):
 
 def test_document_limit(tmp_path):
     doc = tmp_path / "list.json"
-    doc.write_text(json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
-                               "items": [denial(n) for n in range(50)]}, indent=2))
+    doc.write_text(
+        json.dumps(
+            {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [denial(n) for n in range(50)]}, indent=2
+        )
+    )
     assert audit.analyze([doc]).events_read == 50
-    with pytest.raises(InputError, match=r"not a Kubernetes audit log \(.*a JSON document over 16 KiB is not read whole"):
+    with pytest.raises(
+        InputError, match=r"not a Kubernetes audit log \(.*a JSON document over 16 KiB is not read whole"
+    ):
         audit.analyze([doc], limits=audit.Limits(document=16 * 1024))
 
 
 # --- reading runs of lines --------------------------------------------------------------
+
 
 def test_line_numbers_across_many_blocks_and_both_reading_paths(tmp_path):
     """Small blocks (the block size follows the line limit) put thousands of block boundaries
@@ -211,7 +261,10 @@ def test_line_numbers_across_many_blocks_and_both_reading_paths(tmp_path):
     for limits in (audit.DEFAULT_LIMITS, audit.Limits(line=4096)):
         report = audit.analyze([log], limits=limits).to_dict()
         assert [(m["line"], m["problem"][:16]) for m in report["malformed"]] == [
-            (2500, "not JSON: 'I0603"), (4321, "bad audit Event:"), (5000, "not JSON: '{\"kin")]
+            (2500, "not JSON: 'I0603"),
+            (4321, "bad audit Event:"),
+            (5000, "not JSON: '{\"kin"),
+        ]
         assert report["events_read"] == expected_events
         denials = sum(1 for line in lines if isinstance(line, dict) and line["verb"] == "create")
         assert sum(f["count"] for f in report["findings"]) == denials

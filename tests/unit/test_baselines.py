@@ -40,7 +40,9 @@ def test_containerd_2_and_docker_refuse_io_uring_so_allowing_it_is_a_finding(aga
 
 
 def test_a_version_prefix_means_the_newest_shipped_version_of_that_line():
-    newest_1_6 = max((v for v in containerd_defaults() if v.startswith("1.6.")), key=lambda v: [int(p) for p in v.split(".")])
+    newest_1_6 = max(
+        (v for v in containerd_defaults() if v.startswith("1.6.")), key=lambda v: [int(p) for p in v.split(".")]
+    )
     assert load_baseline("containerd-1.6").name.startswith(f"containerd {newest_1_6}'s")
     assert "containerd-1.6.20" in baseline_names() and baseline_names()[0] == "runtime-default"
 
@@ -50,4 +52,6 @@ def test_an_unknown_containerd_version_is_one_line_naming_the_known_ones(io_urin
     assert code == 2
     assert out.strip().splitlines() == [
         "error: containerd-9.9: no containerd default is shipped for that version (known: "
-        + ", ".join(f"containerd-{v}" for v in containerd_defaults()) + ")"]
+        + ", ".join(f"containerd-{v}" for v in containerd_defaults())
+        + ")"
+    ]

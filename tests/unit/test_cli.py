@@ -17,10 +17,12 @@ from support.paths import FIXTURES, REPO
 from tracer import loadtest
 from tracer.cli import app, main
 
-HARDENED_POD = ("apiVersion: v1\nkind: Pod\nmetadata: {name: good, namespace: web}\nspec:\n"
-                "  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n"
-                "  containers: [{name: app, image: x, securityContext: "
-                "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]\n")
+HARDENED_POD = (
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: good, namespace: web}\nspec:\n"
+    "  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n"
+    "  containers: [{name: app, image: x, securityContext: "
+    "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]\n"
+)
 TRACE = FIXTURES / "python-chown.trace.json"
 
 
@@ -49,11 +51,28 @@ def help_of(path: str, capsys) -> str:
 
 
 def test_every_command_is_reachable():
-    assert {"tracer record", "tracer show", "tracer generate", "tracer merge", "tracer diff", "tracer apply",
-            "tracer verify", "tracer audit", "tracer denials", "tracer load", "tracer pss check", "tracer pss level",
-            "tracer k8s namespace", "tracer k8s admission-config", "tracer k8s harden",
-            "tracer k8s seccompprofile", "tracer risk", "tracer report", "tracer network observe",
-            "tracer network policy"} == set(COMMAND_IDS)
+    assert {
+        "tracer record",
+        "tracer show",
+        "tracer generate",
+        "tracer merge",
+        "tracer diff",
+        "tracer apply",
+        "tracer verify",
+        "tracer audit",
+        "tracer denials",
+        "tracer load",
+        "tracer pss check",
+        "tracer pss level",
+        "tracer k8s namespace",
+        "tracer k8s admission-config",
+        "tracer k8s harden",
+        "tracer k8s seccompprofile",
+        "tracer risk",
+        "tracer report",
+        "tracer network observe",
+        "tracer network policy",
+    } == set(COMMAND_IDS)
 
 
 @pytest.mark.parametrize("path", COMMAND_IDS)
@@ -61,7 +80,7 @@ def test_help_reads_like_a_man_page(path, capsys):
     text = help_of(path, capsys)
     assert text.startswith(f"Usage: {path} ")
     assert not re.search(r"<\w+|<list|\{[A-Z]", text), "a Python type or {PLACEHOLDER} instead of a metavar"
-    examples = text[text.index("Examples:"):]
+    examples = text[text.index("Examples:") :]
     assert examples.count(path) >= 1  # real invocations of this very command
     assert text.index("Options:") < text.index("Examples:")
 
@@ -69,7 +88,7 @@ def test_help_reads_like_a_man_page(path, capsys):
 @pytest.mark.parametrize("path", COMMAND_IDS)
 def test_help_states_the_exit_codes(path, capsys):
     status = " ".join(help_of(path, capsys).split())
-    status = status[status.index("Exit status:"):]
+    status = status[status.index("Exit status:") :]
     assert re.search(r"\b0 \w", status) and re.search(r"\b2 \w", status)
     if path != "tracer load":  # the load tester makes no use of the machine beyond a socket
         assert "3 a problem of the machine" in status
@@ -79,10 +98,25 @@ def test_root_help_documents_every_exit_code_and_lists_whole_sentences(capsys):
     text = help_of("tracer", capsys)
     flat = " ".join(text.split())
     assert "0 ok; 1 findings" in flat and "2 usage or input error" in flat and "3 a problem of the machine" in flat
-    commands = text[text.index("Commands:"):].splitlines()[1:]
+    commands = text[text.index("Commands:") :].splitlines()[1:]
     summaries = re.findall(r"^  (\S+)\s+(.*(?:\n {4,}\S.*)*)", "\n".join(commands), re.MULTILINE)
-    assert [name for name, _ in summaries] == ["record", "show", "generate", "merge", "diff", "apply", "verify",
-                                               "risk", "report", "audit", "denials", "load", "pss", "k8s", "network"]
+    assert [name for name, _ in summaries] == [
+        "record",
+        "show",
+        "generate",
+        "merge",
+        "diff",
+        "apply",
+        "verify",
+        "risk",
+        "report",
+        "audit",
+        "denials",
+        "load",
+        "pss",
+        "k8s",
+        "network",
+    ]
     for name, summary in summaries:
         sentence = " ".join(summary.split())
         assert sentence.endswith(".") and "..." not in sentence, (name, sentence)
@@ -94,8 +128,9 @@ def test_python_m_tracer_and_the_installed_command_print_the_same_help():
     assert module.returncode == 0 and module.stdout == installed
 
 
-@pytest.mark.parametrize("path", [p for p, command in COMMANDS if any(o.name == "fmt" or "--format" in o.opts
-                                                                      for o in command.params)])
+@pytest.mark.parametrize(
+    "path", [p for p, command in COMMANDS if any(o.name == "fmt" or "--format" in o.opts for o in command.params)]
+)
 def test_every_format_option_is_the_same_and_refuses_a_bad_value_alike(path, capsys):
     assert "-f, --format [text|json]" in help_of(path, capsys)
     assert main([*path.split()[1:], "--format", "xml"]) == 2
@@ -105,9 +140,15 @@ def test_every_format_option_is_the_same_and_refuses_a_bad_value_alike(path, cap
 
 def test_the_format_option_is_on_every_command_that_prints_results():
     with_format = {path for path, command in COMMANDS if any("--format" in o.opts for o in command.params)}
-    assert with_format == set(COMMAND_IDS) - {"tracer apply", "tracer k8s namespace", "tracer k8s admission-config",
-                                              "tracer k8s harden", "tracer k8s seccompprofile", "tracer report",
-                                              "tracer network policy"}
+    assert with_format == set(COMMAND_IDS) - {
+        "tracer apply",
+        "tracer k8s namespace",
+        "tracer k8s admission-config",
+        "tracer k8s harden",
+        "tracer k8s seccompprofile",
+        "tracer report",
+        "tracer network policy",
+    }
 
 
 def test_short_format_flag_works(capsys):
@@ -115,13 +156,18 @@ def test_short_format_flag_works(capsys):
     assert json.loads(capsys.readouterr().out)["syscalls"]
 
 
-@pytest.mark.parametrize("args, problem", [
-    (["show"], "error: missing argument 'TRACE' (see tracer show --help)"),
-    (["show", str(TRACE), "--bogus"], "error: no such option: --bogus (see tracer show --help)"),
-    (["generate", str(TRACE), "--out", "x", "--default-action", "nope"],
-     "error: invalid --default-action 'nope': must be errno, kill or log (see tracer generate --help)"),
-    (["bogus"], "error: no such command 'bogus' (see tracer --help)"),
-])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["show"], "error: missing argument 'TRACE' (see tracer show --help)"),
+        (["show", str(TRACE), "--bogus"], "error: no such option: --bogus (see tracer show --help)"),
+        (
+            ["generate", str(TRACE), "--out", "x", "--default-action", "nope"],
+            "error: invalid --default-action 'nope': must be errno, kill or log (see tracer generate --help)",
+        ),
+        (["bogus"], "error: no such command 'bogus' (see tracer --help)"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(args, problem, capsys):
     assert main(args) == 2
     assert capsys.readouterr().err == problem + "\n"
@@ -145,7 +191,10 @@ def run_with_stdin(*args: str, stdin: str | bytes) -> subprocess.CompletedProces
 def test_show_reads_a_trace_from_stdin():
     done = run_with_stdin("show", "-", "-f", "json", stdin=TRACE.read_bytes())
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["syscalls"] == json.loads(tracer_cli("show", str(TRACE), "-f", "json").stdout)["syscalls"]
+    assert (
+        json.loads(done.stdout)["syscalls"]
+        == json.loads(tracer_cli("show", str(TRACE), "-f", "json").stdout)["syscalls"]
+    )
 
 
 def test_generate_reads_a_trace_from_stdin(tmp_path):
@@ -166,8 +215,11 @@ def test_pss_check_reads_a_manifest_from_stdin():
 
 
 def test_merge_writes_the_trace_to_stdout_and_the_summary_to_stderr():
-    done = subprocess.run([str(REPO / ".venv/bin/tracer"), "merge", str(TRACE), str(FIXTURES / "shell-nonroot.trace.json"),
-                           "--out", "-"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(REPO / ".venv/bin/tracer"), "merge", str(TRACE), str(FIXTURES / "shell-nonroot.trace.json"), "--out", "-"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["runs"]["count"] == 2
     summaries = [line for line in done.stderr.splitlines() if not line.startswith("warning: ")]
@@ -186,18 +238,23 @@ def test_k8s_harden_reads_stdin_and_writes_stdout_with_the_report_on_stderr(tmp_
 
 
 def test_k8s_namespace_writes_to_stdout_with_out_dash():
-    assert tracer_cli("k8s", "namespace", "nim", "--enforce", "restricted", "--out", "-").stdout == \
-        tracer_cli("k8s", "namespace", "nim", "--enforce", "restricted").stdout
+    assert (
+        tracer_cli("k8s", "namespace", "nim", "--enforce", "restricted", "--out", "-").stdout
+        == tracer_cli("k8s", "namespace", "nim", "--enforce", "restricted").stdout
+    )
 
 
 # --- renamed options -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command, args", [
-    ("pss check", ["{manifest}", "-f", "json"]),
-    ("pss level", ["{manifest}", "-f", "json"]),
-    ("k8s namespace", ["shop", "--enforce", "baseline"]),
-])
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("pss check", ["{manifest}", "-f", "json"]),
+        ("pss level", ["{manifest}", "-f", "json"]),
+        ("k8s namespace", ["shop", "--enforce", "baseline"]),
+    ],
+)
 def test_version_still_works_as_policy_version_and_says_so(command, args, tmp_path, capsys):
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(HARDENED_POD)
@@ -227,8 +284,19 @@ def test_k8s_harden_keeps_pss_version_as_a_hidden_alias(tmp_path, capsys):
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(HARDENED_POD)
     capsys.readouterr()
-    code = main(["k8s", "harden", str(manifest), "--profile", str(profile), "--out", str(tmp_path / "o.yaml"),
-                 "--pss-version", "v1.30"])
+    code = main(
+        [
+            "k8s",
+            "harden",
+            str(manifest),
+            "--profile",
+            str(profile),
+            "--out",
+            str(tmp_path / "o.yaml"),
+            "--pss-version",
+            "v1.30",
+        ]
+    )
     assert code in (0, 1) and (tmp_path / "o.yaml").exists()
     assert "warning: --pss-version is deprecated, use --policy-version" in capsys.readouterr().err
 
@@ -239,8 +307,10 @@ def test_k8s_harden_keeps_pss_version_as_a_hidden_alias(tmp_path, capsys):
 @pytest.mark.parametrize("spelling", ["CHOWN", "chown", "cap_chown", "CAP_CHOWN", "Cap_Chown"])
 def test_a_capability_is_accepted_in_any_spelling(spelling, tmp_path, capsys):
     out = tmp_path / "p"
-    assert main(["generate", str(FIXTURES / "shell-nonroot.trace.json"), "--out", str(out),
-                 "--add-capability", spelling]) == 0
+    assert (
+        main(["generate", str(FIXTURES / "shell-nonroot.trace.json"), "--out", str(out), "--add-capability", spelling])
+        == 0
+    )
     assert json.loads((out / "capabilities.json").read_text())["add"] == ["CAP_CHOWN"]
 
 
@@ -262,11 +332,17 @@ def test_completion_script_is_offered_for_bash():
     assert "complete -o default -F _tracer_completion tracer" in done.stdout
 
 
-@pytest.mark.parametrize("words, expected", [("tracer ge", ["generate"]), ("tracer show -f ", ["text", "json"]),
-                                             ("tracer pss ", ["check", "level"])])
+@pytest.mark.parametrize(
+    "words, expected",
+    [("tracer ge", ["generate"]), ("tracer show -f ", ["text", "json"]), ("tracer pss ", ["check", "level"])],
+)
 def test_completion_completes_commands_and_choices(words, expected):
-    env = {**os.environ, "_TRACER_COMPLETE": "complete_bash", "COMP_WORDS": words,
-           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    env = {
+        **os.environ,
+        "_TRACER_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    }
     done = subprocess.run([str(REPO / ".venv/bin/tracer")], env=env, capture_output=True, text=True)
     assert done.stdout.split() == expected
 
@@ -279,8 +355,12 @@ def test_tracer_load_is_a_typer_command_with_the_scripts_options(capsys):
     assert text.startswith("Usage: tracer load [OPTIONS]") and "-f, --format [text|json]" in text
     load_command = dict(COMMANDS)["tracer load"]
     typer_options = {opt for param in load_command.params for opt in param.opts if opt.startswith("--")}
-    script_options = {opt for action in loadtest.build_parser()._actions for opt in action.option_strings
-                      if opt.startswith("--") and opt != "--help"}
+    script_options = {
+        opt
+        for action in loadtest.build_parser()._actions
+        for opt in action.option_strings
+        if opt.startswith("--") and opt != "--help"
+    }
     assert typer_options == script_options
 
 

@@ -23,8 +23,7 @@ def test_mininim_image_is_an_oci_archive_with_a_host_usr_rootfs(tmp_path):
 
     entry, manifest, config, layer = read_oci_archive(image.archive)
 
-    assert entry["annotations"] == {images.CONTAINERD_NAME_ANNOTATION: image.name,
-                                    images.OCI_REF_ANNOTATION: "latest"}
+    assert entry["annotations"] == {images.CONTAINERD_NAME_ANNOTATION: image.name, images.OCI_REF_ANNOTATION: "latest"}
     assert entry["digest"] == image.manifest_digest and manifest["config"]["digest"] == image.config_digest
     assert image.repo_digest == f"localhost/seccomp-tracer/mininim@{image.manifest_digest}"
     assert config["os"] == "linux" and config["architecture"] == images.host_architecture()

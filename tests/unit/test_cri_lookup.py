@@ -19,8 +19,10 @@ from tracer.kube.cri import client as cri
 POD_UID = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 NIM_ID = "3e5f" + "a" * 60
 
-SYSTEMD_BURSTABLE = (f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
-                     f"{POD_UID.replace('-', '_')}.slice/cri-containerd-{NIM_ID}.scope")
+SYSTEMD_BURSTABLE = (
+    f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+    f"{POD_UID.replace('-', '_')}.slice/cri-containerd-{NIM_ID}.scope"
+)
 
 
 @pytest.fixture
@@ -81,7 +83,8 @@ def test_cgroup2_mount_is_read_from_mountinfo(tmp_path):
     hybrid = tmp_path / "hybrid"
     hybrid.write_text(
         "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
-        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+    )
     unified = tmp_path / "unified"
     unified.write_text("30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n")
     none = tmp_path / "none"
@@ -94,11 +97,16 @@ def test_cgroup2_mount_is_read_from_mountinfo(tmp_path):
     assert (cgroups.cgroup_v2_root() / "cgroup.procs").exists()  # this machine's, for real
 
 
-@pytest.mark.parametrize("cgroups_path, relative", [
-    (f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice:cri-containerd:{NIM_ID}", SYSTEMD_BURSTABLE),
-    (f"kubepods-pod{POD_UID.replace('-', '_')}.slice:crio:{NIM_ID}",
-     f"kubepods.slice/kubepods-pod{POD_UID.replace('-', '_')}.slice/crio-{NIM_ID}.scope"),
-    (f"/kubepods/burstable/pod{POD_UID}/{NIM_ID}", f"kubepods/burstable/pod{POD_UID}/{NIM_ID}"),
-])
+@pytest.mark.parametrize(
+    "cgroups_path, relative",
+    [
+        (f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice:cri-containerd:{NIM_ID}", SYSTEMD_BURSTABLE),
+        (
+            f"kubepods-pod{POD_UID.replace('-', '_')}.slice:crio:{NIM_ID}",
+            f"kubepods.slice/kubepods-pod{POD_UID.replace('-', '_')}.slice/crio-{NIM_ID}.scope",
+        ),
+        (f"/kubepods/burstable/pod{POD_UID}/{NIM_ID}", f"kubepods/burstable/pod{POD_UID}/{NIM_ID}"),
+    ],
+)
 def test_oci_cgroups_path_of_either_driver(cgroups_path, relative):
     assert cgroup_path.relative_from_cgroups_path(cgroups_path) == relative

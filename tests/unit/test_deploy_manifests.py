@@ -49,8 +49,10 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 DIGEST_REFERENCE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$")
 
 
-@pytest.mark.parametrize("name, first_kind", [("namespace.yaml", "Namespace"), ("rbac.yaml", "ServiceAccount"),
-                                              ("daemonset.yaml", "DaemonSet")])
+@pytest.mark.parametrize(
+    "name, first_kind",
+    [("namespace.yaml", "Namespace"), ("rbac.yaml", "ServiceAccount"), ("daemonset.yaml", "DaemonSet")],
+)
 def test_manifest_validates_against_the_kubernetes_schema(name, first_kind):
     docs = documents(name)
     assert docs and docs[0]["kind"] == first_kind
@@ -95,8 +97,7 @@ def test_daemonset_mounts_the_host_paths_the_recorder_reads(daemonset):
     mounts = {m["name"]: m for m in recorder(daemonset)["volumeMounts"]}
     mounted = {host_paths[name]["path"]: mount["mountPath"] for name, mount in mounts.items() if name in host_paths}
 
-    for path in ("/sys/kernel/tracing", "/sys/fs/cgroup", "/lib/modules", "/usr/src",
-                 "/var/lib/seccomp-tracer/traces"):
+    for path in ("/sys/kernel/tracing", "/sys/fs/cgroup", "/lib/modules", "/usr/src", "/var/lib/seccomp-tracer/traces"):
         assert mounted[path] == path
     # the socket's directory, which outlives a containerd restart; a missing one is a Directory error
     socket_dir = str(Path(cri.DEFAULT_CRI_ENDPOINTS[0].removeprefix("unix://")).parent)
@@ -151,5 +152,7 @@ def test_tracer_k8s_namespace_output_validates_and_matches_deploy(tmp_path):
     (generated,) = [plain(doc) for doc in YAML(typ="rt").load_all(out.read_text()) if doc]
     kubernetes_validate.validate(generated, K8S_VERSION, strict=True)
     (shipped,) = documents("namespace.yaml")
-    assert generated["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
-        shipped["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+    assert (
+        generated["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        == shipped["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+    )

@@ -16,7 +16,7 @@ README = (REPO / "README.md").read_text()
 def section(title: str) -> str:
     start = README.index(f"## {title}\n")
     end = README.find("\n## ", start + 1)
-    return README[start:end if end != -1 else None]
+    return README[start : end if end != -1 else None]
 
 
 def table_first_column(text: str) -> list[str]:
@@ -36,10 +36,16 @@ def test_every_path_in_the_layout_table_exists():
 
 def test_the_layout_table_names_every_module_and_package_of_tracer():
     layout = section("Layout")
-    entries = {p.name for p in (REPO / "tracer").iterdir()
-               if p.name not in ("__init__.py", "__main__.py", "__pycache__") and (p.suffix == ".py" or p.is_dir())}
-    assert entries and not [name for name in sorted(entries)
-                            if f"`tracer/{name}{'/' if (REPO / 'tracer' / name).is_dir() else ''}`" not in layout]
+    entries = {
+        p.name
+        for p in (REPO / "tracer").iterdir()
+        if p.name not in ("__init__.py", "__main__.py", "__pycache__") and (p.suffix == ".py" or p.is_dir())
+    }
+    assert entries and not [
+        name
+        for name in sorted(entries)
+        if f"`tracer/{name}{'/' if (REPO / 'tracer' / name).is_dir() else ''}`" not in layout
+    ]
 
 
 def test_the_layout_table_names_every_top_level_folder():
@@ -75,18 +81,32 @@ def test_the_command_table_names_every_command_with_options_that_exist():
     rows = [row for row in table.splitlines() if row.startswith("| `tracer ")]
     command_of = {row: re.match(r"\| `(tracer(?: [a-z][a-z0-9-]*)+)", row)[1] for row in rows}
     named = set(command_of.values())
-    for group in ("tracer pss", "tracer k8s", "tracer network"):  # `tracer pss check|level`, `tracer k8s namespace|admission-config`
+    for group in (
+        "tracer pss",
+        "tracer k8s",
+        "tracer network",
+    ):  # `tracer pss check|level`, `tracer k8s namespace|admission-config`
         named |= {path for path in known if path.startswith(group + " ") and path.split()[2] in table}
     leaves = {path for path, command in known.items() if not getattr(command, "commands", None)}
     assert leaves <= named | {" ".join(n.split()[:2]) for n in named}, leaves - named
     for row, path in command_of.items():
-        options = {opt for path_, command in known.items() if path_.startswith(path)
-                   for param in command.params if not getattr(param, "hidden", False)
-                   for opt in [*param.opts, *getattr(param, "secondary_opts", [])]}
+        options = {
+            opt
+            for path_, command in known.items()
+            if path_.startswith(path)
+            for param in command.params
+            if not getattr(param, "hidden", False)
+            for opt in [*param.opts, *getattr(param, "secondary_opts", [])]
+        }
         assert options, path
         assert [opt for opt in re.findall(r"(--[a-z][a-z-]+)", row) if opt not in options] == [], row
 
 
 def test_the_readme_states_every_exit_status():
     table = section("The command line")
-    assert [row.split("|")[1].strip() for row in table.splitlines() if re.match(r"\| \d \|", row)] == ["0", "1", "2", "3"]
+    assert [row.split("|")[1].strip() for row in table.splitlines() if re.match(r"\| \d \|", row)] == [
+        "0",
+        "1",
+        "2",
+        "3",
+    ]

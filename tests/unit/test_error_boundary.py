@@ -59,8 +59,11 @@ def test_an_impossible_output_path_is_one_line_exit_2(where, tmp_path, capsys):
     out = tmp_path if where == "directory" else tmp_path / "file" / "merged.json"
     assert main(["merge", TRACE, TRACE, "--out", str(out)]) == 2
     (line,) = error_lines(capsys.readouterr().err)
-    assert line == (f"error: {out}: is a directory, expected a file to write" if where == "directory"
-                    else f"error: {out}: cannot be created: {tmp_path / 'file'} is not a directory")
+    assert line == (
+        f"error: {out}: is a directory, expected a file to write"
+        if where == "directory"
+        else f"error: {out}: cannot be created: {tmp_path / 'file'} is not a directory"
+    )
 
 
 def test_usage_errors_stay_exit_2(capsys):
@@ -71,5 +74,10 @@ def test_usage_errors_stay_exit_2(capsys):
 
 def test_the_exit_codes_are_documented():
     readme = (REPO / "README.md").read_text()
-    for code, meaning in (("0", "ok"), ("1", "findings"), ("2", "usage or input error"), ("3", "a problem of the machine")):
+    for code, meaning in (
+        ("0", "ok"),
+        ("1", "findings"),
+        ("2", "usage or input error"),
+        ("3", "a problem of the machine"),
+    ):
         assert f"| {code} | {meaning}" in readme

@@ -36,7 +36,11 @@ MINI_NIM_TRACE = FIXTURES / "mini-nim.trace.json"
 
 
 def one_rule(action: str, default: str = "SCMP_ACT_ERRNO", **extra) -> dict:
-    return {"defaultAction": default, "architectures": [X86], "syscalls": [{"names": ["mount"], "action": action, **extra}]}
+    return {
+        "defaultAction": default,
+        "architectures": [X86],
+        "syscalls": [{"names": ["mount"], "action": action, **extra}],
+    }
 
 
 # ---------------------------------------------------------------- the action table, one row per action
@@ -75,7 +79,10 @@ def test_the_default_action_answers_each_question(action):
 
 
 def test_errno_is_errno_ret_else_the_default_errno():
-    assert filter_from_oci(one_rule("SCMP_ACT_ERRNO", errnoRet=errno.EACCES)).verdict("mount").returned_errno == errno.EACCES
+    assert (
+        filter_from_oci(one_rule("SCMP_ACT_ERRNO", errnoRet=errno.EACCES)).verdict("mount").returned_errno
+        == errno.EACCES
+    )
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.EACCES, "syscalls": []}
     assert filter_from_oci(profile).verdict("mount").returned_errno == errno.EACCES
     assert filter_from_oci(one_rule("SCMP_ACT_TRACE", errnoRet=7)).verdict("mount").returned_errno == errno.ENOSYS
@@ -86,21 +93,35 @@ def test_an_action_the_table_does_not_know_is_refused_when_recorded_and_open_to_
     assert not f.allows("mount") and f.may_pass("mount")
 
 
-KERNEL_ORDER = ("SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY",
-                "SCMP_ACT_TRACE", "SCMP_ACT_LOG", "SCMP_ACT_ALLOW")
+KERNEL_ORDER = (
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_ALLOW",
+)
 
 
 @pytest.mark.parametrize("stronger, weaker", list(itertools.combinations(KERNEL_ORDER, 2)))
 def test_of_two_matching_rules_the_kernels_precedence_decides(stronger, weaker):
     for first, second in ((stronger, weaker), (weaker, stronger)):
-        profile = {"defaultAction": "SCMP_ACT_ALLOW",
-                   "syscalls": [{"names": ["mount"], "action": first}, {"names": ["mount"], "action": second}]}
+        profile = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mount"], "action": first}, {"names": ["mount"], "action": second}],
+        }
         assert filter_from_oci(profile).verdict("mount").action == stronger
 
 
 def test_conditions_the_caller_chooses_are_its_way_through():
-    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 17, "op": "SCMP_CMP_EQ"}]}]}
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 17, "op": "SCMP_CMP_EQ"}]}
+        ],
+    }
     f = filter_from_oci(profile)
     assert f.may_pass("socket") and f.may_pass("socket", {0: 2}) and not f.may_pass("socket", {0: 17})
     assert f.allows("socket", {0: 2}) and not f.allows("socket", {0: 17})
@@ -125,23 +146,37 @@ def _docker_default_as_oci() -> dict:
     (without the names this libseccomp does not know yet)."""
     f = filter_from_docker(load_docker_default(), attack.RUNTIME_DEFAULT_CAPABILITIES, X86)
     known = [(rule, [name for name in names if syscall_name_known(name, f.architectures)]) for rule, names in f.listed]
-    return {"defaultAction": f.default.action, "defaultErrnoRet": f.default.errno, "architectures": list(f.architectures),
-            "syscalls": [rule.to_oci(*names) for rule, names in known if names]}
+    return {
+        "defaultAction": f.default.action,
+        "defaultErrnoRet": f.default.errno,
+        "architectures": list(f.architectures),
+        "syscalls": [rule.to_oci(*names) for rule, names in known if names],
+    }
 
 
 def _with_trace_and_notify(seccomp: dict) -> dict:
     """The committed profile, with the calls of an escape handed to a tracer or a supervisor."""
-    return {**seccomp, "syscalls": [*seccomp["syscalls"], {"names": ["mount", "ptrace"], "action": "SCMP_ACT_TRACE"},
-                                    {"names": ["unshare", "bpf"], "action": "SCMP_ACT_NOTIFY"}]}
+    return {
+        **seccomp,
+        "syscalls": [
+            *seccomp["syscalls"],
+            {"names": ["mount", "ptrace"], "action": "SCMP_ACT_TRACE"},
+            {"names": ["unshare", "bpf"], "action": "SCMP_ACT_NOTIFY"},
+        ],
+    }
 
 
 def _cases() -> list[tuple[str, dict, object]]:
     committed = json.loads((REPO / "profiles/mini-nim/seccomp.json").read_text())
     cases = [(f"generated from {trace.name}", plan_profile([load_trace(trace)]).seccomp, trace) for trace in TRACES]
-    cases += [(f"profiles/{path.parent.name}", json.loads(path.read_text()), MINI_NIM_TRACE)
-              for path in sorted((REPO / "profiles").glob("*/seccomp.json"))]
-    cases += [("Docker's default", _docker_default_as_oci(), MINI_NIM_TRACE),
-              ("TRACE and NOTIFY", _with_trace_and_notify(committed), MINI_NIM_TRACE)]
+    cases += [
+        (f"profiles/{path.parent.name}", json.loads(path.read_text()), MINI_NIM_TRACE)
+        for path in sorted((REPO / "profiles").glob("*/seccomp.json"))
+    ]
+    cases += [
+        ("Docker's default", _docker_default_as_oci(), MINI_NIM_TRACE),
+        ("TRACE and NOTIFY", _with_trace_and_notify(committed), MINI_NIM_TRACE),
+    ]
     return cases
 
 
@@ -165,8 +200,12 @@ def _on_arch() -> set[str]:
 def test_risk_agrees(case):
     directory, f, _ = case
     ours = attack.Confinement.from_profile_dir(directory)
-    routes = {(technique.technique.id, route.name) for technique in attack.reachable_techniques(ours.seccomp, ours.capabilities)
-              for route in technique.routes if route.kind == "syscall"}
+    routes = {
+        (technique.technique.id, route.name)
+        for technique in attack.reachable_techniques(ours.seccomp, ours.capabilities)
+        for route in technique.routes
+        if route.kind == "syscall"
+    }
     for entry in attack.load_mapping():
         for name in entry.syscalls if not entry.when else ():
             assert ((entry.technique, name) in routes) is f.may_pass(name), (entry.technique, name)
@@ -185,8 +224,9 @@ def test_report_agrees(case):
     risk = {t.technique.id for t in attack.reachable_techniques(ours.seccomp, ours.capabilities)}
     assert {row.technique.id for row in report.attack.reachable} == risk
     runtime = filter_from_docker(load_docker_default(), ours.capabilities, X86)
-    assert set(report.runtime_default.refused_here) == {name for name in _on_arch()
-                                                        if runtime.may_pass(name) and not f.may_pass(name)}
+    assert set(report.runtime_default.refused_here) == {
+        name for name in _on_arch() if runtime.may_pass(name) and not f.may_pass(name)
+    }
     for bar in report.activity.bars:
         recorded_call_goes_on = f.allows_anything(bar.name) or f.verdict(bar.name).returned_errno == errno.ENOSYS
         assert bar.allowed is recorded_call_goes_on, bar.name
@@ -218,8 +258,10 @@ def test_diff_agrees(case):
     result = diff(directory, Path(trace.source))
     draft = plan_profile([trace], ProfileOptions(allow_incomplete=True))
     falls_back = {name for name in draft.fallback_names if f.verdict(name).returned_errno == errno.ENOSYS}
-    assert set(result.added_syscalls) == {name for name in draft.syscalls.allowed
-                                          if not f.allows_anything(name)} - falls_back
+    assert (
+        set(result.added_syscalls)
+        == {name for name in draft.syscalls.allowed if not f.allows_anything(name)} - falls_back
+    )
 
 
 def test_generate_agrees():

@@ -159,22 +159,29 @@ WORKLOAD_KINDS = textwrap.dedent("""\
     """)
 
 
-def write_profile_dir(root: Path, name: str = "nim-llm", *, add=("CAP_NET_BIND_SERVICE",),
-                      recording: dict | None = None) -> Path:
+def write_profile_dir(
+    root: Path, name: str = "nim-llm", *, add=("CAP_NET_BIND_SERVICE",), recording: dict | None = None
+) -> Path:
     directory = root / name
     directory.mkdir(parents=True)
-    seccomp = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
-               "architectures": ["SCMP_ARCH_X86_64"],
-               "syscalls": [{"names": ["futex", "read", "write"], "action": "SCMP_ACT_ALLOW"},
-                            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
-    capabilities = {"add": list(add), "drop": ["ALL"],
-                    "evidence": {cap: [{"syscall": "bind", "outcome": "granted", "count": 1,
-                                        "phase": "startup"}] for cap in add}}
+    seccomp = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["futex", "read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        ],
+    }
+    capabilities = {
+        "add": list(add),
+        "drop": ["ALL"],
+        "evidence": {cap: [{"syscall": "bind", "outcome": "granted", "count": 1, "phase": "startup"}] for cap in add},
+    }
     (directory / "seccomp.json").write_text(json.dumps(seccomp))
     (directory / "capabilities.json").write_text(json.dumps(capabilities))
     if recording is not None:
-        (directory / "recording.json").write_text(json.dumps(
-            {"tool_version": "0.1.0", "traces": [], **recording}))
+        (directory / "recording.json").write_text(json.dumps({"tool_version": "0.1.0", "traces": [], **recording}))
     return directory
 
 
@@ -236,8 +243,10 @@ def test_nim_deployment_goes_from_baseline_to_restricted(tmp_path, profile, caps
     code, out = harden(tmp_path, NIM_DEPLOYMENT, profile)
 
     assert code == 0
-    assert "Deployment/nim-llm: containers nim-llm, metrics-exporter: Pod Security baseline -> restricted" \
+    assert (
+        "Deployment/nim-llm: containers nim-llm, metrics-exporter: Pod Security baseline -> restricted"
         in capsys.readouterr().out
+    )
     spec = deployment_spec(load_all(out.read_text()))
     assert pss.strictest_level({}, deployment_spec(load_all(NIM_DEPLOYMENT)))[0] == "baseline"
     assert pss.strictest_level({}, spec)[0] == "restricted"
@@ -282,11 +291,14 @@ def test_recording_as_root_is_warned_about(tmp_path, capsys):
     assert "the recording ran as root" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("recording, why", [
-    ({"writes_outside_volumes": True, "rootfs_readonly": False}, "saw writes outside its volumes"),
-    ({"writes_outside_volumes": None, "rootfs_readonly": None}, "does not say whether"),
-    (None, "does not say whether"),  # no recording.json at all
-])
+@pytest.mark.parametrize(
+    "recording, why",
+    [
+        ({"writes_outside_volumes": True, "rootfs_readonly": False}, "saw writes outside its volumes"),
+        ({"writes_outside_volumes": None, "rootfs_readonly": None}, "does not say whether"),
+        (None, "does not say whether"),  # no recording.json at all
+    ],
+)
 def test_read_only_root_is_left_alone_when_writes_happened_or_are_unknown(tmp_path, capsys, recording, why):
     profile = write_profile_dir(tmp_path / "p", recording=recording)
     harden(tmp_path, NIM_DEPLOYMENT, profile, "--container", "nim-llm")
@@ -298,8 +310,7 @@ def test_read_only_root_is_left_alone_when_writes_happened_or_are_unknown(tmp_pa
 
 
 def test_read_only_root_when_the_recording_ran_read_only(tmp_path):
-    profile = write_profile_dir(tmp_path / "p", recording={"writes_outside_volumes": None,
-                                                             "rootfs_readonly": True})
+    profile = write_profile_dir(tmp_path / "p", recording={"writes_outside_volumes": None, "rootfs_readonly": True})
     harden(tmp_path, NIM_DEPLOYMENT, profile, "--container", "nim-llm")
     context = containers_by_name(load_all((tmp_path / "out.yaml").read_text()))["nim-llm"]["securityContext"]
 
@@ -312,8 +323,15 @@ def test_every_workload_kind_is_hardened_and_validates(tmp_path, profile, capsys
     report = capsys.readouterr().out
 
     assert code == 0
-    assert [doc["kind"] for doc in docs] == ["Pod", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController",
-                                             "Job", "CronJob"]
+    assert [doc["kind"] for doc in docs] == [
+        "Pod",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+    ]
     for doc in docs:
         kind = doc["kind"]
         assert f"{kind}/{doc['metadata']['name']}: containers app: Pod Security baseline -> restricted" in report
@@ -352,7 +370,8 @@ def test_kubectl_style_indentless_sequences_are_kept(tmp_path, profile):
 
 def test_privileged_is_turned_off_with_a_warning(tmp_path, profile, capsys):
     privileged = WORKLOAD_KINDS.split("---")[0].replace(
-        "{name: app, image: busybox}", "{name: app, image: busybox, securityContext: {privileged: true}}")
+        "{name: app, image: busybox}", "{name: app, image: busybox, securityContext: {privileged: true}}"
+    )
     code, out = harden(tmp_path, privileged, profile)
 
     assert code == 0
@@ -372,11 +391,14 @@ def _missing_file(directory: Path) -> None:
     (directory / "capabilities.json").unlink()
 
 
-@pytest.mark.parametrize("damage, problem", [
-    (_bad_json, "seccomp.json: not valid JSON"),
-    (_wrong_shape, "capabilities.json: add: expected a list"),
-    (_missing_file, "capabilities.json: no such file"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (_bad_json, "seccomp.json: not valid JSON"),
+        (_wrong_shape, "capabilities.json: add: expected a list"),
+        (_missing_file, "capabilities.json: no such file"),
+    ],
+)
 def test_bad_profile_dir_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, damage, problem):
     profile = write_profile_dir(tmp_path / "p", recording=NO_WRITES)
     damage(profile)
@@ -395,11 +417,14 @@ def test_missing_profile_dir_exits_2(tmp_path, capsys):
     assert "profile directory not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("manifest, problem", [
-    (NIM_DEPLOYMENT, "no container named 'sidecar' in any pod template (containers: metrics-exporter, nim-llm)"),
-    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "no pod template found"),
-    ("kind: Pod\nspec: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "manifest, problem",
+    [
+        (NIM_DEPLOYMENT, "no container named 'sidecar' in any pod template (containers: metrics-exporter, nim-llm)"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "no pod template found"),
+        ("kind: Pod\nspec: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_unusable_manifest_exits_2_and_writes_nothing(tmp_path, profile, capsys, manifest, problem):
     code, out = harden(tmp_path, manifest, profile, "--container", "sidecar")
 
@@ -429,9 +454,20 @@ def test_comments_before_the_first_document_marker_and_flow_style_containers(tmp
 
 def recorded_from(container: str) -> dict:
     """recording.json as generate writes it for a trace of CONTAINER of a pod (format v2)."""
-    return {**NO_WRITES, "traces": [{"source": "nim.trace.json", "target": {
-        "kind": "kubernetes-pod", "name": "nim/nim-llm-0", "pod": {"namespace": "nim", "name": "nim-llm-0"},
-        "container": {"name": container, "id": "abc"}}}]}
+    return {
+        **NO_WRITES,
+        "traces": [
+            {
+                "source": "nim.trace.json",
+                "target": {
+                    "kind": "kubernetes-pod",
+                    "name": "nim/nim-llm-0",
+                    "pod": {"namespace": "nim", "name": "nim-llm-0"},
+                    "container": {"name": container, "id": "abc"},
+                },
+            }
+        ],
+    }
 
 
 def test_default_is_the_container_the_profile_was_recorded_from(tmp_path, capsys):
@@ -450,8 +486,10 @@ def test_other_containers_are_hardened_only_when_named(tmp_path, capsys):
     code, out = harden(tmp_path, NIM_DEPLOYMENT, profile, "--container", "metrics-exporter")
     after = load_all(out.read_text())
 
-    assert "securityContext" not in containers_by_name(after)["nim-llm"] or \
-        "seccompProfile" not in containers_by_name(after)["nim-llm"]["securityContext"]
+    assert (
+        "securityContext" not in containers_by_name(after)["nim-llm"]
+        or "seccompProfile" not in containers_by_name(after)["nim-llm"]["securityContext"]
+    )
     assert containers_by_name(after)["metrics-exporter"]["securityContext"]["seccompProfile"]["type"] == "Localhost"
 
 

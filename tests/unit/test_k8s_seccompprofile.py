@@ -22,8 +22,10 @@ SECCOMP = {
     "defaultAction": "SCMP_ACT_ERRNO",
     "defaultErrnoRet": 1,
     "architectures": ["SCMP_ARCH_X86_64"],
-    "syscalls": [{"names": ["futex", "read", "write"], "action": "SCMP_ACT_ALLOW"},
-                 {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}],
+    "syscalls": [
+        {"names": ["futex", "read", "write"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    ],
 }
 
 
@@ -44,6 +46,7 @@ def run(profile: Path, *args: str) -> int:
 
 # --- tests ------------------------------------------------------------------------------
 
+
 def test_writes_a_seccompprofile_that_validates_against_the_spo_crd(tmp_path, capsys):
     profile = write_profile_dir(tmp_path)
     code = run(profile, "--name", "nim-llm", "--out-dir", str(tmp_path / "out"))
@@ -63,8 +66,9 @@ def test_writes_a_seccompprofile_that_validates_against_the_spo_crd(tmp_path, ca
 
 def test_older_operators_get_a_namespaced_v1beta1_object(tmp_path, capsys):
     profile = write_profile_dir(tmp_path)
-    code = run(profile, "--name", "nim-llm", "--namespace", "nim", "--spo-api", "v1beta1",
-               "--out-dir", str(tmp_path / "out"))
+    code = run(
+        profile, "--name", "nim-llm", "--namespace", "nim", "--spo-api", "v1beta1", "--out-dir", str(tmp_path / "out")
+    )
     obj = YAML(typ="safe").load((tmp_path / "out" / "nim-llm.seccompprofile.yaml").read_text())
 
     assert code == 0
@@ -82,10 +86,15 @@ def test_unknown_spo_api_exits_2(tmp_path, capsys):
 
 
 def test_the_crd_check_catches_a_wrong_object():
-    obj = {"apiVersion": "security-profiles-operator.x-k8s.io/v1", "kind": "SeccompProfile",
-           "metadata": {"name": "x"},
-           "spec": {"defaultAction": "SCMP_ACT_ERRNO",
-                    "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": "38"}]}}
+    obj = {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1",
+        "kind": "SeccompProfile",
+        "metadata": {"name": "x"},
+        "spec": {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": "38"}],
+        },
+    }
     with pytest.raises(jsonschema.ValidationError, match="'38' is not of type 'integer'"):
         validate_against_crd(obj)
     obj["spec"]["syscalls"][0]["errnoRet"] = 38
@@ -127,10 +136,13 @@ def test_default_errno_other_than_eperm_is_warned_about(tmp_path, capsys):
     assert "defaultErrnoRet 38 cannot be expressed in a SeccompProfile" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, problem", [
-    (["--name", "NIM_LLM"], "--name 'NIM_LLM' is not a valid object name"),
-    (["--name", "nim", "--namespace", "a.b"], "--namespace 'a.b' is not a valid namespace name"),
-])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["--name", "NIM_LLM"], "--name 'NIM_LLM' is not a valid object name"),
+        (["--name", "nim", "--namespace", "a.b"], "--namespace 'a.b' is not a valid namespace name"),
+    ],
+)
 def test_bad_names_exit_2_and_write_nothing(tmp_path, capsys, args, problem):
     profile = write_profile_dir(tmp_path)
     code = run(profile, *args, "--out-dir", str(tmp_path / "out"))
@@ -145,5 +157,5 @@ def test_bad_profile_dir_exits_2_and_writes_nothing(tmp_path, capsys):
     code = run(profile, "--name", "nim-llm", "--out-dir", str(tmp_path / "out"))
 
     err = capsys.readouterr().err
-    assert code == 2 and "seccomp.json: syscalls: expected a list, got the string \"read\"" in err
+    assert code == 2 and 'seccomp.json: syscalls: expected a list, got the string "read"' in err
     assert not (tmp_path / "out").exists()

@@ -78,9 +78,13 @@ def assert_refused(outcome: Outcome, file: Path, *fragments: str) -> None:
 # --- manifests ---------------------------------------------------------------------------------
 
 CONTAINER_CONTEXT = {
-    "privileged": False, "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
-    "procMount": "Default", "runAsNonRoot": True, "runAsUser": 1000, "readOnlyRootFilesystem": True,
+    "procMount": "Default",
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "readOnlyRootFilesystem": True,
     "seLinuxOptions": {"user": "", "role": "", "type": "container_t", "level": "s0:c1"},
     "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"},
     "appArmorProfile": {"type": "Localhost", "localhostProfile": "p"},
@@ -94,25 +98,37 @@ def fresh(value):
 
 
 def container(name: str) -> dict:
-    return {"name": name, "image": "busybox", "securityContext": fresh(CONTAINER_CONTEXT),
-            "ports": [{"containerPort": 80, "hostPort": 0}],
-            "livenessProbe": fresh(HANDLER), "readinessProbe": fresh(HANDLER), "startupProbe": fresh(HANDLER),
-            "lifecycle": {"postStart": fresh(HANDLER), "preStop": fresh(HANDLER)}}
+    return {
+        "name": name,
+        "image": "busybox",
+        "securityContext": fresh(CONTAINER_CONTEXT),
+        "ports": [{"containerPort": 80, "hostPort": 0}],
+        "livenessProbe": fresh(HANDLER),
+        "readinessProbe": fresh(HANDLER),
+        "startupProbe": fresh(HANDLER),
+        "lifecycle": {"postStart": fresh(HANDLER), "preStop": fresh(HANDLER)},
+    }
 
 
 def pod_spec() -> dict:
     """A pod that sets every field the checks read, and meets restricted at every version."""
     return {
-        "hostNetwork": False, "hostPID": False, "hostIPC": False, "hostUsers": True,
+        "hostNetwork": False,
+        "hostPID": False,
+        "hostIPC": False,
+        "hostUsers": True,
         "os": {"name": "linux"},
         "securityContext": {
-            "runAsNonRoot": True, "runAsUser": 1000,
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
             "seLinuxOptions": {"type": "container_t"},
-            "seccompProfile": {"type": "RuntimeDefault"}, "appArmorProfile": {"type": "RuntimeDefault"},
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "appArmorProfile": {"type": "RuntimeDefault"},
             "sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"}],
             "windowsOptions": {"hostProcess": False},
         },
-        "initContainers": [container("init")], "containers": [container("app")],
+        "initContainers": [container("init")],
+        "containers": [container("app")],
         "ephemeralContainers": [container("debug")],
         "volumes": [{"name": "data", "emptyDir": {}}],
     }
@@ -123,18 +139,30 @@ def pod_template() -> dict:
 
 
 def pod() -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns",
-                                                            "annotations": {"note": "x"}}, "spec": pod_spec()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "annotations": {"note": "x"}},
+        "spec": pod_spec(),
+    }
 
 
 def deployment() -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-            "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": pod_template()}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": pod_template()},
+    }
 
 
 def cronjob() -> dict:
-    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
-            "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": pod_template()}}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "c"},
+        "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": pod_template()}}},
+    }
 
 
 def pod_list() -> dict:
@@ -162,10 +190,18 @@ WRAPPERS = {
 SMALL_POD_SPEC = {"containers": [{"name": "app"}]}
 SMALL = {
     "Pod": lambda: {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": fresh(SMALL_POD_SPEC)},
-    "Deployment": lambda: {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-                           "spec": {"template": {"spec": fresh(SMALL_POD_SPEC)}}},
-    "CronJob": lambda: {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
-                        "spec": {"jobTemplate": {"spec": {"template": {"spec": fresh(SMALL_POD_SPEC)}}}}},
+    "Deployment": lambda: {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"spec": fresh(SMALL_POD_SPEC)}},
+    },
+    "CronJob": lambda: {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "c"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": fresh(SMALL_POD_SPEC)}}}},
+    },
     "PodList": lambda: {"kind": "PodList", "items": [{"metadata": {"name": "p"}, "spec": fresh(SMALL_POD_SPEC)}]},
     "List": lambda: {"kind": "List", "items": [SMALL["Deployment"]()]},
 }
@@ -185,7 +221,7 @@ def field_paths(type_name: str, prefix: tuple = ()) -> list[tuple[tuple, str]]:
             item = descriptor[2:]
             found += field_paths(item, path + (0,)) if item in TYPES else [(path + (0,), item)]
         elif descriptor.startswith("map[string]"):
-            found.append((path + (Member("k"),), descriptor[len("map[string]"):]))
+            found.append((path + (Member("k"),), descriptor[len("map[string]") :]))
         elif descriptor in TYPES:
             found += field_paths(descriptor, path)
     return found
@@ -206,19 +242,92 @@ def kind_of(descriptor: str) -> str:
 # YAML text of values of the wrong type, and the path suffix the error names (for members).
 # Quoted scalars are strings; `yes`, `on`, `n` are YAML 1.1 booleans; `0755`, `1e3` integers.
 WRONG: dict[str, list[tuple[str, str]]] = {
-    "boolean": [('"yes"', ""), ('"true"', ""), ("'on'", ""), ('""', ""), ("1", ""), ("0", ""), ("1.5", ""),
-                ("[]", ""), ("[true]", ""), ("{}", ""), ("{a: true}", ""), ("abc", "")],
-    "string": [("1", ""), ("0", ""), ("1.5", ""), ("yes", ""), ("on", ""), ("n", ""), ("true", ""),
-               ("0755", ""), ("1e3", ""), ("[]", ""), ('["a"]', ""), ("{}", ""), ("{a: b}", "")],
-    "integer": [('"0"', ""), ('"1000"', ""), ("'0'", ""), ("1.5", ""), ("-0.5", ""), ("yes", ""),
-                ("true", ""), ("[]", ""), ("[0]", ""), ("{}", ""), ("{a: 0}", ""), ("abc", ""),
-                ("9223372036854775808", "")],
-    "object": [('"x"', ""), ("'{}'", ""), ("1", ""), ("0", ""), ("1.5", ""), ("yes", ""), ("true", ""),
-               ("[]", ""), ("[{}]", ""), ("abc", ""), ('""', "")],
-    "array": [('"x"', ""), ("ALL", ""), ("NOT_ALL", ""), ('"[]"', ""), ("1", ""), ("1.5", ""), ("yes", ""),
-              ("{}", ""), ("{a: 1}", ""), ("abc", ""), ("[null]", "[0]"), ("[[]]", "[0]"), ("[1, 2]", "[0]")],
-    "map": [('"x"', ""), ("1", ""), ("1.5", ""), ("[]", ""), ("[a]", ""), ("yes", ""), ("abc", ""),
-            ("{a: 1}", "[a]"), ("{a: yes}", "[a]"), ("{a: null}", "[a]"), ("{a: []}", "[a]"), ("{a: {}}", "[a]")],
+    "boolean": [
+        ('"yes"', ""),
+        ('"true"', ""),
+        ("'on'", ""),
+        ('""', ""),
+        ("1", ""),
+        ("0", ""),
+        ("1.5", ""),
+        ("[]", ""),
+        ("[true]", ""),
+        ("{}", ""),
+        ("{a: true}", ""),
+        ("abc", ""),
+    ],
+    "string": [
+        ("1", ""),
+        ("0", ""),
+        ("1.5", ""),
+        ("yes", ""),
+        ("on", ""),
+        ("n", ""),
+        ("true", ""),
+        ("0755", ""),
+        ("1e3", ""),
+        ("[]", ""),
+        ('["a"]', ""),
+        ("{}", ""),
+        ("{a: b}", ""),
+    ],
+    "integer": [
+        ('"0"', ""),
+        ('"1000"', ""),
+        ("'0'", ""),
+        ("1.5", ""),
+        ("-0.5", ""),
+        ("yes", ""),
+        ("true", ""),
+        ("[]", ""),
+        ("[0]", ""),
+        ("{}", ""),
+        ("{a: 0}", ""),
+        ("abc", ""),
+        ("9223372036854775808", ""),
+    ],
+    "object": [
+        ('"x"', ""),
+        ("'{}'", ""),
+        ("1", ""),
+        ("0", ""),
+        ("1.5", ""),
+        ("yes", ""),
+        ("true", ""),
+        ("[]", ""),
+        ("[{}]", ""),
+        ("abc", ""),
+        ('""', ""),
+    ],
+    "array": [
+        ('"x"', ""),
+        ("ALL", ""),
+        ("NOT_ALL", ""),
+        ('"[]"', ""),
+        ("1", ""),
+        ("1.5", ""),
+        ("yes", ""),
+        ("{}", ""),
+        ("{a: 1}", ""),
+        ("abc", ""),
+        ("[null]", "[0]"),
+        ("[[]]", "[0]"),
+        ("[1, 2]", "[0]"),
+    ],
+    "map": [
+        ('"x"', ""),
+        ("1", ""),
+        ("1.5", ""),
+        ("[]", ""),
+        ("[a]", ""),
+        ("yes", ""),
+        ("abc", ""),
+        ("{a: 1}", "[a]"),
+        ("{a: yes}", "[a]"),
+        ("{a: null}", "[a]"),
+        ("{a: []}", "[a]"),
+        ("{a: {}}", "[a]"),
+    ],
 }
 PLACEHOLDER = "@@WRONG@@"
 
@@ -278,13 +387,28 @@ def case_id(case) -> str:
 def profile(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("profile") / "web"
     directory.mkdir()
-    (directory / "seccomp.json").write_text(json.dumps({
-        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}))
+    (directory / "seccomp.json").write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "defaultErrnoRet": 1,
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}],
+            }
+        )
+    )
     (directory / "capabilities.json").write_text(json.dumps({"add": [], "drop": ["ALL"], "evidence": {}}))
-    (directory / "recording.json").write_text(json.dumps({
-        "tool_version": "0.1.0", "traces": [], "rootfs_readonly": False, "writes_outside_volumes": False,
-        "run_as_user": 1000}))
+    (directory / "recording.json").write_text(
+        json.dumps(
+            {
+                "tool_version": "0.1.0",
+                "traces": [],
+                "rootfs_readonly": False,
+                "writes_outside_volumes": False,
+                "run_as_user": 1000,
+            }
+        )
+    )
     return directory
 
 
@@ -311,10 +435,16 @@ def test_the_unfuzzed_manifests_meet_restricted(tmp_path, profile, wrapper):
 
 def test_every_schema_field_is_fuzzed():
     paths = {expected_path(path) for _, path, _ in POD_CASES}
-    assert {"spec.containers[0].securityContext.privileged", "spec.hostNetwork",
-            "spec.securityContext.windowsOptions.hostProcess", "spec.containers[0].securityContext.capabilities.drop",
-            "spec.containers[0].securityContext.capabilities.drop[0]", "spec.volumes[0].hostPath",
-            "metadata.annotations[k]", "spec.ephemeralContainers[0].ports[0].hostPort"} <= paths
+    assert {
+        "spec.containers[0].securityContext.privileged",
+        "spec.hostNetwork",
+        "spec.securityContext.windowsOptions.hostProcess",
+        "spec.containers[0].securityContext.capabilities.drop",
+        "spec.containers[0].securityContext.capabilities.drop[0]",
+        "spec.volumes[0].hostPath",
+        "metadata.annotations[k]",
+        "spec.ephemeralContainers[0].ports[0].hostPort",
+    } <= paths
     assert len(POD_CASES) > 150 and len(WORKLOAD_CASES) > 4 * 150
 
 
@@ -337,8 +467,9 @@ def test_pss_check_refuses_wrong_types_in_workloads_and_lists(tmp_path, case):
     file = tmp_path / "workload.yaml"
     for index, (yaml_text, suffix) in enumerate(subset(WRONG[kind_of(descriptor)], path, 3)):
         file.write_text(with_wrong_value(SMALL[wrapper], path, yaml_text))
-        assert_refused(run("pss", "check", file, "--level", LEVELS[index]), file,
-                       f"document 1: {expected_path(path)}{suffix}: ")
+        assert_refused(
+            run("pss", "check", file, "--level", LEVELS[index]), file, f"document 1: {expected_path(path)}{suffix}: "
+        )
 
 
 @pytest.mark.parametrize("case", HARDEN_CASES, ids=case_id)
@@ -370,8 +501,10 @@ STRUCTURE = [
     ("apiVersion: 1\nkind: Pod\nspec: {containers: []}\n", "document 1: apiVersion: expected string"),
     ("apiVersion: apps/v1\nkind: Pod\nspec: {containers: []}\n", "apiVersion apps/v1 has no kind 'Pod'"),
     ("apiVersion: apps/v1beta2\nkind: Pod\nspec: {containers: []}\n", "apps/v1beta2 does not serve kind Pod"),
-    ("apiVersion: apps/v1\nkind: Dyment\nspec: {template: {spec: {containers: []}}}\n",
-     "apiVersion apps/v1 has no kind 'Dyment'"),
+    (
+        "apiVersion: apps/v1\nkind: Dyment\nspec: {template: {spec: {containers: []}}}\n",
+        "apiVersion apps/v1 has no kind 'Dyment'",
+    ),
     ("apiVersion: v1\nkind: Pods\nspec: {containers: []}\n", "apiVersion v1 has no kind 'Pods'"),
     ("kind: 'P> od'\nspec: {containers: []}\n", "'P> od' is not a valid kind name"),
     ("kind: ''\n", "document 1 has no kind"),
@@ -384,15 +517,23 @@ STRUCTURE = [
     ("kind: PodList\nitems: [5]\n", "document 1: items[0] is a int"),
     ("kind: PodList\nitems: [{kind: Deployment}]\n", "items[0].kind: 'Deployment' in a PodList"),
     ("kind: List\nitems: [{metadata: {}}]\n", "document 1: items[0] has no kind"),
-    ("kind: List\nitems: [{kind: Pod, spec: {containers: [{name: a, securityContext: {privileged: 1}}]}}]\n",
-     "document 1: items[0].spec.containers[0].securityContext.privileged: expected boolean, got integer"),
+    (
+        "kind: List\nitems: [{kind: Pod, spec: {containers: [{name: a, securityContext: {privileged: 1}}]}}]\n",
+        "document 1: items[0].spec.containers[0].securityContext.privileged: expected boolean, got integer",
+    ),
     ("kind: Service\nmetadata: {name: 5}\n", "document 1: metadata.name: expected string, got integer"),
-    ("kind: Pod\nspec: {containers: []}\n---\nkind: Pod\nspec: {containers: [{name: 1}]}\n",
-     "document 2: spec.containers[0].name: expected string"),
-    ("kind: Pod\nspec: {containers: [], volumes: [{name: v, hostPath: /etc}]}\n",
-     "spec.volumes[0].hostPath: expected object, got string"),
-    ("kind: Pod\nspec: {containers: [{name: a, securityContext: {capabilities: {drop: NOT_ALL}}}]}\n",
-     "capabilities.drop: expected array, got string"),
+    (
+        "kind: Pod\nspec: {containers: []}\n---\nkind: Pod\nspec: {containers: [{name: 1}]}\n",
+        "document 2: spec.containers[0].name: expected string",
+    ),
+    (
+        "kind: Pod\nspec: {containers: [], volumes: [{name: v, hostPath: /etc}]}\n",
+        "spec.volumes[0].hostPath: expected object, got string",
+    ),
+    (
+        "kind: Pod\nspec: {containers: [{name: a, securityContext: {capabilities: {drop: NOT_ALL}}}]}\n",
+        "capabilities.drop: expected array, got string",
+    ),
 ]
 
 
@@ -412,22 +553,32 @@ def test_malformed_structure_is_refused_by_check_level_and_harden(tmp_path, prof
 TRUE_SPELLINGS = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"]
 FALSE_SPELLINGS = ["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"]
 BASELINE_BOOLEANS = [
-    (("spec", "containers", 0, "securityContext", "privileged"),
-     'privileged (container "app" must not set securityContext.privileged=true)'),
-    (("spec", "initContainers", 0, "securityContext", "privileged"),
-     'privileged (container "init" must not set securityContext.privileged=true)'),
+    (
+        ("spec", "containers", 0, "securityContext", "privileged"),
+        'privileged (container "app" must not set securityContext.privileged=true)',
+    ),
+    (
+        ("spec", "initContainers", 0, "securityContext", "privileged"),
+        'privileged (container "init" must not set securityContext.privileged=true)',
+    ),
     (("spec", "hostNetwork"), "host namespaces (hostNetwork=true)"),
     (("spec", "hostPID"), "host namespaces (hostPID=true)"),
     (("spec", "hostIPC"), "host namespaces (hostIPC=true)"),
-    (("spec", "securityContext", "windowsOptions", "hostProcess"),
-     "hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)"),
-    (("spec", "ephemeralContainers", 0, "securityContext", "windowsOptions", "hostProcess"),
-     'hostProcess (container "debug" must not set securityContext.windowsOptions.hostProcess=true)'),
+    (
+        ("spec", "securityContext", "windowsOptions", "hostProcess"),
+        "hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)",
+    ),
+    (
+        ("spec", "ephemeralContainers", 0, "securityContext", "windowsOptions", "hostProcess"),
+        'hostProcess (container "debug" must not set securityContext.windowsOptions.hostProcess=true)',
+    ),
 ]
 
 
 @pytest.mark.parametrize("spelling", TRUE_SPELLINGS)
-@pytest.mark.parametrize("path, violation", BASELINE_BOOLEANS, ids=lambda v: expected_path(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    "path, violation", BASELINE_BOOLEANS, ids=lambda v: expected_path(v) if isinstance(v, tuple) else ""
+)
 def test_yaml_1_1_true_is_true(tmp_path, path, violation, spelling):
     file = tmp_path / "pod.yaml"
     file.write_text(with_wrong_value(pod, path, spelling))
@@ -456,8 +607,18 @@ def test_every_spelling_of_zero_runs_as_root(tmp_path, number):
     assert outcome.code == 1 and "runAsUser=0 (pod must not set runAsUser=0)" in outcome.out
 
 
-@pytest.mark.parametrize("number, shown", [("0x50", "80"), ("0120", "80"), ("0o120", "80"), ("8_0", "80"),
-                                           ("80.0", "80"), ("8e1", "80"), ("0b1010000", "80")])
+@pytest.mark.parametrize(
+    "number, shown",
+    [
+        ("0x50", "80"),
+        ("0120", "80"),
+        ("0o120", "80"),
+        ("8_0", "80"),
+        ("80.0", "80"),
+        ("8e1", "80"),
+        ("0b1010000", "80"),
+    ],
+)
 def test_yaml_1_1_integers_are_read_as_kubectl_reads_them(tmp_path, number, shown):
     file = tmp_path / "pod.yaml"
     file.write_text(with_wrong_value(pod, ("spec", "containers", 0, "ports", 0, "hostPort"), number))
@@ -467,16 +628,22 @@ def test_yaml_1_1_integers_are_read_as_kubectl_reads_them(tmp_path, number, show
 
 def test_null_is_unset_not_an_error(tmp_path):
     file = tmp_path / "pod.yaml"
-    for path in (("spec", "containers", 0, "securityContext", "privileged"), ("spec", "hostNetwork"),
-                 ("spec", "volumes"), ("spec", "securityContext", "seLinuxOptions")):
+    for path in (
+        ("spec", "containers", 0, "securityContext", "privileged"),
+        ("spec", "hostNetwork"),
+        ("spec", "volumes"),
+        ("spec", "securityContext", "seLinuxOptions"),
+    ):
         for null in ("null", "~", "Null", "NULL"):
             file.write_text(with_wrong_value(pod, path, null))
             assert run("pss", "check", file, "--level", "restricted").code == 0
 
 
 def test_harden_judges_yaml_1_1_and_writes_real_booleans(tmp_path, profile):
-    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: app\n"
-            "    image: busybox\n    securityContext: {privileged: yes, runAsUser: 0x3e8}\n")
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: app\n"
+        "    image: busybox\n    securityContext: {privileged: yes, runAsUser: 0x3e8}\n"
+    )
     outcome, _, out = harden(tmp_path, profile, text)
     assert outcome.code == 0 and "Pod Security privileged -> restricted" in outcome.out, outcome.out + outcome.err
     assert "privileged: true replaced by false" in outcome.err
@@ -504,10 +671,11 @@ def test_harden_quotes_strings_kubernetes_would_read_otherwise(tmp_path, profile
 
 
 def test_harden_refuses_aliases_and_merge_keys(tmp_path, profile):
-    shared = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
-              "  - &c {name: app, image: x}\n  initContainers:\n  - *c\n")
-    merged = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
-              "  - <<: {image: x}\n    name: app\n")
+    shared = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "  - &c {name: app, image: x}\n  initContainers:\n  - *c\n"
+    )
+    merged = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - <<: {image: x}\n    name: app\n"
     for text in (shared, merged):
         outcome, manifest, out = harden(tmp_path, profile, text)
         assert_refused(outcome, manifest, "anchors, aliases or merge keys")
@@ -516,8 +684,10 @@ def test_harden_refuses_aliases_and_merge_keys(tmp_path, profile):
 
 def test_pss_check_follows_aliases_and_merge_keys_as_go_yaml_v2(tmp_path):
     file = tmp_path / "pod.yaml"
-    file.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx-base: &ctx {privileged: on}\nspec:\n"
-                    "  containers:\n  - name: app\n    securityContext:\n      <<: *ctx\n")
+    file.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx-base: &ctx {privileged: on}\nspec:\n"
+        "  containers:\n  - name: app\n    securityContext:\n      <<: *ctx\n"
+    )
     outcome = run("pss", "check", file, "--level", "baseline")
     assert outcome.code == 1 and "securityContext.privileged=true" in outcome.out
 
@@ -525,8 +695,10 @@ def test_pss_check_follows_aliases_and_merge_keys_as_go_yaml_v2(tmp_path):
 def test_duplicate_keys_and_json_only_values_are_refused(tmp_path):
     file = tmp_path / "pod.yaml"
     for text, fragment in [
-        ("kind: Pod\nspec: {containers: [{name: a, securityContext: {privileged: false, privileged: true}}]}\n",
-         "duplicate key 'privileged'"),
+        (
+            "kind: Pod\nspec: {containers: [{name: a, securityContext: {privileged: false, privileged: true}}]}\n",
+            "duplicate key 'privileged'",
+        ),
         ("kind: Pod\nspec: {containers: [], x: .inf}\n", ".inf cannot be represented in JSON"),
         ("kind: Pod\nspec: {containers: [], x: .nan}\n", ".nan cannot be represented in JSON"),
         ("kind: Pod\n~: 1\nspec: {containers: []}\n", "null mapping key"),
@@ -539,9 +711,13 @@ def test_duplicate_keys_and_json_only_values_are_refused(tmp_path):
 
 # --- bounds -------------------------------------------------------------------------------------
 
-ALIAS_BOMB = "".join(
-    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
-    for prev, name in zip([None, *"abcdefgh"], "abcdefghi")) + "kind: Pod\nspec: {containers: []}\n"
+ALIAS_BOMB = (
+    "".join(
+        f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+        for prev, name in zip([None, *"abcdefgh"], "abcdefghi")
+    )
+    + "kind: Pod\nspec: {containers: []}\n"
+)
 DEEP_YAML_FLOW = "kind: Pod\nspec: {containers: []}\nx: " + "[" * 2000 + "]" * 2000 + "\n"
 DEEP_YAML_BLOCK = "kind: Pod\nspec: {containers: []}\nx:\n" + "".join(f"{' ' * i}- \n" for i in range(1, 150))
 HUGE_INT = "kind: Pod\nspec: {containers: [{name: a, securityContext: {runAsUser: " + "9" * 5000 + "}}]}\n"
@@ -594,16 +770,19 @@ def test_files_past_8_mib_are_refused_unread(tmp_path, profile):
 
 
 # Runs the command as its only child and reports that child's peak resident memory.
-MEASURE = ("import resource, subprocess, sys\n"
-           "status = subprocess.run(sys.argv[1:]).returncode\n"
-           "print(f'peak-kib {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr)\n"
-           "sys.exit(status)\n")
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "status = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(f'peak-kib {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(status)\n"
+)
 
 
 def run_tracer(*args: str) -> tuple[int, str, str, int]:
     """Run the `tracer` executable; (exit status, stdout, stderr, peak RSS in MiB)."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(TRACER), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(TRACER), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
     err, _, peak = done.stderr.rpartition("peak-kib ")
     return done.returncode, done.stdout, err, int(peak) // 1024
 
@@ -615,9 +794,12 @@ def test_the_executable_refuses_bombs_and_bypasses_without_tracebacks(tmp_path):
         "deep.yaml": (DEEP_YAML_FLOW, 2, "nested deeper than 100 levels"),
         "huge.yaml": (HUGE_INT, 2, "number longer than 100 characters"),
         "empty.yaml": ("# nothing here\n", 2, "holds no Kubernetes object"),
-        "yes.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostPID: y\n  containers:\n"
-                     "  - {name: app, image: x, securityContext: {privileged: yes}}\n", 1,
-                     "host namespaces (hostPID=true)"),
+        "yes.yaml": (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostPID: y\n  containers:\n"
+            "  - {name: app, image: x, securityContext: {privileged: yes}}\n",
+            1,
+            "host namespaces (hostPID=true)",
+        ),
     }
     for name, (text, code, fragment) in cases.items():
         file = tmp_path / name

@@ -42,17 +42,44 @@ RESOLVED = [
     *[(text, False) for text in ("n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE")],
     *[(text, text) for text in ("yEs", "oN", "tRUE", "Off!", "yes please", "t", "f", "T", "F", "enable")],
     # nulls
-    *[(text, None) for text in ("", "~", "null", "Null", "NULL")], ("nULL", "nULL"),
+    *[(text, None) for text in ("", "~", "null", "Null", "NULL")],
+    ("nULL", "nULL"),
     # integers: decimal, octal with a leading 0, 0o, hex, binary, underscores, signs, 64 bits
-    ("0", 0), ("-0", 0), ("+12", 12), ("0755", 0o755), ("0o755", 0o755), ("0x1F", 31), ("0X1f", 31),
-    ("0b101", 5), ("-0b101", -5), ("1_000", 1000), ("0x_1F", 31), ("9223372036854775807", 2 ** 63 - 1),
-    ("-9223372036854775808", -(2 ** 63)), ("18446744073709551615", 2 ** 64 - 1),
+    ("0", 0),
+    ("-0", 0),
+    ("+12", 12),
+    ("0755", 0o755),
+    ("0o755", 0o755),
+    ("0x1F", 31),
+    ("0X1f", 31),
+    ("0b101", 5),
+    ("-0b101", -5),
+    ("1_000", 1000),
+    ("0x_1F", 31),
+    ("9223372036854775807", 2**63 - 1),
+    ("-9223372036854775808", -(2**63)),
+    ("18446744073709551615", 2**64 - 1),
     # floats (before the JSON conversion)
-    ("1.5", 1.5), (".5", 0.5), ("1e3", 1000.0), ("-1.5e-3", -0.0015), ("08", 8.0), ("1.", 1.0),
+    ("1.5", 1.5),
+    (".5", 0.5),
+    ("1e3", 1000.0),
+    ("-1.5e-3", -0.0015),
+    ("08", 8.0),
+    ("1.", 1.0),
     ("18446744073709551616", 18446744073709551616.0),
     # strings: sexagesimal and other YAML 1.1 forms go-yaml v2 leaves alone, timestamps, overflow
-    ("1:30", "1:30"), ("190:20:30", "190:20:30"), ("2001-12-14", "2001-12-14"), ("1e400", "1e400"),
-    ("0x", "0x"), ("0b", "0b"), ("1_", 1), ("_1", "_1"), ("._5", "._5"), ("=", "="), ("<<", "<<"), ("0x1p4", "0x1p4"),
+    ("1:30", "1:30"),
+    ("190:20:30", "190:20:30"),
+    ("2001-12-14", "2001-12-14"),
+    ("1e400", "1e400"),
+    ("0x", "0x"),
+    ("0b", "0b"),
+    ("1_", 1),
+    ("_1", "_1"),
+    ("._5", "._5"),
+    ("=", "="),
+    ("<<", "<<"),
+    ("0x1p4", "0x1p4"),
 ]
 
 
@@ -73,44 +100,70 @@ def load(text: str):
 
 def test_the_json_conversion_of_sigs_k8s_io_yaml():
     (document,) = load("yes: 1\n1: a\n0x10: b\n1.5: c\n1e6: d\nwhole: 2.0\nbig: 1e20\nhuge: 1e21\nneg: -0.0\n")
-    assert document == {"true": 1, "1": "a", "16": "b", "1.5": "c", "1e+06": "d", "whole": 2,
-                        "big": 10 ** 20, "huge": 1e21, "neg": 0}
+    assert document == {
+        "true": 1,
+        "1": "a",
+        "16": "b",
+        "1.5": "c",
+        "1e+06": "d",
+        "whole": 2,
+        "big": 10**20,
+        "huge": 1e21,
+        "neg": 0,
+    }
     assert type(document["whole"]) is int
 
 
 def test_quoted_block_and_tagged_scalars():
-    (document,) = load('a: "yes"\nb: \'0755\'\nc: |\n  on\nd: !!str on\ne: !!int "0755"\nf: !!bool "Off"\n'
-                       "g: !!float 1\nh: !custom yes\ni: ! 12\nj: !!binary aGk=\n")
-    assert document == {"a": "yes", "b": "0755", "c": "on\n", "d": "on", "e": 493, "f": False, "g": 1,
-                        "h": "yes", "i": "12", "j": "hi"}
+    (document,) = load(
+        'a: "yes"\nb: \'0755\'\nc: |\n  on\nd: !!str on\ne: !!int "0755"\nf: !!bool "Off"\n'
+        "g: !!float 1\nh: !custom yes\ni: ! 12\nj: !!binary aGk=\n"
+    )
+    assert document == {
+        "a": "yes",
+        "b": "0755",
+        "c": "on\n",
+        "d": "on",
+        "e": 493,
+        "f": False,
+        "g": 1,
+        "h": "yes",
+        "i": "12",
+        "j": "hi",
+    }
 
 
 def test_merge_keys_follow_go_yaml_v2_order():
-    (document,) = load("base: &b {x: 1, z: 1}\nm: {<<: *b, x: 2}\nlate: {x: 2, <<: *b}\n"
-                       "many: {<<: [{x: 1}, {x: 2, w: 2}]}\n'<<': quoted\n")
+    (document,) = load(
+        "base: &b {x: 1, z: 1}\nm: {<<: *b, x: 2}\nlate: {x: 2, <<: *b}\n"
+        "many: {<<: [{x: 1}, {x: 2, w: 2}]}\n'<<': quoted\n"
+    )
     assert document["m"] == {"x": 2, "z": 1}
     assert document["late"] == {"x": 1, "z": 1}  # v2: the merge, coming later, overwrites
     assert document["many"] == {"x": 1, "w": 2}  # earlier maps in the list win
     assert document["<<"] == "quoted"
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("a: 1\na: 2\n", "duplicate key 'a'"),
-    ("1: a\n'1': b\n", "duplicate key '1'"),
-    ("a: .inf\n", ".inf cannot be represented in JSON"),
-    ("a: !!int 1.5\n", "cannot decode !!float `1.5` as a !!int"),
-    ("a: !!null x\n", "cannot decode !!str `x` as a !!null"),
-    ("a: !!binary '***'\n", "invalid base64"),
-    ("a: *b\n", "unknown anchor 'b'"),
-    ("a: &a [*a]\n", "unknown anchor 'a'"),
-    ("? [a]\n: b\n", "mapping keys must be scalars"),
-    ("a: {<<: 5}\n", "map merge requires map or sequence of maps"),
-    ("a: " + "[" * 101 + "]" * 101 + "\n", "nested deeper than 100 levels"),
-    ("a: &a " + "[" * 60 + "]" * 60 + "\nb: " + "[" * 45 + "*a" + "]" * 45 + "\n", "through an alias"),
-    ("a: " + "1" * 101 + "\n", "number longer than 100 characters"),
-    ("a: 0x" + "f" * 99 + "\n", "number longer than 100 characters"),
-    ("a: ." + "5" * 100 + "\n", "number longer than 100 characters"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("a: 1\na: 2\n", "duplicate key 'a'"),
+        ("1: a\n'1': b\n", "duplicate key '1'"),
+        ("a: .inf\n", ".inf cannot be represented in JSON"),
+        ("a: !!int 1.5\n", "cannot decode !!float `1.5` as a !!int"),
+        ("a: !!null x\n", "cannot decode !!str `x` as a !!null"),
+        ("a: !!binary '***'\n", "invalid base64"),
+        ("a: *b\n", "unknown anchor 'b'"),
+        ("a: &a [*a]\n", "unknown anchor 'a'"),
+        ("? [a]\n: b\n", "mapping keys must be scalars"),
+        ("a: {<<: 5}\n", "map merge requires map or sequence of maps"),
+        ("a: " + "[" * 101 + "]" * 101 + "\n", "nested deeper than 100 levels"),
+        ("a: &a " + "[" * 60 + "]" * 60 + "\nb: " + "[" * 45 + "*a" + "]" * 45 + "\n", "through an alias"),
+        ("a: " + "1" * 101 + "\n", "number longer than 100 characters"),
+        ("a: 0x" + "f" * 99 + "\n", "number longer than 100 characters"),
+        ("a: ." + "5" * 100 + "\n", "number longer than 100 characters"),
+    ],
+)
 def test_refusals_name_the_document_and_line(text, problem):
     with pytest.raises(InputError) as raised:
         yaml11.load_yaml("x: 1\n---\n" + text, "m.yaml")
@@ -146,9 +199,14 @@ def test_read_text_bounds_and_decoding(tmp_path):
 def test_json_has_the_same_rules():
     (document,) = yaml11.load_json('{"a": 1.0, "b": [2e0, "\\ud800"], "c": 1.25}', "m.json")
     assert document.value == {"a": 1, "b": [2, "\ufffd"], "c": 1.25} and type(document.value["a"]) is int
-    for text, problem in [('{"a": 1, "a": 2}', "duplicate key 'a'"), ('{"a": Infinity}', "Infinity is not JSON"),
-                          ('{"a": 1e400}', "out of range"), ('{"a": ' + "1" * 101 + "}", "longer than 100"),
-                          ("[" * 101 + "]" * 101, "nested deeper than 100"), ("[" * 5000 + "]" * 5000, "nested deeper")]:
+    for text, problem in [
+        ('{"a": 1, "a": 2}', "duplicate key 'a'"),
+        ('{"a": Infinity}', "Infinity is not JSON"),
+        ('{"a": 1e400}', "out of range"),
+        ('{"a": ' + "1" * 101 + "}", "longer than 100"),
+        ("[" * 101 + "]" * 101, "nested deeper than 100"),
+        ("[" * 5000 + "]" * 5000, "nested deeper"),
+    ]:
         with pytest.raises(InputError, match="invalid JSON") as raised:
             yaml11.load_json(text, "m.json")
         assert problem in raised.value.problem
@@ -157,21 +215,24 @@ def test_json_has_the_same_rules():
 # --- shapes ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, descriptor, problem", [
-    ("true", "boolean", "expected boolean, got string"),
-    (1, "boolean", "expected boolean, got integer"),
-    (True, "string", "expected string, got boolean"),
-    (True, "int64", "expected integer, got boolean"),
-    (1.5, "int64", "expected integer, got number"),
-    (2 ** 31, "int32", "2147483648 is out of range for an int32"),
-    (-(2 ** 63) - 1, "int64", "is out of range for an int64"),
-    ("ALL", "[]string", "expected array, got string"),
-    ([None], "[]string", "x[0]: expected string, got null"),
-    ({"a": 1}, "map[string]string", "x[a]: expected string, got integer"),
-    ([], "SecurityContext", "expected object, got array"),
-    ({"privileged": "yes"}, "SecurityContext", "x.privileged: expected boolean, got string"),
-    ({"capabilities": {"drop": [1]}}, "SecurityContext", "x.capabilities.drop[0]: expected string, got integer"),
-])
+@pytest.mark.parametrize(
+    "value, descriptor, problem",
+    [
+        ("true", "boolean", "expected boolean, got string"),
+        (1, "boolean", "expected boolean, got integer"),
+        (True, "string", "expected string, got boolean"),
+        (True, "int64", "expected integer, got boolean"),
+        (1.5, "int64", "expected integer, got number"),
+        (2**31, "int32", "2147483648 is out of range for an int32"),
+        (-(2**63) - 1, "int64", "is out of range for an int64"),
+        ("ALL", "[]string", "expected array, got string"),
+        ([None], "[]string", "x[0]: expected string, got null"),
+        ({"a": 1}, "map[string]string", "x[a]: expected string, got integer"),
+        ([], "SecurityContext", "expected object, got array"),
+        ({"privileged": "yes"}, "SecurityContext", "x.privileged: expected boolean, got string"),
+        ({"capabilities": {"drop": [1]}}, "SecurityContext", "x.capabilities.drop[0]: expected string, got integer"),
+    ],
+)
 def test_shape_errors_name_the_field(value, descriptor, problem):
     with pytest.raises(shapes.ShapeError) as raised:
         shapes.check(value, descriptor, "x")

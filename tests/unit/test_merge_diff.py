@@ -23,18 +23,38 @@ SCHEMA = json.loads((REPO / "docs/trace.schema.json").read_text())
 BASE_CALLS = {"read": 10, "write": 10, "openat": 5, "close": 5, "mmap": 3, "exit_group": 1}
 
 
-def make_trace(path, calls=None, capabilities=(), *, started_at="2026-11-01T10:00:00.000Z", hostname="node-a",
-               target=None, **metadata):
+def make_trace(
+    path,
+    calls=None,
+    capabilities=(),
+    *,
+    started_at="2026-11-01T10:00:00.000Z",
+    hostname="node-a",
+    target=None,
+    **metadata,
+):
     """A small version 2 trace: calls {syscall: count} in phase startup, capabilities
     [(capability, syscall, outcome, count)] in startup."""
     snap = Snapshot.empty(5.0)
     for name, count in (calls if calls is not None else BASE_CALLS).items():
         snap.syscalls[PHASES.index("startup"), syscall_number(ARCH, name), 0] = count
     for cap, syscall, outcome, count in capabilities:
-        key = (PHASES.index("startup"), CAPABILITY_NAMES.index(cap), syscall_number(ARCH, syscall), CAP_OUTCOMES.index(outcome))
+        key = (
+            PHASES.index("startup"),
+            CAPABILITY_NAMES.index(cap),
+            syscall_number(ARCH, syscall),
+            CAP_OUTCOMES.index(outcome),
+        )
         snap.capabilities[key] = count
-    meta = {"tool": "seccomp-tracer", "arch": ARCH, "hostname": hostname, "started_at": started_at, "complete": True,
-            "target": target or {"kind": "runc-bundle", "name": "nim", "bundle": "/srv/nim/bundle"}, **metadata}
+    meta = {
+        "tool": "seccomp-tracer",
+        "arch": ARCH,
+        "hostname": hostname,
+        "started_at": started_at,
+        "complete": True,
+        "target": target or {"kind": "runc-bundle", "name": "nim", "bundle": "/srv/nim/bundle"},
+        **metadata,
+    }
     write_trace(Trace(meta, [snap]), path)
     return path
 
@@ -50,9 +70,12 @@ def merged_doc(path) -> dict:
 
 def test_capability_runs_count_use_and_calls_that_failed_without(tmp_path, capsys):
     a = make_trace(tmp_path / "a.json", {**BASE_CALLS, "chown": 1}, [("CAP_CHOWN", "chown", "granted", 1)])
-    b = make_trace(tmp_path / "b.json", BASE_CALLS, [("CAP_DAC_OVERRIDE", "openat", "denied_failed", 2),
-                                                       ("CAP_SYS_ADMIN", "mmap", "granted", 3)],  # advisory
-                   started_at="2026-11-01T11:00:00.000Z")
+    b = make_trace(
+        tmp_path / "b.json",
+        BASE_CALLS,
+        [("CAP_DAC_OVERRIDE", "openat", "denied_failed", 2), ("CAP_SYS_ADMIN", "mmap", "granted", 3)],  # advisory
+        started_at="2026-11-01T11:00:00.000Z",
+    )
     assert main(["merge", str(a), str(b), "--out", str(tmp_path / "m.json")]) == 0
     runs = merged_doc(tmp_path / "m.json")["runs"]
     assert runs["count"] == 2
@@ -61,10 +84,20 @@ def test_capability_runs_count_use_and_calls_that_failed_without(tmp_path, capsy
 
 
 def test_min_runs_drops_a_syscall_and_the_capability_only_it_needed(tmp_path, capsys):
-    rare = make_trace(tmp_path / "rare.json", {**BASE_CALLS, "chown": 1}, [("CAP_CHOWN", "chown", "granted", 1),
-                                                                            ("CAP_FOWNER", "openat", "granted", 1)])
-    others = [make_trace(tmp_path / f"o{i}.json", BASE_CALLS, [("CAP_FOWNER", "openat", "granted", 1)],
-                         started_at=f"2026-11-01T1{i}:00:00.000Z") for i in (1, 2)]
+    rare = make_trace(
+        tmp_path / "rare.json",
+        {**BASE_CALLS, "chown": 1},
+        [("CAP_CHOWN", "chown", "granted", 1), ("CAP_FOWNER", "openat", "granted", 1)],
+    )
+    others = [
+        make_trace(
+            tmp_path / f"o{i}.json",
+            BASE_CALLS,
+            [("CAP_FOWNER", "openat", "granted", 1)],
+            started_at=f"2026-11-01T1{i}:00:00.000Z",
+        )
+        for i in (1, 2)
+    ]
     merged = tmp_path / "m.json"
     assert main(["merge", str(rare), *map(str, others), "--out", str(merged)]) == 0
     assert main(["generate", str(merged), "--out", str(tmp_path / "all")]) == 0
@@ -109,11 +142,19 @@ def test_a_merged_trace_and_one_of_its_recordings(tmp_path, capsys):
 
 def test_different_workloads_merge_with_a_warning(tmp_path, capsys):
     pod = {"kind": "kubernetes-pod", "name": "nim/llm-0", "pod": {"namespace": "nim", "name": "llm-0"}}
-    replica_0 = make_trace(tmp_path / "r0.json", target={**pod, "container": {"name": "llm", "image": "nvcr.io/nim/llm:1.2"}})
-    replica_1 = make_trace(tmp_path / "r1.json", started_at="2026-11-01T11:00:00.000Z",
-                           target={**pod, "name": "nim/llm-1", "container": {"name": "llm", "image": "nvcr.io/nim/llm:1.2"}})
-    upgraded = make_trace(tmp_path / "up.json", started_at="2026-11-01T12:00:00.000Z",
-                          target={**pod, "container": {"name": "llm", "image": "nvcr.io/nim/llm:1.3"}})
+    replica_0 = make_trace(
+        tmp_path / "r0.json", target={**pod, "container": {"name": "llm", "image": "nvcr.io/nim/llm:1.2"}}
+    )
+    replica_1 = make_trace(
+        tmp_path / "r1.json",
+        started_at="2026-11-01T11:00:00.000Z",
+        target={**pod, "name": "nim/llm-1", "container": {"name": "llm", "image": "nvcr.io/nim/llm:1.2"}},
+    )
+    upgraded = make_trace(
+        tmp_path / "up.json",
+        started_at="2026-11-01T12:00:00.000Z",
+        target={**pod, "container": {"name": "llm", "image": "nvcr.io/nim/llm:1.3"}},
+    )
     assert main(["merge", str(replica_0), str(replica_1), "--out", str(tmp_path / "m.json")]) == 0
     assert "warning" not in capsys.readouterr().err  # replicas: different pods, one image
     assert main(["merge", str(replica_0), str(upgraded), "--out", str(tmp_path / "m2.json")]) == 0
@@ -143,8 +184,9 @@ def test_sums_never_wrap_around(tmp_path, capsys):
 def test_merged_fixtures_are_a_valid_version_2_trace(inputs, tmp_path, capsys):
     """Version 2 fixtures, version 1 recordings, or both: always a valid version 2 trace."""
     out = tmp_path / "m.json"
-    traces = (sorted(FIXTURES.glob("*.trace.json")) if "fixtures" in inputs else []) + \
-        (sorted(V1.glob("*.trace.json")) if "v1" in inputs else [])
+    traces = (sorted(FIXTURES.glob("*.trace.json")) if "fixtures" in inputs else []) + (
+        sorted(V1.glob("*.trace.json")) if "v1" in inputs else []
+    )
     versions = {orjson.loads(path.read_bytes())["version"] for path in traces}
     assert versions == ({2} if inputs == "fixtures" else {1} if inputs == "v1" else {1, 2})
     assert main(["merge", *map(str, traces), "--out", str(out)]) == 0
@@ -161,10 +203,13 @@ def test_merged_fixtures_are_a_valid_version_2_trace(inputs, tmp_path, capsys):
 # ---------------------------------------------------------------- incomplete recordings
 
 
-@pytest.mark.parametrize("metadata, reason", [
-    ({"complete": False, "stopped_by": "SIGKILL"}, "incomplete (complete: false, stopped by SIGKILL)"),
-    ({"startup_missed": True}, "missed the workload's start-up (startup_missed: true)"),
-])
+@pytest.mark.parametrize(
+    "metadata, reason",
+    [
+        ({"complete": False, "stopped_by": "SIGKILL"}, "incomplete (complete: false, stopped by SIGKILL)"),
+        ({"startup_missed": True}, "missed the workload's start-up (startup_missed: true)"),
+    ],
+)
 def test_generate_refuses_an_incomplete_recording(tmp_path, capsys, metadata, reason):
     trace = make_trace(tmp_path / "t.json", **metadata)
     out = tmp_path / "p"
@@ -194,8 +239,12 @@ def profile_dir(tmp_path, name, trace) -> str:
 
 def test_diff_profile_against_a_trace_that_needs_more(tmp_path, capsys):
     old = profile_dir(tmp_path, "old", make_trace(tmp_path / "a.json"))
-    new = make_trace(tmp_path / "b.json", {**BASE_CALLS, "mount": 1}, [("CAP_SYS_ADMIN", "mount", "granted", 1)],
-                     started_at="2026-11-01T11:00:00.000Z")
+    new = make_trace(
+        tmp_path / "b.json",
+        {**BASE_CALLS, "mount": 1},
+        [("CAP_SYS_ADMIN", "mount", "granted", 1)],
+        started_at="2026-11-01T11:00:00.000Z",
+    )
     capsys.readouterr()
     assert main(["diff", old, str(new), "--format", "json"]) == 1
     result = json.loads(capsys.readouterr().out)
@@ -210,9 +259,12 @@ def test_diff_says_when_the_image_changed(tmp_path, capsys):
     old_image = {"name": "llm", "image": "nvcr.io/nim/llm:1.2", "image_digest": f"nvcr.io/nim/llm@sha256:{'a' * 64}"}
     new_image = {**old_image, "image": "nvcr.io/nim/llm:1.3", "image_digest": f"nvcr.io/nim/llm@sha256:{'b' * 64}"}
     old = profile_dir(tmp_path, "old", make_trace(tmp_path / "a.json", target={**pod, "container": old_image}))
-    same = make_trace(tmp_path / "same.json", started_at="2026-11-01T11:00:00.000Z", target={**pod, "container": old_image})
-    upgraded = make_trace(tmp_path / "up.json", started_at="2026-11-01T12:00:00.000Z",
-                          target={**pod, "container": new_image})
+    same = make_trace(
+        tmp_path / "same.json", started_at="2026-11-01T11:00:00.000Z", target={**pod, "container": old_image}
+    )
+    upgraded = make_trace(
+        tmp_path / "up.json", started_at="2026-11-01T12:00:00.000Z", target={**pod, "container": new_image}
+    )
     capsys.readouterr()
     assert main(["diff", old, str(upgraded)]) == 0  # the same syscalls: nothing more needed
     assert f"~ image {old_image['image_digest']} -> {new_image['image_digest']}" in capsys.readouterr().out
@@ -237,12 +289,21 @@ def test_diff_of_two_seccomp_files(tmp_path, capsys):
     assert result["syscalls"]["added"] == sorted(new_names - old_names)
 
 
-@pytest.mark.parametrize("mutate, problem", [
-    (lambda p: p["syscalls"][0].update(names="mount"), 'syscalls[0].names: expected a list, got the string "mount"'),
-    (lambda p: p.update(defaultAction="SCMP_ACT_BOGUS"), "defaultAction: expected one of"),
-    (lambda p: p.update(architectures=["x86_64"]), 'architectures[0]: expected one of'),
-    (lambda p: p["syscalls"][0]["names"].append("not_a_syscall"), "'not_a_syscall' is not a syscall libseccomp knows"),
-])
+@pytest.mark.parametrize(
+    "mutate, problem",
+    [
+        (
+            lambda p: p["syscalls"][0].update(names="mount"),
+            'syscalls[0].names: expected a list, got the string "mount"',
+        ),
+        (lambda p: p.update(defaultAction="SCMP_ACT_BOGUS"), "defaultAction: expected one of"),
+        (lambda p: p.update(architectures=["x86_64"]), "architectures[0]: expected one of"),
+        (
+            lambda p: p["syscalls"][0]["names"].append("not_a_syscall"),
+            "'not_a_syscall' is not a syscall libseccomp knows",
+        ),
+    ],
+)
 def test_diff_refuses_a_bad_seccomp_file(tmp_path, capsys, mutate, problem):
     profile = json.loads((REPO / "profiles/mini-nim/seccomp.json").read_text())
     mutate(profile)

@@ -116,7 +116,11 @@ def test_min_runs_below_one_is_a_usage_error(tmp_path, capsys):
 def profiles(tmp_path, capsys) -> dict:
     """Profile directories: one per fixture, and the shell's with CAP_CHOWN added by hand."""
     made = {}
-    for name, trace, extra in (("http", HTTP, []), ("shell", SHELL, []), ("shell+chown", SHELL, ["--add-capability", "CHOWN"])):
+    for name, trace, extra in (
+        ("http", HTTP, []),
+        ("shell", SHELL, []),
+        ("shell+chown", SHELL, ["--add-capability", "CHOWN"]),
+    ):
         assert main(["generate", str(trace), "--out", str(tmp_path / name), *extra]) == 0
         made[name] = tmp_path / name
     capsys.readouterr()
@@ -138,8 +142,12 @@ def test_diff_of_two_profiles_lists_what_was_added_and_removed(profiles, capsys)
 def test_diff_text_marks_each_change_and_gives_the_verdict(profiles, capsys):
     assert main(["diff", str(profiles["shell"]), str(profiles["shell+chown"])]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"--- {profiles['shell']}", f"+++ {profiles['shell+chown']}", "+ capability CAP_CHOWN",
-                     "NEW needs more than OLD grants"]
+    assert lines == [
+        f"--- {profiles['shell']}",
+        f"+++ {profiles['shell+chown']}",
+        "+ capability CAP_CHOWN",
+        "NEW needs more than OLD grants",
+    ]
 
 
 def test_a_profile_that_shrank_needs_nothing_more(profiles, capsys):

@@ -95,8 +95,9 @@ def test_models_and_completions_have_the_openai_shape(mininim_url, tmp_path):
     assert (tmp_path / "scratch" / "requests.log").read_text().count("\n") == 2
 
 
-@pytest.mark.parametrize("body", [{"prompt": 3}, {"max_tokens": -1}, {"max_tokens": 10_000},
-                                  {"temperature": "hot"}, {"model": "other"}])
+@pytest.mark.parametrize(
+    "body", [{"prompt": 3}, {"max_tokens": -1}, {"max_tokens": 10_000}, {"temperature": "hot"}, {"model": "other"}]
+)
 def test_bad_completion_requests_get_400(mininim_url, body):
     status, answer = http_json(mininim_url + "/v1/completions", body)
     assert status == 400 and answer["error"]["type"] == "invalid_request_error"
@@ -161,9 +162,18 @@ def test_percentiles_are_numpy_linear_percentiles():
     assert loadtest.latency_summary_ms([]) is None
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
-                                            ("localhost", True), ("10.0.0.1", False),
-                                            ("example.com", False), ("0.0.0.0", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.9.9.9", True),
+        ("::1", True),
+        ("localhost", True),
+        ("10.0.0.1", False),
+        ("example.com", False),
+        ("0.0.0.0", False),
+    ],
+)
 def test_loopback_detection(host, loopback):
     assert loadtest.is_loopback(host) is loopback
 
@@ -175,8 +185,16 @@ def test_refuses_a_non_loopback_url_unless_allowed(capsys):
     assert loadtest.parse_endpoint(options) == loadtest.Endpoint("http", "192.0.2.1", 8000, "")
 
 
-@pytest.mark.parametrize("argv", [["--concurrency", "0"], ["--requests", "2000000"], ["--url", "ftp://x"],
-                                  ["--no-such-option"], ["--requests", "many"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--concurrency", "0"],
+        ["--requests", "2000000"],
+        ["--url", "ftp://x"],
+        ["--no-such-option"],
+        ["--requests", "many"],
+    ],
+)
 def test_usage_errors_exit_2(argv):
     assert loadtest.main(argv) == 2
 
@@ -200,8 +218,12 @@ def test_tracer_load_takes_the_scripts_options(capsys):
 
 def test_script_runs_with_plain_python(mininim_url):
     script = REPO / "scripts" / "loadtest.py"
-    done = subprocess.run(["/usr/bin/python3", str(script), "--url", mininim_url, "--requests", "5"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["/usr/bin/python3", str(script), "--url", mininim_url, "--requests", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "5/5 ok" in done.stdout
 
@@ -212,8 +234,9 @@ def test_script_runs_with_plain_python(mininim_url):
 def test_make_bundle_writes_a_read_only_non_root_config(tmp_path):
     source = tmp_path / "data"
     source.mkdir()
-    bundle = make_bundle(tmp_path / "b", ["/usr/bin/true"], mounts=[Bind(source, "/opt/data")],
-                         netns_path=tmp_path, stop_signal="SIGINT")
+    bundle = make_bundle(
+        tmp_path / "b", ["/usr/bin/true"], mounts=[Bind(source, "/opt/data")], netns_path=tmp_path, stop_signal="SIGINT"
+    )
     config = json.loads((bundle / "config.json").read_text())
     assert config["process"]["user"] == {"uid": 1000, "gid": 1000}
     assert config["process"]["noNewPrivileges"] is True and config["process"]["terminal"] is False

@@ -20,11 +20,15 @@ LABELS = {"app": "mini-nim"}
 
 
 def surface(destinations=None, listening=None) -> NetworkSurface:
-    listeners = listening if listening is not None else (
-        ListeningSocket("tcp", "ipv4", "0.0.0.0", 8000),
-        ListeningSocket("tcp", "ipv4", "127.0.0.1", 9000),
-        ListeningSocket("tcp", "ipv6", "::", 8000),
-        ListeningSocket("udp", "ipv6", "::", 5353),
+    listeners = (
+        listening
+        if listening is not None
+        else (
+            ListeningSocket("tcp", "ipv4", "0.0.0.0", 8000),
+            ListeningSocket("tcp", "ipv4", "127.0.0.1", 9000),
+            ListeningSocket("tcp", "ipv6", "::", 8000),
+            ListeningSocket("udp", "ipv6", "::", 5353),
+        )
     )
     return NetworkSurface(listeners, (Interface("lo", None, True, True, ("127.0.0.1/8",)),), destinations)
 
@@ -66,16 +70,27 @@ def test_unrecorded_destinations_leave_egress_open_with_a_note():
     generated = policy(surface(None))
     assert generated.manifest["spec"]["policyTypes"] == ["Ingress"]
     assert "egress" not in generated.manifest["spec"]
-    assert any(note.startswith("outbound destinations were not recorded: egress is left open")
-               for note in generated.notes)
+    assert any(
+        note.startswith("outbound destinations were not recorded: egress is left open") for note in generated.notes
+    )
 
 
 def test_egress_allows_each_destination_address_with_its_ports():
-    generated = policy(surface([dest("10.0.0.9", 443, count=7), dest("10.0.0.9", 8125, "udp"),
-                                dest("2001:db8::5", 443), dest("::ffff:192.0.2.7", 80)]))
+    generated = policy(
+        surface(
+            [
+                dest("10.0.0.9", 443, count=7),
+                dest("10.0.0.9", 8125, "udp"),
+                dest("2001:db8::5", 443),
+                dest("::ffff:192.0.2.7", 80),
+            ]
+        )
+    )
     assert generated.manifest["spec"]["egress"] == [
-        {"to": [{"ipBlock": {"cidr": "10.0.0.9/32"}}],
-         "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "UDP", "port": 8125}]},
+        {
+            "to": [{"ipBlock": {"cidr": "10.0.0.9/32"}}],
+            "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "UDP", "port": 8125}],
+        },
         {"to": [{"ipBlock": {"cidr": "192.0.2.7/32"}}], "ports": [{"protocol": "TCP", "port": 80}]},
         {"to": [{"ipBlock": {"cidr": "2001:db8::5/128"}}], "ports": [{"protocol": "TCP", "port": 443}]},
     ]
@@ -85,10 +100,15 @@ def test_egress_allows_each_destination_address_with_its_ports():
 def test_dns_seen_allows_kube_dns():
     generated = policy(surface([dest("10.96.0.10", 53, "udp", 12), dest("10.0.0.9", 443)]))
     dns_rule, *others = generated.manifest["spec"]["egress"]
-    assert dns_rule == {"to": [{
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-    }], "ports": [{"protocol": "TCP", "port": 53}, {"protocol": "UDP", "port": 53}]}
+    assert dns_rule == {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 53}, {"protocol": "UDP", "port": 53}],
+    }
     assert {"to": [{"ipBlock": {"cidr": "10.96.0.10/32"}}], "ports": [{"protocol": "UDP", "port": 53}]} in others
     assert any("DNS to port 53 was seen (udp 10.96.0.10:53)" in note for note in generated.notes)
 
@@ -103,13 +123,18 @@ def test_loopback_destinations_need_no_rule():
 def test_link_local_destinations_are_allowed_with_a_warning():
     generated = policy(surface([dest("169.254.169.254", 80)]))
     assert generated.manifest["spec"]["egress"] == [
-        {"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}], "ports": [{"protocol": "TCP", "port": 80}]}]
+        {"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}], "ports": [{"protocol": "TCP", "port": 80}]}
+    ]
     assert any("instance metadata service" in note for note in generated.notes)
 
 
 def test_output_is_deterministic_and_carries_the_notes_as_comments():
-    destinations = [dest("10.0.0.9", 443), dest("10.96.0.10", 53, "udp"), dest("2001:db8::5", 443),
-                    dest("10.0.0.3", 5432)]
+    destinations = [
+        dest("10.0.0.9", 443),
+        dest("10.96.0.10", 53, "udp"),
+        dest("2001:db8::5", 443),
+        dest("10.0.0.3", 5432),
+    ]
     texts = set()
     for seed in range(5):
         shuffled = destinations[:]
@@ -127,14 +152,17 @@ def test_policy_without_namespace_validates():
     assert "namespace" not in generated.manifest["metadata"]
 
 
-@pytest.mark.parametrize(("name", "labels", "namespace", "message"), [
-    ("Mini_NIM", LABELS, None, "NetworkPolicy name 'Mini_NIM'"),
-    ("mini-nim", LABELS, "Bad.NS", "namespace 'Bad.NS'"),
-    ("mini-nim", {}, None, "an empty selector would select every pod"),
-    ("mini-nim", {"app": "-bad"}, None, "pod label app=-bad"),
-    ("mini-nim", {"/app": "x"}, None, "the prefix must be a DNS subdomain"),
-    ("mini-nim", {"a" * 64: "x"}, None, "the name must be at most 63"),
-])
+@pytest.mark.parametrize(
+    ("name", "labels", "namespace", "message"),
+    [
+        ("Mini_NIM", LABELS, None, "NetworkPolicy name 'Mini_NIM'"),
+        ("mini-nim", LABELS, "Bad.NS", "namespace 'Bad.NS'"),
+        ("mini-nim", {}, None, "an empty selector would select every pod"),
+        ("mini-nim", {"app": "-bad"}, None, "pod label app=-bad"),
+        ("mini-nim", {"/app": "x"}, None, "the prefix must be a DNS subdomain"),
+        ("mini-nim", {"a" * 64: "x"}, None, "the name must be at most 63"),
+    ],
+)
 def test_bad_names_and_labels_are_input_errors(name, labels, namespace, message):
     with pytest.raises(InputError, match=message.replace(".", r"\.").replace("(", r"\(")):
         network_policy(surface([]), name, labels, namespace)
@@ -166,8 +194,19 @@ def test_cli_writes_the_policy_from_a_surface_file(tmp_path):
     path = tmp_path / "surface.json"
     path.write_bytes(orjson.dumps(surface([dest("10.96.0.10", 53, "udp")]).to_json()))
     out = tmp_path / "policy.yaml"
-    done = tracer_cli("network", "policy", str(path), "--name", "mini-nim", "--selector", "app=mini-nim",
-                      "--namespace", "nim", "--out", str(out))
+    done = tracer_cli(
+        "network",
+        "policy",
+        str(path),
+        "--name",
+        "mini-nim",
+        "--selector",
+        "app=mini-nim",
+        "--namespace",
+        "nim",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     manifest = YAML(typ="safe").load(out.read_text())
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
@@ -177,19 +216,23 @@ def test_cli_writes_the_policy_from_a_surface_file(tmp_path):
 
 def test_cli_reads_the_network_section_of_a_trace(tmp_path):
     path = tmp_path / "trace.json"
-    path.write_bytes(orjson.dumps({"format": "seccomp-tracer/trace", "version": 2,
-                                   "network": surface([]).to_json()}))
+    path.write_bytes(orjson.dumps({"format": "seccomp-tracer/trace", "version": 2, "network": surface([]).to_json()}))
     done = tracer_cli("network", "policy", str(path), "--name", "mini-nim", "--selector", "app=mini-nim")
     assert done.returncode == 0, done.stderr
     assert YAML(typ="safe").load(done.stdout)["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
-@pytest.mark.parametrize(("document", "message"), [
-    ({"version": 2, "network": None}, "the trace has no network section"),
-    ({"listening": []}, "surface: missing interfaces, destinations"),
-    ({"version": 2, "network": {"listening": [], "interfaces": [], "destinations": [{"port": 1}]}},
-     "network.destinations[0]: missing"),
-])
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"version": 2, "network": None}, "the trace has no network section"),
+        ({"listening": []}, "surface: missing interfaces, destinations"),
+        (
+            {"version": 2, "network": {"listening": [], "interfaces": [], "destinations": [{"port": 1}]}},
+            "network.destinations[0]: missing",
+        ),
+    ],
+)
 def test_cli_bad_surface_exits_2_naming_the_file(tmp_path, document, message):
     path = tmp_path / "input.json"
     path.write_bytes(orjson.dumps(document))

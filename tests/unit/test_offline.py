@@ -79,12 +79,19 @@ BAD_TRACES = {
     "empty": (lambda: b"", "is empty"),
     "other-format": (lambda: orjson.dumps({"format": "bpftrace", "version": 1}), "not a seccomp-tracer trace"),
     "wrong-version": (lambda: orjson.dumps({**fixture_doc(), "version": 99}), "version 99 is not supported"),
-    "nr-out-of-range": (lambda: orjson.dumps(_with_row([1, 999, 1, 0, 0, 0])),
-                        "totals.syscalls[116][1]: 999 is above the maximum 511 (syscall number)"),
+    "nr-out-of-range": (
+        lambda: orjson.dumps(_with_row([1, 999, 1, 0, 0, 0])),
+        "totals.syscalls[116][1]: 999 is above the maximum 511 (syscall number)",
+    ),
     "bad-row": (lambda: orjson.dumps(_with_row([1, 2, "x"])), "totals.syscalls[116]: expected 6 items, got 3"),
-    "v1-nr-out-of-range": (lambda: orjson.dumps(_with_row([1, 999, 1, 0, 0, 0], v1_doc())),
-                           "snapshots[0].syscalls[133][1]: 999 is above the maximum 511 (syscall number)"),
-    "v1-bad-row": (lambda: orjson.dumps(_with_row([1, 2, "x"], v1_doc())), "snapshots[0].syscalls[133]: expected 6 items, got 3"),
+    "v1-nr-out-of-range": (
+        lambda: orjson.dumps(_with_row([1, 999, 1, 0, 0, 0], v1_doc())),
+        "snapshots[0].syscalls[133][1]: 999 is above the maximum 511 (syscall number)",
+    ),
+    "v1-bad-row": (
+        lambda: orjson.dumps(_with_row([1, 2, "x"], v1_doc())),
+        "snapshots[0].syscalls[133]: expected 6 items, got 3",
+    ),
 }
 
 

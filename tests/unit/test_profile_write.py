@@ -114,6 +114,11 @@ def test_load_profile_dir_reads_one_generation(tmp_path, monkeypatch):
     monkeypatch.setattr(profile_directory, "check_seccomp", replace_meanwhile)
     loaded = profile_directory.load_profile_dir(out)
     assert replaced == [0]
-    new_seccomp, new_capabilities = (json.loads((out / name).read_text()) for name in ("seccomp.json", "capabilities.json"))
+    new_seccomp, new_capabilities = (
+        json.loads((out / name).read_text()) for name in ("seccomp.json", "capabilities.json")
+    )
     assert new_capabilities != old_capabilities
-    assert (loaded.seccomp, loaded.capabilities) == (new_seccomp, new_capabilities)  # not the old seccomp.json with the new rest
+    assert (loaded.seccomp, loaded.capabilities) == (
+        new_seccomp,
+        new_capabilities,
+    )  # not the old seccomp.json with the new rest

@@ -102,8 +102,10 @@ def test_log_line_without_duration_has_no_time_left():
 def test_load_output_is_handed_on_line_by_line_as_it_comes():
     seen: list[tuple[float, str]] = []
     started = time.monotonic()
-    status, output = run_load_command("echo first; sleep 1; echo second >&2; exit 3",
-                                      on_line=lambda line: seen.append((time.monotonic() - started, line)))
+    status, output = run_load_command(
+        "echo first; sleep 1; echo second >&2; exit 3",
+        on_line=lambda line: seen.append((time.monotonic() - started, line)),
+    )
     assert status == 3
     assert [line for _, line in seen] == ["load | first", "load | second"]
     assert seen[1][0] - seen[0][0] >= 0.8  # the first line came before the command went on, not at its end

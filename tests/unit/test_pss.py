@@ -40,8 +40,13 @@ def test_a_hardened_pod_meets_restricted_at_every_version():
 
 
 def test_message_aggregates_reasons_and_details_in_upstream_order():
-    spec = {"hostNetwork": True, "containers": [{"name": "a", "securityContext": {"privileged": True}},
-                                                 {"name": "b", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}
+    spec = {
+        "hostNetwork": True,
+        "containers": [
+            {"name": "a", "securityContext": {"privileged": True}},
+            {"name": "b", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+        ],
+    }
     evaluation = pss.evaluate({}, spec, "baseline", "v1.30")
     assert not evaluation.allowed
     assert evaluation.version == "v1.30"
@@ -49,40 +54,60 @@ def test_message_aggregates_reasons_and_details_in_upstream_order():
     assert evaluation.message == (
         'violates PodSecurity "baseline:v1.30": host namespaces (hostNetwork=true), '
         'hostPort (container "b" uses hostPort 8080), '
-        'privileged (container "a" must not set securityContext.privileged=true)')
+        'privileged (container "a" must not set securityContext.privileged=true)'
+    )
 
 
 def test_restricted_runs_baseline_checks_first_and_replaces_overridden_ones():
-    spec = {"containers": [{"name": "c", "securityContext": {"capabilities": {"add": ["NET_RAW"]}}}],
-            "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    spec = {
+        "containers": [{"name": "c", "securityContext": {"capabilities": {"add": ["NET_RAW"]}}}],
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+    }
     checks = [v.check for v in pss.evaluate({}, spec, "restricted", "latest").violations]
     # capabilities_baseline and hostPathVolumes are overridden by their restricted counterparts.
-    assert checks == ["allowPrivilegeEscalation", "capabilities_restricted", "restrictedVolumes",
-                      "runAsNonRoot", "seccompProfile_restricted"]
+    assert checks == [
+        "allowPrivilegeEscalation",
+        "capabilities_restricted",
+        "restrictedVolumes",
+        "runAsNonRoot",
+        "seccompProfile_restricted",
+    ]
     message = pss.evaluate({}, spec, "restricted", "latest").message
     assert 'restricted volume types (volume "h" uses restricted volume type "hostPath")' in message
-    assert ('unrestricted capabilities (container "c" must set securityContext.capabilities.drop=["ALL"]; '
-            'container "c" must not include "NET_RAW" in securityContext.capabilities.add)') in message
+    assert (
+        'unrestricted capabilities (container "c" must set securityContext.capabilities.drop=["ALL"]; '
+        'container "c" must not include "NET_RAW" in securityContext.capabilities.add)'
+    ) in message
 
 
 def test_privileged_allows_everything():
-    evaluation = pss.evaluate({}, {"hostPID": True, "containers": [{"name": "x", "securityContext": {"privileged": True}}]},
-                              "privileged", "latest")
+    evaluation = pss.evaluate(
+        {},
+        {"hostPID": True, "containers": [{"name": "x", "securityContext": {"privileged": True}}]},
+        "privileged",
+        "latest",
+    )
     assert evaluation.allowed and evaluation.message == "" and evaluation.violations == []
 
 
 @pytest.mark.parametrize("version, allowed", [("v1.26", False), ("v1.27", True)])
 def test_sysctl_allow_list_grows_with_the_policy_version(version, allowed):
-    spec = spec_with(securityContext={**RESTRICTED_SPEC["securityContext"],
-                                      "sysctls": [{"name": "net.ipv4.ip_local_reserved_ports", "value": "1024"}]})
+    spec = spec_with(
+        securityContext={
+            **RESTRICTED_SPEC["securityContext"],
+            "sysctls": [{"name": "net.ipv4.ip_local_reserved_ports", "value": "1024"}],
+        }
+    )
     assert pss.evaluate({}, spec, "baseline", version).allowed is allowed
 
 
 def test_seccomp_is_checked_by_annotation_before_v1_19_and_by_field_after():
     meta = {"annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}}
     old = pss.evaluate(meta, {}, "baseline", "v1.18")
-    assert old.message == ('violates PodSecurity "baseline:v1.18": seccompProfile '
-                           '(forbidden annotation seccomp.security.alpha.kubernetes.io/pod="unconfined")')
+    assert old.message == (
+        'violates PodSecurity "baseline:v1.18": seccompProfile '
+        '(forbidden annotation seccomp.security.alpha.kubernetes.io/pod="unconfined")'
+    )
     assert pss.evaluate(meta, {}, "baseline", "v1.19").allowed
     field = {"securityContext": {"seccompProfile": {"type": "Unconfined"}}}
     assert pss.evaluate({}, field, "baseline", "v1.18").allowed
@@ -92,9 +117,13 @@ def test_seccomp_is_checked_by_annotation_before_v1_19_and_by_field_after():
 def test_restricted_seccomp_starts_at_v1_19_and_run_as_user_at_v1_23():
     no_seccomp = spec_with(securityContext={"runAsNonRoot": True, "runAsUser": 0})
     assert [v.check for v in pss.evaluate({}, no_seccomp, "restricted", "v1.18").violations] == []
-    assert [v.check for v in pss.evaluate({}, no_seccomp, "restricted", "v1.22").violations] == ["seccompProfile_restricted"]
-    assert [v.check for v in pss.evaluate({}, no_seccomp, "restricted", "v1.23").violations] == \
-        ["runAsUser", "seccompProfile_restricted"]
+    assert [v.check for v in pss.evaluate({}, no_seccomp, "restricted", "v1.22").violations] == [
+        "seccompProfile_restricted"
+    ]
+    assert [v.check for v in pss.evaluate({}, no_seccomp, "restricted", "v1.23").violations] == [
+        "runAsUser",
+        "seccompProfile_restricted",
+    ]
 
 
 def test_host_probes_are_forbidden_from_v1_34():
@@ -103,7 +132,8 @@ def test_host_probes_are_forbidden_from_v1_34():
     assert pss.evaluate({}, spec, "baseline", "v1.33").allowed
     evaluation = pss.evaluate({}, spec, "baseline", "v1.34")
     assert evaluation.message.endswith(
-        'probe or lifecycle host (container "app" uses probe or lifecycle host "10.0.0.1")')
+        'probe or lifecycle host (container "app" uses probe or lifecycle host "10.0.0.1")'
+    )
 
 
 def test_user_namespaces_relax_baseline_proc_mount_from_v1_35_but_not_restricted():
@@ -117,8 +147,11 @@ def test_user_namespaces_relax_baseline_proc_mount_from_v1_35_but_not_restricted
 
 def test_windows_pods_are_exempt_from_linux_only_restricted_checks_from_v1_25():
     spec = {"os": {"name": "windows"}, "containers": [{"name": "w"}], "securityContext": {"runAsNonRoot": True}}
-    assert [v.check for v in pss.evaluate({}, spec, "restricted", "v1.24").violations] == \
-        ["allowPrivilegeEscalation", "capabilities_restricted", "seccompProfile_restricted"]
+    assert [v.check for v in pss.evaluate({}, spec, "restricted", "v1.24").violations] == [
+        "allowPrivilegeEscalation",
+        "capabilities_restricted",
+        "seccompProfile_restricted",
+    ]
     assert pss.evaluate({}, spec, "restricted", "v1.25").allowed
 
 
@@ -127,13 +160,16 @@ def test_app_armor_fields_and_annotations_share_one_violation():
     spec = spec_with(containers=[container_with(appArmorProfile={"type": "Unconfined"})])
     violation = pss.evaluate(meta, spec, "baseline", "latest").violations[0]
     assert violation.reason == "forbidden AppArmor profiles"
-    assert violation.detail == ('container "app" and annotation must not set AppArmor profile type to '
-                                '"Unconfined", "container.apparmor.security.beta.kubernetes.io/app="unconfined""')
+    assert violation.detail == (
+        'container "app" and annotation must not set AppArmor profile type to '
+        '"Unconfined", "container.apparmor.security.beta.kubernetes.io/app="unconfined""'
+    )
 
 
 def test_versions_past_the_newest_evaluate_as_the_newest_but_keep_their_name():
-    spec = spec_with(securityContext={**RESTRICTED_SPEC["securityContext"],
-                                      "sysctls": [{"name": "kernel.msgmax", "value": "1"}]})
+    spec = spec_with(
+        securityContext={**RESTRICTED_SPEC["securityContext"], "sysctls": [{"name": "kernel.msgmax", "value": "1"}]}
+    )
     evaluation = pss.evaluate({}, spec, "restricted", "v1.99")
     assert evaluation.message == 'violates PodSecurity "restricted:v1.99": forbidden sysctls (kernel.msgmax)'
 
@@ -154,7 +190,10 @@ def test_strictest_level_reports_what_blocks_the_next_level():
     level, blocked = pss.strictest_level({}, {"containers": [{"name": "a"}]}, "latest")
     assert level == "baseline" and blocked.level == "restricted" and not blocked.allowed
     level, blocked = pss.strictest_level({}, {"hostIPC": True}, "v1.20")
-    assert level == "privileged" and blocked.message == 'violates PodSecurity "baseline:v1.20": host namespaces (hostIPC=true)'
+    assert (
+        level == "privileged"
+        and blocked.message == 'violates PodSecurity "baseline:v1.20": host namespaces (hostIPC=true)'
+    )
 
 
 # --- manifests -----------------------------------------------------------------------
@@ -196,11 +235,17 @@ WORKLOADS = """\
 
 def test_multi_document_yaml_lists_and_cronjobs_are_loaded(tmp_path):
     write(tmp_path, "dir/workloads.yaml", WORKLOADS)
-    write(tmp_path, "dir/nested/pod.json", json.dumps(
-        {"kind": "PodList", "items": [{"metadata": {"name": "p2"}, "spec": {"containers": []}}]}))
+    write(
+        tmp_path,
+        "dir/nested/pod.json",
+        json.dumps({"kind": "PodList", "items": [{"metadata": {"name": "p2"}, "spec": {"containers": []}}]}),
+    )
     loaded = load_manifests([tmp_path / "dir"])
     assert [(o.kind, o.namespace, o.name) for o in loaded.objects] == [
-        ("Pod", None, "p2"), ("CronJob", "ops", "nightly"), ("Pod", None, "p1")]
+        ("Pod", None, "p2"),
+        ("CronJob", "ops", "nightly"),
+        ("Pod", None, "p1"),
+    ]
     cronjob = loaded.objects[1]
     assert cronjob.pod_metadata == {"annotations": {"a": "b"}}
     assert cronjob.pod_spec["containers"][0]["name"] == "job"
@@ -208,13 +253,16 @@ def test_multi_document_yaml_lists_and_cronjobs_are_loaded(tmp_path):
     assert load_objects([tmp_path / "dir"]) == loaded.objects
 
 
-@pytest.mark.parametrize("name, text, problem", [
-    ("bad.yaml", "kind: Pod\nmetadata: {name: [unclosed\n", "invalid YAML"),
-    ("bad.json", "{not json", "invalid JSON"),
-    ("scalar.yaml", "just a string\n", "document 1 is a str, not a Kubernetes object"),
-    ("nokind.yaml", "metadata: {name: x}\n", "document 1 has no kind"),
-    ("notemplate.yaml", "kind: Deployment\nmetadata: {name: d}\nspec: {}\n", "spec.template is missing"),
-])
+@pytest.mark.parametrize(
+    "name, text, problem",
+    [
+        ("bad.yaml", "kind: Pod\nmetadata: {name: [unclosed\n", "invalid YAML"),
+        ("bad.json", "{not json", "invalid JSON"),
+        ("scalar.yaml", "just a string\n", "document 1 is a str, not a Kubernetes object"),
+        ("nokind.yaml", "metadata: {name: x}\n", "document 1 has no kind"),
+        ("notemplate.yaml", "kind: Deployment\nmetadata: {name: d}\nspec: {}\n", "spec.template is missing"),
+    ],
+)
 def test_malformed_manifests_raise_one_line_input_errors(tmp_path, name, text, problem):
     path = write(tmp_path, name, text)
     with pytest.raises(InputError) as raised:
@@ -269,22 +317,35 @@ def test_check_exits_1_and_prints_the_upstream_message_when_denied(tmp_path, cap
 def test_check_json_has_one_record_per_object(tmp_path, capsys):
     path = write(tmp_path, "bad.yaml", PRIVILEGED_POD)
     assert main(["pss", "check", str(path), "--level", "baseline", "--format", "json"]) == 1
-    record, = json.loads(capsys.readouterr().out)["results"]
+    (record,) = json.loads(capsys.readouterr().out)["results"]
     assert record == {
-        "source": str(path), "kind": "Pod", "namespace": None, "name": "bad",
-        "level": "baseline", "version": "latest", "allowed": False,
+        "source": str(path),
+        "kind": "Pod",
+        "namespace": None,
+        "name": "bad",
+        "level": "baseline",
+        "version": "latest",
+        "allowed": False,
         "message": 'violates PodSecurity "baseline:latest": privileged '
-                   '(container "app" must not set securityContext.privileged=true)',
-        "violations": [{"check": "privileged", "reason": "privileged",
-                        "detail": 'container "app" must not set securityContext.privileged=true'}],
+        '(container "app" must not set securityContext.privileged=true)',
+        "violations": [
+            {
+                "check": "privileged",
+                "reason": "privileged",
+                "detail": 'container "app" must not set securityContext.privileged=true',
+            }
+        ],
     }
 
 
-@pytest.mark.parametrize("args, problem", [
-    (["--level", "strict"], "invalid level 'strict'"),
-    (["--policy-version", "1.30"], "invalid policy version '1.30'"),
-    (["--format", "xml"], "invalid --format 'xml'"),
-])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["--level", "strict"], "invalid level 'strict'"),
+        (["--policy-version", "1.30"], "invalid policy version '1.30'"),
+        (["--format", "xml"], "invalid --format 'xml'"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(tmp_path, capsys, args, problem):
     path = write(tmp_path, "good.yaml", HARDENED_POD)
     assert main(["pss", "check", str(path), *args]) == 2
@@ -317,7 +378,8 @@ def test_level_reports_the_strictest_level_met(tmp_path, capsys):
     assert main(["pss", "level", str(bad)]) == 0
     assert capsys.readouterr().out == (
         f'{bad}: Pod/bad: privileged (baseline: violates PodSecurity "baseline:latest": privileged '
-        '(container "app" must not set securityContext.privileged=true))\n')
+        '(container "app" must not set securityContext.privileged=true))\n'
+    )
 
 
 # --- messages, line by line against upstream's policy/check_*.go ------------------------------------
@@ -330,33 +392,42 @@ def test_host_namespaces_detail_is_upstreams():
 
 
 def test_annotation_values_are_quoted_as_go_quotes_them():
-    meta = {"annotations": {
-        "container.apparmor.security.beta.kubernetes.io/app": 'un"conf\tined\x7f\u00a0é😀',
-        "seccomp.security.alpha.kubernetes.io/pod": "a\\b\n\x01",
-    }}
+    meta = {
+        "annotations": {
+            "container.apparmor.security.beta.kubernetes.io/app": 'un"conf\tined\x7f\u00a0é😀',
+            "seccomp.security.alpha.kubernetes.io/pod": "a\\b\n\x01",
+        }
+    }
     apparmor = pss.evaluate(meta, RESTRICTED_SPEC, "baseline", "latest").violations[0]
-    assert apparmor.detail == ('annotation must not set AppArmor profile type to '
-                               '"container.apparmor.security.beta.kubernetes.io/app="un\\"conf\\tined\\x7f\\u00a0é😀""')
+    assert apparmor.detail == (
+        "annotation must not set AppArmor profile type to "
+        '"container.apparmor.security.beta.kubernetes.io/app="un\\"conf\\tined\\x7f\\u00a0é😀""'
+    )
     seccomp = pss.evaluate(meta, RESTRICTED_SPEC, "baseline", "v1.18").violations[1]
     assert seccomp.detail == 'forbidden annotation seccomp.security.alpha.kubernetes.io/pod="a\\\\b\\n\\x01"'
 
 
 def test_unset_names_print_as_go_zero_values():
-    spec = {"containers": [{"name": None, "securityContext": {"privileged": True}}],
-            "volumes": [{"name": None, "hostPath": {"path": "/"}}],
-            "securityContext": {"sysctls": [{"name": None}]}}
+    spec = {
+        "containers": [{"name": None, "securityContext": {"privileged": True}}],
+        "volumes": [{"name": None, "hostPath": {"path": "/"}}],
+        "securityContext": {"sysctls": [{"name": None}]},
+    }
     message = pss.evaluate({}, spec, "baseline", "latest").message
     assert 'container "" must not set' in message and 'hostPath volumes (volume "")' in message
     assert message.endswith(", forbidden sysctls") and "None" not in message  # empty detail: no "()"
 
 
-@pytest.mark.parametrize("volume, allowed, detail", [
-    ({"name": "v"}, True, None),  # no source: the API server defaults it to emptyDir
-    ({"name": "v", "hostPath": None}, True, None),
-    ({"name": "v", "emptyDir": {}, "hostPath": {}}, True, None),  # upstream's switch: an allowed source first
-    ({"name": "v", "nfs": {}, "hostPath": {}}, False, 'volume "v" uses restricted volume type "hostPath"'),
-    ({"name": "v", "futureSource": {}}, False, 'volume "v" uses restricted volume type "unknown"'),
-])
+@pytest.mark.parametrize(
+    "volume, allowed, detail",
+    [
+        ({"name": "v"}, True, None),  # no source: the API server defaults it to emptyDir
+        ({"name": "v", "hostPath": None}, True, None),
+        ({"name": "v", "emptyDir": {}, "hostPath": {}}, True, None),  # upstream's switch: an allowed source first
+        ({"name": "v", "nfs": {}, "hostPath": {}}, False, 'volume "v" uses restricted volume type "hostPath"'),
+        ({"name": "v", "futureSource": {}}, False, 'volume "v" uses restricted volume type "unknown"'),
+    ],
+)
 def test_restricted_volumes_follow_upstreams_switch(volume, allowed, detail):
     evaluation = pss.evaluate({}, spec_with(volumes=[volume]), "restricted", "latest")
     assert evaluation.allowed is allowed
@@ -368,5 +439,8 @@ def test_loaded_objects_know_where_they_are(tmp_path):
     path = write(tmp_path, "w.yaml", WORKLOADS)
     cronjob, pod = load_objects([path])
     assert (cronjob.document, cronjob.location, cronjob.template) == (
-        1, (), ("spec", "jobTemplate", "spec", "template"))
+        1,
+        (),
+        ("spec", "jobTemplate", "spec", "template"),
+    )
     assert (pod.document, pod.location, pod.template) == (2, ("items", 0), ())

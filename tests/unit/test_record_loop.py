@@ -44,8 +44,14 @@ def send(signum: int):
     return lambda: os.kill(os.getpid(), signum)
 
 
-def record(tmp_path: Path, signals: Signals, target: FakeTarget | None = None, kernel: SyntheticKernel | None = None,
-           out: Path | None = None, **options):
+def record(
+    tmp_path: Path,
+    signals: Signals,
+    target: FakeTarget | None = None,
+    kernel: SyntheticKernel | None = None,
+    out: Path | None = None,
+    **options,
+):
     """Record `target` with the real loop and the real one-cgroup recorder: (the recording,
     the target, the kernel)."""
     target, kernel = target or FakeTarget(), kernel or SyntheticKernel(load_at=None)
@@ -146,8 +152,13 @@ class FakeCri:
         self.cgroup = relative
         metadata = api.PodSandboxMetadata(name="web", namespace="shop", uid="uid-1")
         self.sandbox = api.PodSandbox(id="sandbox-1", metadata=metadata, state=0, created_at=1)
-        self.container = api.Container(id="container-1", pod_sandbox_id="sandbox-1", state=api.CONTAINER_RUNNING,
-                                       metadata=api.ContainerMetadata(name="app"), created_at=2)
+        self.container = api.Container(
+            id="container-1",
+            pod_sandbox_id="sandbox-1",
+            state=api.CONTAINER_RUNNING,
+            metadata=api.ContainerMetadata(name="app"),
+            created_at=2,
+        )
 
     def outage(self, code: str = "UNAVAILABLE", methods: set[str] | None = None) -> None:
         self.failing = (code, methods)
@@ -163,7 +174,9 @@ class FakeCri:
     def pod_sandbox_status(self, sandbox_id, verbose=False):
         self._answer("PodSandboxStatus")
         info = {"info": json.dumps({"config": {"linux": {"cgroup_parent": self.cgroup}}})}
-        host_network = api.LinuxPodSandboxStatus(namespaces=api.Namespace(options=api.NamespaceOption(network=api.NODE)))
+        host_network = api.LinuxPodSandboxStatus(
+            namespaces=api.Namespace(options=api.NamespaceOption(network=api.NODE))
+        )
         return api.PodSandboxStatusResponse(status=api.PodSandboxStatus(id=sandbox_id, linux=host_network), info=info)
 
     def list_containers(self, labels=None, *, running_only=False, sandbox_id=""):

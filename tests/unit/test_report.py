@@ -50,8 +50,10 @@ def syscalls_line(report) -> str:
     """The headline figure, from `tracer risk`'s comparison of the committed profile."""
     against = compare_profile_dir(MINI_NIM, "runtime-default")
     allowed = len(allowed_names(load_profile_dir(MINI_NIM).seccomp))
-    return (f"{allowed} allowed; the runtime default allows {against.baseline_allowed}: "
-            f"{len(against.refused) / against.baseline_allowed:.0%} of it refused")
+    return (
+        f"{allowed} allowed; the runtime default allows {against.baseline_allowed}: "
+        f"{len(against.refused) / against.baseline_allowed:.0%} of it refused"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +91,14 @@ def test_mini_nim_capabilities_and_comparison(mini_nim_report):
     assert list(facts.added) == capabilities["add"] == []
     assert set(facts.not_required) == set(capabilities["not_required"]) == {"CAP_SYS_ADMIN"}
     assert sum(row.count for row in facts.not_required["CAP_SYS_ADMIN"]) == sum(
-        row["count"] for row in capabilities["not_required"]["CAP_SYS_ADMIN"])
+        row["count"] for row in capabilities["not_required"]["CAP_SYS_ADMIN"]
+    )
     comparison = mini_nim_report.runtime_default
     against = compare_profile_dir(MINI_NIM, "runtime-default")  # what `tracer risk` says
-    assert (comparison.allowed, comparison.baseline) == (len(allowed_names(load_profile_dir(MINI_NIM).seccomp)),
-                                                         against.baseline_allowed)
+    assert (comparison.allowed, comparison.baseline) == (
+        len(allowed_names(load_profile_dir(MINI_NIM).seccomp)),
+        against.baseline_allowed,
+    )
     assert comparison.beyond == () and against.wider == []  # never wider than the runtime default
 
 
@@ -103,7 +108,9 @@ def test_mini_nim_provenance_says_which_recording(mini_nim_report):
     provenance = mini_nim_report.provenance
     recording = json.loads((MINI_NIM / "recording.json").read_text())
     fixture = load_trace(MINI_NIM_TRACE).metadata
-    assert provenance.trace_is_profiles_recording is (fixture["started_at"] in {t["started_at"] for t in recording["traces"]})
+    assert provenance.trace_is_profiles_recording is (
+        fixture["started_at"] in {t["started_at"] for t in recording["traces"]}
+    )
     (shown,) = provenance.recordings
     assert (shown.started_at, shown.kernel) == (fixture["started_at"], fixture["kernel"])
     assert shown.runtime.startswith("runc 1.1.5")
@@ -124,8 +131,11 @@ def test_mini_nim_attack_rows(mini_nim_report):
 def test_mini_nim_pod_security_matches_k8s_harden(mini_nim_report):
     facts = mini_nim_report.pod_security
     direct = harden_text(MINI_NIM_MANIFEST.read_text(), load_profile_dir(MINI_NIM))
-    assert [(o.title, o.level_before, o.level_after) for o in facts.objects] == \
-        [(o.title, o.level_before, o.level_after) for o in direct.reports] == [("Deployment/mini-nim", "baseline", "restricted")]
+    assert (
+        [(o.title, o.level_before, o.level_after) for o in facts.objects]
+        == [(o.title, o.level_before, o.level_after) for o in direct.reports]
+        == [("Deployment/mini-nim", "baseline", "restricted")]
+    )
 
 
 def test_mini_nim_html_says_the_key_figures(mini_nim_report):
@@ -144,7 +154,7 @@ def test_mini_nim_html_says_the_key_figures(mini_nim_report):
 
 def test_chart_has_one_row_per_syscall_and_marks_the_rare(mini_nim_report):
     html = render_html(mini_nim_report)
-    svg = html[html.index("<svg"):html.index("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>")]
     activity = mini_nim_report.activity
     names = re.findall(r'<text[^>]*class="name"[^>]*>(?:\u25c6 )?([^<]+)</text>', svg)
     assert names == [bar.name for bar in activity.bars]
@@ -152,8 +162,10 @@ def test_chart_has_one_row_per_syscall_and_marks_the_rare(mini_nim_report):
     assert rare_labels == activity.rare
     bars = sum(1 for bar in activity.bars for phase in activity.phases if bar.calls.get(phase))
     assert svg.count("<rect") - len(activity.phases) == bars  # minus the legend's swatches
-    widths = {title: float(width) for width, title in
-              re.findall(r'width="([\d.]+)" height="6" fill="[^"]+"><title>([^<]+)</title>', svg)}
+    widths = {
+        title: float(width)
+        for width, title in re.findall(r'width="([\d.]+)" height="6" fill="[^"]+"><title>([^<]+)</title>', svg)
+    }
     futex_load = widths[next(t for t in widths if t.startswith("futex:") and t.endswith("in load"))]
     assert futex_load == max(widths.values())
 
@@ -175,7 +187,9 @@ def test_markdown_has_the_same_facts(mini_nim_report):
     assert f"| **Syscalls** | {syscalls_line(mini_nim_report)} |" in text
     assert "| Deployment/mini-nim | mini-nim | baseline | restricted | nothing |" in text
     for bar in mini_nim_report.activity.bars:
-        assert re.search(rf"^\| (\u25c6 )?{re.escape(bar.name)} \|.* \| {bar.total:,} \| \u2588+ \|$", text, re.M), bar.name
+        assert re.search(rf"^\| (\u25c6 )?{re.escape(bar.name)} \|.* \| {bar.total:,} \| \u2588+ \|$", text, re.M), (
+            bar.name
+        )
     assert "[T1611](https://attack.mitre.org/techniques/T1611" in text  # a closed technique is listed too
 
 
@@ -248,17 +262,30 @@ NAMESPACES_MASK = 0x7E020000
 
 
 def test_conditions_read_with_names():
-    masked = describe_condition("clone", {"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": NAMESPACES_MASK, "valueTwo": 0})
-    assert masked.reads == ("arg 0 (flags): none of CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, "
-                            "CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET set")
+    masked = describe_condition(
+        "clone", {"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": NAMESPACES_MASK, "valueTwo": 0}
+    )
+    assert masked.reads == (
+        "arg 0 (flags): none of CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, "
+        "CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET set"
+    )
     assert masked.raw == "SCMP_CMP_MASKED_EQ 0x7e020000 0x0"
-    assert describe_condition("socket", {"index": 0, "op": "SCMP_CMP_EQ", "value": 10}).reads == "arg 0 (domain) == AF_INET6 (10)"
-    assert describe_condition("socket", {"index": 1, "op": "SCMP_CMP_EQ", "value": 0o2000001}).reads == \
-        "arg 1 (type) == SOCK_STREAM|SOCK_CLOEXEC (524289)"
-    assert describe_condition("mprotect", {"index": 2, "op": "SCMP_CMP_MASKED_EQ", "value": 4, "valueTwo": 4}).reads == \
-        "arg 2 (prot): all of PROT_EXEC set"
-    assert describe_condition("ioctl", {"index": 1, "op": "SCMP_CMP_NE", "value": 0x5412}).reads == \
-        "arg 1 (request) != TIOCSTI (0x5412)"
+    assert (
+        describe_condition("socket", {"index": 0, "op": "SCMP_CMP_EQ", "value": 10}).reads
+        == "arg 0 (domain) == AF_INET6 (10)"
+    )
+    assert (
+        describe_condition("socket", {"index": 1, "op": "SCMP_CMP_EQ", "value": 0o2000001}).reads
+        == "arg 1 (type) == SOCK_STREAM|SOCK_CLOEXEC (524289)"
+    )
+    assert (
+        describe_condition("mprotect", {"index": 2, "op": "SCMP_CMP_MASKED_EQ", "value": 4, "valueTwo": 4}).reads
+        == "arg 2 (prot): all of PROT_EXEC set"
+    )
+    assert (
+        describe_condition("ioctl", {"index": 1, "op": "SCMP_CMP_NE", "value": 0x5412}).reads
+        == "arg 1 (request) != TIOCSTI (0x5412)"
+    )
     assert describe_condition("write", {"index": 2, "op": "SCMP_CMP_LE", "value": 4096}).reads == "arg 2 <= 0x1000"
     assert "does not know" in describe_condition("read", {"index": 0, "op": "SCMP_CMP_WHAT", "value": 1}).reads
 
@@ -268,9 +295,13 @@ def test_docker_default_conditions_are_described():
     rules = argument_rules(docker)
     assert len(rules) == sum(1 for rule in docker["syscalls"] if rule.get("args"))
     clone = next(rule for rule in rules if rule.names == ("clone",) and rule.conditions[0].index == 0)
-    assert "none of CLONE_NEWNS" in clone.reads() and clone.applies == "except with CAP_SYS_ADMIN; except on s390, s390x"
-    assert docker_treatment(docker, "clone3", "SCMP_ARCH_X86_64") == \
-        "allowed only with CAP_SYS_ADMIN; otherwise SCMP_ACT_ERRNO (errno 38)"
+    assert (
+        "none of CLONE_NEWNS" in clone.reads() and clone.applies == "except with CAP_SYS_ADMIN; except on s390, s390x"
+    )
+    assert (
+        docker_treatment(docker, "clone3", "SCMP_ARCH_X86_64")
+        == "allowed only with CAP_SYS_ADMIN; otherwise SCMP_ACT_ERRNO (errno 38)"
+    )
     assert docker_treatment(docker, "read", "SCMP_ARCH_X86_64") == "allowed"
     assert docker_treatment(docker, "not_a_syscall", "SCMP_ARCH_X86_64") == "refused: SCMP_ACT_ERRNO (errno 1)"
 
@@ -279,8 +310,12 @@ def test_profile_with_argument_conditions(tmp_path):
     names = sorted(allowed_names(load_profile_dir(MINI_NIM).seccomp) - {"clone", "socket"} | {"clone3"})
     rules = [
         {"names": names, "action": "SCMP_ACT_ALLOW"},
-        {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "comment": "threads only",
-         "args": [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": NAMESPACES_MASK, "valueTwo": 0}]},
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "comment": "threads only",
+            "args": [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": NAMESPACES_MASK, "valueTwo": 0}],
+        },
         {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 2}]},
         {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 1}]},
     ]
@@ -320,12 +355,17 @@ def test_network_section_is_rendered_when_present(tmp_path):
     assert "| udp 10.96.0.10:53 | 4 |" in markdown
 
 
-@pytest.mark.parametrize("destinations, said", [
-    (None, "Not recorded: where the workload connected to is unknown"),
-    ([], "Recorded: none (the workload connected nowhere)."),
-])
+@pytest.mark.parametrize(
+    "destinations, said",
+    [
+        (None, "Not recorded: where the workload connected to is unknown"),
+        ([], "Recorded: none (the workload connected nowhere)."),
+    ],
+)
 def test_destinations_unknown_and_none_differ(destinations, said, tmp_path):
-    path = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", {**MINI_NIM_NETWORK, "destinations": destinations}))
+    path = trace_copy(
+        tmp_path, lambda doc: doc.__setitem__("network", {**MINI_NIM_NETWORK, "destinations": destinations})
+    )
     report = build_report(MINI_NIM, path)
     assert said in page(render_html(report)).joined and said.split(":")[0] in render_markdown(report)
 
@@ -357,8 +397,11 @@ def test_without_trace_provenance_comes_from_the_profile(tmp_path):
     assert "nothing lost (every lost counter is zero)" in text
     bare = write_profile(tmp_path / "bare", [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}])
     assert "not known: no trace given" in page(render_html(build_report(bare))).joined
-    lossy = write_profile(tmp_path / "lossy", [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}],
-                          recording={"traces": [{"started_at": "x", "lost": {"pending_map_full": 3}}]})
+    lossy = write_profile(
+        tmp_path / "lossy",
+        [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}],
+        recording={"traces": [{"started_at": "x", "lost": {"pending_map_full": 3}}]},
+    )
     assert "lost: pending_map_full 3" in page(render_html(build_report(lossy))).joined
 
 
@@ -401,17 +444,38 @@ def test_cli_writes_html_and_markdown(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.md", "r.txt"]  # no temporary left
 
 
-@pytest.mark.parametrize("problem, args, message", [
-    ("no profile", ["report", "{tmp}/nope", "--out", "{tmp}/r.html"], "profile directory not found"),
-    ("bad trace", ["report", str(MINI_NIM), "--trace", "{tmp}/bad.json", "--out", "{tmp}/r.html"], "not valid JSON"),
-    ("no manifest", ["report", str(MINI_NIM), "--manifest", "{tmp}/none.yaml", "--out", "{tmp}/r.html"],
-     "manifest not found"),
-    ("bad manifest", ["report", str(MINI_NIM), "--manifest", "{tmp}/bad.json", "--out", "{tmp}/r.html"], "invalid JSON"),
-    ("no pod", ["report", str(MINI_NIM), "--manifest", "{tmp}/configmap.yaml", "--out", "{tmp}/r.html"],
-     "no pod template"),
-    ("format", ["report", str(MINI_NIM), "--page-format", "pdf", "--out", "{tmp}/r.html"], "invalid --page-format 'pdf'"),
-    ("threshold", ["report", str(MINI_NIM), "--rare-below", "0", "--out", "{tmp}/r.html"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "problem, args, message",
+    [
+        ("no profile", ["report", "{tmp}/nope", "--out", "{tmp}/r.html"], "profile directory not found"),
+        (
+            "bad trace",
+            ["report", str(MINI_NIM), "--trace", "{tmp}/bad.json", "--out", "{tmp}/r.html"],
+            "not valid JSON",
+        ),
+        (
+            "no manifest",
+            ["report", str(MINI_NIM), "--manifest", "{tmp}/none.yaml", "--out", "{tmp}/r.html"],
+            "manifest not found",
+        ),
+        (
+            "bad manifest",
+            ["report", str(MINI_NIM), "--manifest", "{tmp}/bad.json", "--out", "{tmp}/r.html"],
+            "invalid JSON",
+        ),
+        (
+            "no pod",
+            ["report", str(MINI_NIM), "--manifest", "{tmp}/configmap.yaml", "--out", "{tmp}/r.html"],
+            "no pod template",
+        ),
+        (
+            "format",
+            ["report", str(MINI_NIM), "--page-format", "pdf", "--out", "{tmp}/r.html"],
+            "invalid --page-format 'pdf'",
+        ),
+        ("threshold", ["report", str(MINI_NIM), "--rare-below", "0", "--out", "{tmp}/r.html"], "at least 1"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(problem, args, message, tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"format": "x", "oops" 1}')
     (tmp_path / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n")
@@ -429,5 +493,9 @@ def test_build_report_raises_input_error_naming_the_file(tmp_path):
     trace = trace_copy(tmp_path, lambda doc: doc.__setitem__("network", {**MINI_NIM_NETWORK, "listening": [{}]}))
     with pytest.raises(InputError) as err:
         build_report(MINI_NIM, trace)
-    assert err.value.source == str(trace) and "network.listening[0]" in err.value.problem and "missing" in err.value.problem
+    assert (
+        err.value.source == str(trace)
+        and "network.listening[0]" in err.value.problem
+        and "missing" in err.value.problem
+    )
     shutil.rmtree(broken)

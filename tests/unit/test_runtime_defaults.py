@@ -58,16 +58,23 @@ def source(version: str) -> dict:
 
 def cap_sets(seed: str, n: int = 60) -> list[list[str]]:
     rng = random.Random(seed)
-    return [[], ALL, NO_ADMIN, list(RUNTIME_DEFAULT_CAPABILITIES),
-            *(rng.sample(ALL, rng.randint(0, len(ALL))) for _ in range(n))]
+    return [
+        [],
+        ALL,
+        NO_ADMIN,
+        list(RUNTIME_DEFAULT_CAPABILITIES),
+        *(rng.sample(ALL, rng.randint(0, len(ALL))) for _ in range(n)),
+    ]
 
 
 def test_each_line_the_tests_meet_has_an_oracle_and_a_file():
     assert set(VERSIONS) == {"1.6.20", "1.6", "1.7", "2"}
     assert VERSIONS["1.6.20"] == "1.6.20"  # Debian 12's containerd
     assert VERSIONS["1.6"].startswith("1.6.") and VERSIONS["1.7"].startswith("1.7.") and VERSIONS["2"].startswith("2.")
-    written = {p.name.removeprefix("containerd-").removesuffix("-default-seccomp.json")
-               for p in DATA.glob("containerd-*-default-seccomp.json")}
+    written = {
+        p.name.removeprefix("containerd-").removesuffix("-default-seccomp.json")
+        for p in DATA.glob("containerd-*-default-seccomp.json")
+    }
     assert written == set(VERSIONS.values())
 
 
@@ -140,9 +147,16 @@ def test_capabilities_open_what_containerd_opens_for_them(version):
     profile = load(version)
     for arch in ARCHES:
         none = filter_from_docker(profile, [], arch)
-        for cap, name in (("CAP_SYS_PTRACE", "kcmp"), ("CAP_SYS_MODULE", "init_module"), ("CAP_SYS_BOOT", "reboot"),
-                          ("CAP_SYS_TIME", "settimeofday"), ("CAP_BPF", "bpf"), ("CAP_PERFMON", "perf_event_open"),
-                          ("CAP_SYS_CHROOT", "chroot"), ("CAP_DAC_READ_SEARCH", "open_by_handle_at")):
+        for cap, name in (
+            ("CAP_SYS_PTRACE", "kcmp"),
+            ("CAP_SYS_MODULE", "init_module"),
+            ("CAP_SYS_BOOT", "reboot"),
+            ("CAP_SYS_TIME", "settimeofday"),
+            ("CAP_BPF", "bpf"),
+            ("CAP_PERFMON", "perf_event_open"),
+            ("CAP_SYS_CHROOT", "chroot"),
+            ("CAP_DAC_READ_SEARCH", "open_by_handle_at"),
+        ):
             assert not none.allows(name) and filter_from_docker(profile, [cap], arch).allows(name), (cap, name)
 
 

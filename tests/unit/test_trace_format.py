@@ -140,8 +140,14 @@ def test_version_2_round_trip_validates(path, tmp_path, validator):
 def test_version_1_kubernetes_target_is_upgraded(tmp_path, validator):
     doc = orjson.loads((V1 / "http-server.trace.json").read_bytes())
     assert doc["version"] == 1
-    doc["metadata"]["target"] = {"kind": "kubernetes-pod", "name": "nim/llm-0", "container": "llm",
-                                 "container_id": "abc", "pod_uid": "u-1", "gated": False}
+    doc["metadata"]["target"] = {
+        "kind": "kubernetes-pod",
+        "name": "nim/llm-0",
+        "container": "llm",
+        "container_id": "abc",
+        "pod_uid": "u-1",
+        "gated": False,
+    }
     path = tmp_path / "k.json"
     path.write_bytes(orjson.dumps(doc))
     trace = load_trace(path)
@@ -169,7 +175,9 @@ VERSION_MUTATIONS = {
     },
     2: {
         "version 2 without totals": lambda d: d.pop("totals"),
-        "version 2 with a version 1 snapshot": lambda d: d["snapshots"].append({"t": 9.0, "syscalls": [], "capabilities": []}),
+        "version 2 with a version 1 snapshot": lambda d: d["snapshots"].append(
+            {"t": 9.0, "syscalls": [], "capabilities": []}
+        ),
         "point without new_syscalls": lambda d: d["snapshots"][0].pop("new_syscalls"),
         "point with 3 phases": lambda d: d["snapshots"][0].update(calls=[0, 0, 0]),
         "negative snapshots_dropped": lambda d: d.update(snapshots_dropped=-1),
@@ -213,23 +221,47 @@ def test_our_validator_and_jsonschema_agree_on_mutations(version, validator):
 
 RULE_CASES = [
     # version 2: the rows of the totals
-    (2, lambda d: d["totals"]["syscalls"].append(d["totals"]["syscalls"][0]),
-     "totals.syscalls[134]: a second row for phase runtime syscall 0"),
-    (2, lambda d: d["totals"]["syscalls"][5].__setitem__(3, d["totals"]["syscalls"][5][2] + 1),
-     "totals.syscalls[5][3]: EPERM 34 is more than the 33 calls"),
-    (2, lambda d: d["totals"]["capabilities"].append(d["totals"]["capabilities"][0]),
-     "totals.capabilities[26]: a second row for [0, 0, 93, 0]"),
-    (2, lambda d: d["totals"]["syscalls"].extend([[2, 165, 2**63, 0, 0, 0], [3, 165, 2**63, 0, 0, 0]]),
-     "totals.syscalls: calls add up to"),
+    (
+        2,
+        lambda d: d["totals"]["syscalls"].append(d["totals"]["syscalls"][0]),
+        "totals.syscalls[134]: a second row for phase runtime syscall 0",
+    ),
+    (
+        2,
+        lambda d: d["totals"]["syscalls"][5].__setitem__(3, d["totals"]["syscalls"][5][2] + 1),
+        "totals.syscalls[5][3]: EPERM 34 is more than the 33 calls",
+    ),
+    (
+        2,
+        lambda d: d["totals"]["capabilities"].append(d["totals"]["capabilities"][0]),
+        "totals.capabilities[26]: a second row for [0, 0, 93, 0]",
+    ),
+    (
+        2,
+        lambda d: d["totals"]["syscalls"].extend([[2, 165, 2**63, 0, 0, 0], [3, 165, 2**63, 0, 0, 0]]),
+        "totals.syscalls: calls add up to",
+    ),
     # version 1: the same mutations on its (only) snapshot
-    (1, lambda d: d["snapshots"][0]["syscalls"].append(d["snapshots"][0]["syscalls"][0]),
-     "snapshots[0].syscalls[133]: a second row for phase runtime syscall 0"),
-    (1, lambda d: d["snapshots"][0]["syscalls"][5].__setitem__(3, d["snapshots"][0]["syscalls"][5][2] + 1),
-     "snapshots[0].syscalls[5][3]: EPERM 32 is more than the 31 calls"),
-    (1, lambda d: d["snapshots"][0]["capabilities"].append(d["snapshots"][0]["capabilities"][0]),
-     "snapshots[0].capabilities[25]: a second row for"),
-    (1, lambda d: d["snapshots"][0]["syscalls"].extend([[2, 165, 2**63, 0, 0, 0], [3, 165, 2**63, 0, 0, 0]]),
-     "snapshots[0].syscalls: calls add up to"),
+    (
+        1,
+        lambda d: d["snapshots"][0]["syscalls"].append(d["snapshots"][0]["syscalls"][0]),
+        "snapshots[0].syscalls[133]: a second row for phase runtime syscall 0",
+    ),
+    (
+        1,
+        lambda d: d["snapshots"][0]["syscalls"][5].__setitem__(3, d["snapshots"][0]["syscalls"][5][2] + 1),
+        "snapshots[0].syscalls[5][3]: EPERM 32 is more than the 31 calls",
+    ),
+    (
+        1,
+        lambda d: d["snapshots"][0]["capabilities"].append(d["snapshots"][0]["capabilities"][0]),
+        "snapshots[0].capabilities[25]: a second row for",
+    ),
+    (
+        1,
+        lambda d: d["snapshots"][0]["syscalls"].extend([[2, 165, 2**63, 0, 0, 0], [3, 165, 2**63, 0, 0, 0]]),
+        "snapshots[0].syscalls: calls add up to",
+    ),
 ]
 
 

@@ -167,8 +167,12 @@ def written(out: Path) -> list[Path]:
     return list(out.iterdir()) if out.exists() else []
 
 
-FUZZED_TRACES = [FIXTURES / "mini-nim.trace.json", FIXTURES / "http-server.trace.json",  # version 2
-                 V1 / "http-server.trace.json", V1 / "shell-nonroot.trace.json"]  # version 1
+FUZZED_TRACES = [
+    FIXTURES / "mini-nim.trace.json",
+    FIXTURES / "http-server.trace.json",  # version 2
+    V1 / "http-server.trace.json",
+    V1 / "shell-nonroot.trace.json",
+]  # version 1
 
 
 @pytest.mark.parametrize("trace", FUZZED_TRACES, ids=lambda p: f"{p.parent.name}/{p.name.split('.')[0]}")
@@ -303,18 +307,38 @@ MAX_SNAPSHOTS = {1: "86,400", 2: "512"}  # what the schema allows: every v1 chec
 TRACE_CASES = {
     "phases of the wrong type": (lambda d: d.update(phases={"runtime": 0}), "phases: expected"),
     "unknown architecture": (lambda d: d["metadata"].update(arch="SCMP_ARCH_VAX"), "metadata.arch: expected one of"),
-    "target as a string": (lambda d: d["metadata"].update(target="runc"), 'metadata.target: expected an object, got the string "runc"'),
-    "capability 50": (lambda d: final_counters(d)["capabilities"].append([2, 50, 92, 0, 1]),
-                      "{at}.capabilities[{capabilities}][1]: 50 is above the maximum 40"),
-    "string boolean": (lambda d: d["metadata"]["target"].update(rootfs_readonly="false"),
-                       'metadata.target.rootfs_readonly: expected true, false or null, got the string "false"'),
-    "2^63 calls in two phases": (lambda d: with_rows(d, [2, MOUNT, 2**63, 0, 0, 0], [3, MOUNT, 2**63, 0, 0, 0]),
-                                 "{at}.syscalls: calls add up to"),
-    "a count of 2^64": (lambda d: with_rows(d, [2, MOUNT, 2**64, 0, 0, 0]), "{at}.syscalls[{syscalls}][2]: expected an integer"),
-    "a negative count": (lambda d: with_rows(d, [2, MOUNT, -1, 0, 0, 0]), "{at}.syscalls[{syscalls}][2]: -1 is below the minimum 0"),
-    "incomplete as a string": (lambda d: d["metadata"].update(complete="true"), "metadata.complete: expected true or false"),
-    "100,000 empty snapshots": (lambda d: d.update(snapshots=[empty_snapshot(d)] * 100_000),
-                                "snapshots: expected at most {max_snapshots} items, got 100,000"),
+    "target as a string": (
+        lambda d: d["metadata"].update(target="runc"),
+        'metadata.target: expected an object, got the string "runc"',
+    ),
+    "capability 50": (
+        lambda d: final_counters(d)["capabilities"].append([2, 50, 92, 0, 1]),
+        "{at}.capabilities[{capabilities}][1]: 50 is above the maximum 40",
+    ),
+    "string boolean": (
+        lambda d: d["metadata"]["target"].update(rootfs_readonly="false"),
+        'metadata.target.rootfs_readonly: expected true, false or null, got the string "false"',
+    ),
+    "2^63 calls in two phases": (
+        lambda d: with_rows(d, [2, MOUNT, 2**63, 0, 0, 0], [3, MOUNT, 2**63, 0, 0, 0]),
+        "{at}.syscalls: calls add up to",
+    ),
+    "a count of 2^64": (
+        lambda d: with_rows(d, [2, MOUNT, 2**64, 0, 0, 0]),
+        "{at}.syscalls[{syscalls}][2]: expected an integer",
+    ),
+    "a negative count": (
+        lambda d: with_rows(d, [2, MOUNT, -1, 0, 0, 0]),
+        "{at}.syscalls[{syscalls}][2]: -1 is below the minimum 0",
+    ),
+    "incomplete as a string": (
+        lambda d: d["metadata"].update(complete="true"),
+        "metadata.complete: expected true or false",
+    ),
+    "100,000 empty snapshots": (
+        lambda d: d.update(snapshots=[empty_snapshot(d)] * 100_000),
+        "snapshots: expected at most {max_snapshots} items, got 100,000",
+    ),
 }
 
 
@@ -324,8 +348,12 @@ def test_issue_trace_cases(case, version, tmp_path, capsys):
     mutate, message = TRACE_CASES[case]
     doc = trace_doc(version)
     counters = final_counters(doc)
-    message = message.format(at=final_path(doc), syscalls=len(counters["syscalls"]),
-                             capabilities=len(counters["capabilities"]), max_snapshots=MAX_SNAPSHOTS[version])
+    message = message.format(
+        at=final_path(doc),
+        syscalls=len(counters["syscalls"]),
+        capabilities=len(counters["capabilities"]),
+        max_snapshots=MAX_SNAPSHOTS[version],
+    )
     mutate(doc)
     bad = write(tmp_path / "bad.trace.json", doc)
     for name, args in trace_commands(bad, tmp_path / "out").items():
@@ -350,9 +378,18 @@ def deeply_nested_metadata(levels: int) -> bytes:
 
 
 ODD_TRACES = {
-    "version 1.0": (lambda: orjson.dumps({**trace_doc(1), "version": 1.0}), "trace format version 1.0 is not supported"),
-    "version 2.0": (lambda: orjson.dumps({**trace_doc(2), "version": 2.0}), "trace format version 2.0 is not supported"),
-    "metadata 300 levels deep": (lambda: deeply_nested_metadata(300), "metadata.nested: nested more than 32 levels deep"),
+    "version 1.0": (
+        lambda: orjson.dumps({**trace_doc(1), "version": 1.0}),
+        "trace format version 1.0 is not supported",
+    ),
+    "version 2.0": (
+        lambda: orjson.dumps({**trace_doc(2), "version": 2.0}),
+        "trace format version 2.0 is not supported",
+    ),
+    "metadata 300 levels deep": (
+        lambda: deeply_nested_metadata(300),
+        "metadata.nested: nested more than 32 levels deep",
+    ),
     "metadata 10,000 levels deep": (lambda: deeply_nested_metadata(10_000), "not valid JSON"),
 }
 
@@ -364,8 +401,11 @@ def test_a_float_version_or_deep_nesting_is_an_input_error(case, good_profile, t
     bad = tmp_path / "bad.trace.json"
     bad.write_bytes(document())
     out = tmp_path / "out"
-    commands = {**trace_commands(bad, out), "show json": ["show", "--format", "json", str(bad)],
-                "report": ["report", str(good_profile), "--trace", str(bad), "--out", str(out / "report.html")]}
+    commands = {
+        **trace_commands(bad, out),
+        "show json": ["show", "--format", "json", str(bad)],
+        "report": ["report", str(good_profile), "--trace", str(bad), "--out", str(out / "report.html")],
+    }
     for name, args in commands.items():
         code, err = run(capsys, *args)
         assert refused(code, err, bad) is None and message in err, f"{name}: {code} {err}"
@@ -388,8 +428,16 @@ def maximal_trace(version: int, started_at: str) -> dict:
         doc["snapshots"] = [{"t": 1.0, "syscalls": [row], "capabilities": []}]
     else:
         doc["totals"] = {"t": 1.0, "syscalls": [row], "capabilities": []}
-        doc["snapshots"] = [{"n": 0, "t": 1.0, "phase": 2, "calls": [0, 0, 2**64 - 1, 0],
-                             "new_syscalls": [[2, MOUNT]], "new_capabilities": []}]
+        doc["snapshots"] = [
+            {
+                "n": 0,
+                "t": 1.0,
+                "phase": 2,
+                "calls": [0, 0, 2**64 - 1, 0],
+                "new_syscalls": [[2, MOUNT]],
+                "new_capabilities": [],
+            }
+        ]
         doc["snapshots_dropped"] = 0
         doc["arguments"]["rows"] = []
     return doc
@@ -409,19 +457,48 @@ def test_merge_of_two_maximal_counts(versions, tmp_path, capsys):
 
 
 PROFILE_CASES = {
-    "names as a string": ("seccomp.json", lambda p: p["syscalls"][0].update(names="mount"),
-                          'syscalls[0].names: expected a list, got the string "mount"'),
-    "bogus action": ("seccomp.json", lambda p: p.update(defaultAction="SCMP_ACT_BOGUS"), "defaultAction: expected one of"),
-    "x86_64 for an architecture": ("seccomp.json", lambda p: p.update(architectures=["x86_64"]), "architectures[0]: expected one of"),
-    "unknown syscall": ("seccomp.json", lambda p: p["syscalls"][0]["names"].append("not_a_syscall"),
-                        "'not_a_syscall' is not a syscall libseccomp knows on SCMP_ARCH_X86_64"),
-    "errno on allow": ("seccomp.json", lambda p: p["syscalls"][0].update(errnoRet=1), "SCMP_ACT_ALLOW returns no errno"),
-    "argument 7": ("seccomp.json", lambda p: p["syscalls"][-1]["args"][0].update(index=7), "args[0].index: 7 is above 5"),
-    "bogus operator": ("seccomp.json", lambda p: p["syscalls"][-1]["args"][0].update(op="SCMP_CMP_ABOUT"), "args[0].op: expected one of"),
-    "capability 50": ("capabilities.json", lambda c: c["add"].append("CAP_50"), 'add[0]: expected one of'),
+    "names as a string": (
+        "seccomp.json",
+        lambda p: p["syscalls"][0].update(names="mount"),
+        'syscalls[0].names: expected a list, got the string "mount"',
+    ),
+    "bogus action": (
+        "seccomp.json",
+        lambda p: p.update(defaultAction="SCMP_ACT_BOGUS"),
+        "defaultAction: expected one of",
+    ),
+    "x86_64 for an architecture": (
+        "seccomp.json",
+        lambda p: p.update(architectures=["x86_64"]),
+        "architectures[0]: expected one of",
+    ),
+    "unknown syscall": (
+        "seccomp.json",
+        lambda p: p["syscalls"][0]["names"].append("not_a_syscall"),
+        "'not_a_syscall' is not a syscall libseccomp knows on SCMP_ARCH_X86_64",
+    ),
+    "errno on allow": (
+        "seccomp.json",
+        lambda p: p["syscalls"][0].update(errnoRet=1),
+        "SCMP_ACT_ALLOW returns no errno",
+    ),
+    "argument 7": (
+        "seccomp.json",
+        lambda p: p["syscalls"][-1]["args"][0].update(index=7),
+        "args[0].index: 7 is above 5",
+    ),
+    "bogus operator": (
+        "seccomp.json",
+        lambda p: p["syscalls"][-1]["args"][0].update(op="SCMP_CMP_ABOUT"),
+        "args[0].op: expected one of",
+    ),
+    "capability 50": ("capabilities.json", lambda c: c["add"].append("CAP_50"), "add[0]: expected one of"),
     "drop NONE": ("capabilities.json", lambda c: c.update(drop=["NONE"]), "drop[0]: expected one of"),
-    "string boolean": ("recording.json", lambda r: r.update(rootfs_readonly="false"),
-                       'rootfs_readonly: expected true, false or null, got the string "false"'),
+    "string boolean": (
+        "recording.json",
+        lambda r: r.update(rootfs_readonly="false"),
+        'rootfs_readonly: expected true, false or null, got the string "false"',
+    ),
 }
 
 
@@ -438,8 +515,11 @@ def test_issue_profile_cases(case, good_profile, tmp_path, capsys):
         assert not out.exists()
 
 
-CONDITIONAL_RULE = {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                    "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
+CONDITIONAL_RULE = {
+    "names": ["personality"],
+    "action": "SCMP_ACT_ALLOW",
+    "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
+}
 
 
 def test_argument_conditions_pass_through(good_profile, tmp_path, capsys):
@@ -458,6 +538,8 @@ def test_an_argument_value_the_seccompprofile_cannot_hold(good_profile, tmp_path
     seccomp = json.loads((good_profile / "seccomp.json").read_text())
     seccomp["syscalls"][-1]["args"][0]["value"] = 2**63
     directory = profile_with(good_profile, tmp_path, "seccomp.json", seccomp)
-    code, err = run(capsys, "k8s", "seccompprofile", str(directory), "--name", "nim", "--out-dir", str(tmp_path / "out"))
+    code, err = run(
+        capsys, "k8s", "seccompprofile", str(directory), "--name", "nim", "--out-dir", str(tmp_path / "out")
+    )
     assert refused(code, err, directory / "seccomp.json") is None and "does not fit the SeccompProfile's int64" in err
     assert not (tmp_path / "out").exists()

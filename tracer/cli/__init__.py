@@ -26,8 +26,11 @@ from tracer.owned import OWNED
 # Each module registers its commands on `app`; this order is the order of `tracer --help`.
 from tracer.cli import record, profile, verify, risk, report, pss, kube, audit, denials, network, load  # noqa: F401,I001  isort: skip
 
-BadParameter, ClickException, UsageError = (click_exceptions.BadParameter, click_exceptions.ClickException,
-                                            click_exceptions.UsageError)
+BadParameter, ClickException, UsageError = (
+    click_exceptions.BadParameter,
+    click_exceptions.ClickException,
+    click_exceptions.UsageError,
+)
 # A group called without a command (`tracer`, `tracer pss`): click >= 8.2 raises this to show its help.
 NoArgsIsHelp = getattr(click_exceptions, "NoArgsIsHelpError", ())
 

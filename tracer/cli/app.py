@@ -34,8 +34,7 @@ app = TracerTyper(
         "profile, a capability set and Kubernetes policy.\n\n"
         "`tracer COMMAND --help` describes a command, with examples. Files may be `-` for "
         "standard input (or standard output with --out) where the command says so; "
-        "`--format json` (or -f json) prints one JSON document for programs.\n\n"
-        + EXIT_STATUS
+        "`--format json` (or -f json) prints one JSON document for programs.\n\n" + EXIT_STATUS
     ),
     add_completion=True,
 )
@@ -49,8 +48,9 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Record containers with eBPF and turn what they do into least-privilege policy."""
 
@@ -63,8 +63,9 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-FORMAT_OPTION = typer.Option(OutputFormat.text, "--format", "-f",
-                             help="text for people, json for programs (one document on stdout).")
+FORMAT_OPTION = typer.Option(
+    OutputFormat.text, "--format", "-f", help="text for people, json for programs (one document on stdout)."
+)
 
 
 def print_json(obj, stream=None) -> None:
@@ -104,6 +105,7 @@ def write_text_output(text: str, out: Path | None) -> None:
 
 def deprecated_alias(old: str, new: str, metavar: str):
     """A hidden option OLD that still works, and says once on stderr to use NEW instead."""
+
     def warn(value):
         if value is not None:
             typer.echo(f"warning: {old} is deprecated, use {new}", err=True)

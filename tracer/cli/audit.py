@@ -15,18 +15,27 @@ from tracer.kube.audit import analyze, parse_since
 
 @app.command("audit")
 def audit_command(
-    logs: list[Path] = typer.Argument(..., metavar="AUDIT_LOG...", show_default=False,
-                                      help="kube-apiserver audit logs: JSON lines or one EventList document, "
-                                           "plain or gzip (recognised by content, not by name)."),
-    namespace: list[str] = typer.Option([], "--namespace", "-n", metavar="NS",
-                                        help="Only this namespace (repeat for more)."),
-    since: str | None = typer.Option(None, "--since", metavar="T",
-                              help="Only events at or after T: RFC3339 (2024-06-03T09:00:00Z) "
-                                   "or a duration back from now (30m, 2h, 7d, 1h30m)."),
+    logs: list[Path] = typer.Argument(
+        ...,
+        metavar="AUDIT_LOG...",
+        show_default=False,
+        help="kube-apiserver audit logs: JSON lines or one EventList document, "
+        "plain or gzip (recognised by content, not by name).",
+    ),
+    namespace: list[str] = typer.Option(
+        [], "--namespace", "-n", metavar="NS", help="Only this namespace (repeat for more)."
+    ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        metavar="T",
+        help="Only events at or after T: RFC3339 (2024-06-03T09:00:00Z) "
+        "or a duration back from now (30m, 2h, 7d, 1h30m).",
+    ),
     output_format: OutputFormat = FORMAT_OPTION,
-    suggest: bool = typer.Option(False, "--suggest",
-                                 help="Add, per finding, the smallest securityContext change or exemption "
-                                      "that clears it."),
+    suggest: bool = typer.Option(
+        False, "--suggest", help="Add, per finding, the smallest securityContext change or exemption that clears it."
+    ),
 ) -> None:
     """Report the Pod Security findings in kube-apiserver audit logs.
 
@@ -68,6 +77,7 @@ def audit_command(
 
 # --- text -------------------------------------------------------------------------------
 
+
 def render_text(result: dict, suggest: bool, malformed_lines: int | None = None) -> str:
     """`malformed_lines`: all malformed lines, where result["malformed"] lists only the first of each file."""
     lines = [_summary(result, malformed_lines)]
@@ -80,12 +90,16 @@ def render_text(result: dict, suggest: bool, malformed_lines: int | None = None)
             lines += [f"  {kind} {workload}", *_workload_section(list(findings), suggest)]
     if result["exemptions"]:
         lines += ["", "exempt (admitted without evaluation):"]
-        lines += [f"  {e['namespace']} {e['kind']} {e['workload']}: {e['reason']} exemption, "
-                  f"{_seen(e)}, by {', '.join(e['users'])}" for e in result["exemptions"]]
+        lines += [
+            f"  {e['namespace']} {e['kind']} {e['workload']}: {e['reason']} exemption, "
+            f"{_seen(e)}, by {', '.join(e['users'])}"
+            for e in result["exemptions"]
+        ]
     if result["errors"]:
         lines += ["", "policy errors:"]
-        lines += [f"  {e['namespace']} {e['kind']} {e['workload']}: {e['error']} ({_seen(e)})"
-                  for e in result["errors"]]
+        lines += [
+            f"  {e['namespace']} {e['kind']} {e['workload']}: {e['error']} ({_seen(e)})" for e in result["errors"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -94,9 +108,11 @@ def _summary(result: dict, malformed_lines: int | None) -> str:
     workloads = {_workload_key(f) for f in findings}
     by_mode = ", ".join(f"{sum(f['mode'] == mode for f in findings)} {mode}" for mode in ("enforce", "audit"))
     malformed = len(result["malformed"]) if malformed_lines is None else malformed_lines
-    return (f"{len(result['files'])} audit log(s): {result['events_read']} events read, "
-            f"{malformed} malformed; {len(findings)} findings ({by_mode}) "
-            f"in {len(workloads)} workload(s)")
+    return (
+        f"{len(result['files'])} audit log(s): {result['events_read']} events read, "
+        f"{malformed} malformed; {len(findings)} findings ({by_mode}) "
+        f"in {len(workloads)} workload(s)"
+    )
 
 
 def _workload_key(finding: dict) -> tuple[str, str, str]:
@@ -105,11 +121,23 @@ def _workload_key(finding: dict) -> tuple[str, str, str]:
 
 def _workload_section(findings: list[dict], suggest: bool) -> list[str]:
     rows = [("CHECK", "MODE", "POLICY", "COUNT", "FIRST SEEN", "LAST SEEN")]
-    rows += [(f["check"], f["mode"], f"{f['level']}:{f['version']}", str(f["count"]),
-              _short(f["first_seen"]), _short(f["last_seen"])) for f in findings]
+    rows += [
+        (
+            f["check"],
+            f["mode"],
+            f"{f['level']}:{f['version']}",
+            str(f["count"]),
+            _short(f["first_seen"]),
+            _short(f["last_seen"]),
+        )
+        for f in findings
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["    " + "  ".join(cell.rjust(w) if i == 3 else cell.ljust(w)
-                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    lines = [
+        "    "
+        + "  ".join(cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    ]
     lines.append("    requested by: " + (", ".join(_union(f["users"] for f in findings)) or "-"))
     lines.append("    clients: " + (", ".join(_union(f["user_agents"] for f in findings)) or "-"))
     lines.append("    details:")

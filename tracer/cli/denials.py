@@ -12,17 +12,28 @@ from tracer.verify.complain import format_text, format_warnings, log_to_dict, re
 
 @app.command("denials")
 def denials_command(
-    since: str | None = typer.Option(None, "--since", metavar="T",
-                                     help="Only records at or after T: RFC3339 (2024-06-03T09:00:00Z) "
-                                          "or a duration back from now (30s, 10m, 2h, 1h30m)."),
-    source: str = typer.Option("auto", "--source", metavar="[auto|audit|kmsg|journal]|FILE",
-                               help="Where to read: audit (/var/log/audit/audit.log), kmsg (/dev/kmsg, "
-                                    "the kernel log dmesg shows), journal (journalctl -k), a saved copy "
-                                    "of any of them (plain or gzip; - for stdin), or auto: audit.log when "
-                                    "it exists and the kernel log."),
-    cgroup: str | None = typer.Option(None, "--cgroup", metavar="PATH",
-                                      help="Only processes of this cgroup v2 (as in /proc/PID/cgroup, "
-                                           "or under /sys/fs/cgroup)."),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        metavar="T",
+        help="Only records at or after T: RFC3339 (2024-06-03T09:00:00Z) "
+        "or a duration back from now (30s, 10m, 2h, 1h30m).",
+    ),
+    source: str = typer.Option(
+        "auto",
+        "--source",
+        metavar="[auto|audit|kmsg|journal]|FILE",
+        help="Where to read: audit (/var/log/audit/audit.log), kmsg (/dev/kmsg, "
+        "the kernel log dmesg shows), journal (journalctl -k), a saved copy "
+        "of any of them (plain or gzip; - for stdin), or auto: audit.log when "
+        "it exists and the kernel log.",
+    ),
+    cgroup: str | None = typer.Option(
+        None,
+        "--cgroup",
+        metavar="PATH",
+        help="Only processes of this cgroup v2 (as in /proc/PID/cgroup, or under /sys/fs/cgroup).",
+    ),
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """List the syscalls seccomp filters logged or refused, per container.

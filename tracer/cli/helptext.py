@@ -42,6 +42,7 @@ def metavar_of(param) -> str:
 
 def option_names(param) -> str:
     """`-f, --format [text|json]`, `--probe / --no-probe`: short names first."""
+
     def spelled(opts) -> str:
         names = ", ".join(sorted(opts, key=lambda opt: (opt.startswith("--"), opt)))
         return names if is_flag(param) else f"{names} {metavar_of(param)}"
@@ -134,8 +135,13 @@ class TracerTyper(typer.Typer):
     def __init__(self, **settings):
         settings.setdefault("no_args_is_help", True)
         settings.setdefault("add_completion", False)
-        super().__init__(cls=TracerGroup, rich_markup_mode=None, pretty_exceptions_enable=False,
-                         context_settings={"help_option_names": HELP_OPTION_NAMES}, **settings)
+        super().__init__(
+            cls=TracerGroup,
+            rich_markup_mode=None,
+            pretty_exceptions_enable=False,
+            context_settings={"help_option_names": HELP_OPTION_NAMES},
+            **settings,
+        )
 
     def command(self, name: str | None = None, *, cls=None, **settings):
         return super().command(name, cls=cls or TracerCommand, **settings)

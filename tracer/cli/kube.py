@@ -28,21 +28,33 @@ k8s_app = TracerTyper(
     ),
 )
 
-OUT = typer.Option(None, "--out", "-o", metavar="FILE",
-                   help="Write the YAML to FILE (atomically); without it, or with -, to standard output.")
+OUT = typer.Option(
+    None,
+    "--out",
+    "-o",
+    metavar="FILE",
+    help="Write the YAML to FILE (atomically); without it, or with -, to standard output.",
+)
 
 
 @k8s_app.command("namespace")
 def namespace(
     name: str = typer.Argument(..., metavar="NAME", help="Namespace name (an RFC 1123 label)."),
-    enforce: str = typer.Option(None, "--enforce", metavar="LEVEL",
-                                help="Level the API server enforces: pods that violate it are rejected."),
-    audit: str = typer.Option(None, "--audit", metavar="LEVEL",
-                              help="Level recorded as an audit annotation on violating requests."),
-    warn: str = typer.Option(None, "--warn", metavar="LEVEL",
-                             help="Level returned to the client as a warning on violating requests."),
-    version: str = typer.Option("latest", "--policy-version", metavar="VERSION",
-                                help='Pod Security policy version pinned for every mode set: "latest" or "v1.N".'),
+    enforce: str = typer.Option(
+        None, "--enforce", metavar="LEVEL", help="Level the API server enforces: pods that violate it are rejected."
+    ),
+    audit: str = typer.Option(
+        None, "--audit", metavar="LEVEL", help="Level recorded as an audit annotation on violating requests."
+    ),
+    warn: str = typer.Option(
+        None, "--warn", metavar="LEVEL", help="Level returned to the client as a warning on violating requests."
+    ),
+    version: str = typer.Option(
+        "latest",
+        "--policy-version",
+        metavar="VERSION",
+        help='Pod Security policy version pinned for every mode set: "latest" or "v1.N".',
+    ),
     old_version: str = deprecated_alias("--version", "--policy-version", "VERSION"),
     out: Path = OUT,
 ) -> None:
@@ -60,26 +72,37 @@ def namespace(
       tracer k8s namespace nim --enforce restricted --policy-version v1.30 | kubectl apply -f -
       tracer k8s namespace nim --enforce baseline --warn restricted --out nim-namespace.yaml
     """
-    manifest = admission.namespace_manifest(name, enforce=enforce, audit=audit, warn=warn,
-                                            version=preferred(version, old_version))
+    manifest = admission.namespace_manifest(
+        name, enforce=enforce, audit=audit, warn=warn, version=preferred(version, old_version)
+    )
     write_text_output(to_yaml(manifest), out)
 
 
 @k8s_app.command("admission-config")
 def admission_config(
-    enforce: str = typer.Option("baseline", "--enforce", metavar="LEVEL",
-                                help="Default enforce level for namespaces without labels."),
-    enforce_version: str = typer.Option("latest", "--enforce-version", metavar="VERSION", help="Policy version of the enforce default."),
+    enforce: str = typer.Option(
+        "baseline", "--enforce", metavar="LEVEL", help="Default enforce level for namespaces without labels."
+    ),
+    enforce_version: str = typer.Option(
+        "latest", "--enforce-version", metavar="VERSION", help="Policy version of the enforce default."
+    ),
     audit: str = typer.Option("restricted", "--audit", metavar="LEVEL", help="Default audit level."),
-    audit_version: str = typer.Option("latest", "--audit-version", metavar="VERSION", help="Policy version of the audit default."),
+    audit_version: str = typer.Option(
+        "latest", "--audit-version", metavar="VERSION", help="Policy version of the audit default."
+    ),
     warn: str = typer.Option("restricted", "--warn", metavar="LEVEL", help="Default warn level."),
-    warn_version: str = typer.Option("latest", "--warn-version", metavar="VERSION", help="Policy version of the warn default."),
-    exempt_namespaces: list[str] = typer.Option([], "--exempt-namespace", metavar="NAMESPACE",
-                                                help="Namespace never checked (repeatable)."),
-    exempt_runtime_classes: list[str] = typer.Option([], "--exempt-runtime-class", metavar="CLASS",
-                                                     help="RuntimeClass whose pods are never checked (repeatable)."),
-    exempt_users: list[str] = typer.Option([], "--exempt-user", metavar="USER",
-                                           help="Authenticated user whose requests are never checked (repeatable)."),
+    warn_version: str = typer.Option(
+        "latest", "--warn-version", metavar="VERSION", help="Policy version of the warn default."
+    ),
+    exempt_namespaces: list[str] = typer.Option(
+        [], "--exempt-namespace", metavar="NAMESPACE", help="Namespace never checked (repeatable)."
+    ),
+    exempt_runtime_classes: list[str] = typer.Option(
+        [], "--exempt-runtime-class", metavar="CLASS", help="RuntimeClass whose pods are never checked (repeatable)."
+    ),
+    exempt_users: list[str] = typer.Option(
+        [], "--exempt-user", metavar="USER", help="Authenticated user whose requests are never checked (repeatable)."
+    ),
     out: Path = OUT,
 ) -> None:
     """Print an AdmissionConfiguration for the API server's PodSecurity plugin.
@@ -103,33 +126,61 @@ def admission_config(
       tracer k8s admission-config --enforce restricted --exempt-namespace kube-system
     """
     pod_security = admission.pod_security_configuration(
-        enforce=enforce, enforce_version=enforce_version, audit=audit, audit_version=audit_version,
-        warn=warn, warn_version=warn_version, exempt_usernames=exempt_users,
-        exempt_runtime_classes=exempt_runtime_classes, exempt_namespaces=exempt_namespaces)
+        enforce=enforce,
+        enforce_version=enforce_version,
+        audit=audit,
+        audit_version=audit_version,
+        warn=warn,
+        warn_version=warn_version,
+        exempt_usernames=exempt_users,
+        exempt_runtime_classes=exempt_runtime_classes,
+        exempt_namespaces=exempt_namespaces,
+    )
     write_text_output(to_yaml(admission.admission_configuration(pod_security)), out)
 
 
 @k8s_app.command("harden")
 def harden(
-    manifest: Path = typer.Argument(..., metavar="MANIFEST",
-                                    help="YAML file: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, "
-                                         "ReplicationController, Job, CronJob or a List of them; "
-                                         "several documents allowed; - reads standard input."),
-    profile: Path = typer.Option(..., "--profile", metavar="DIR",
-                                 help="Profile directory written by `tracer generate`."),
-    container: str = typer.Option(None, "--container", metavar="NAME",
-                                  help="Harden only this container (app or init); default: the container "
-                                       "the profile was recorded from (DIR/recording.json), else every app "
-                                       "container of every pod template."),
-    localhost_path: str = typer.Option(None, "--localhost-path", metavar="PATH",
-                                       help="localhostProfile value, relative to the kubelet seccomp root "
-                                            "/var/lib/kubelet/seccomp; default seccomp-tracer/NAME.json, NAME the name of DIR."),
-    pss_version: str = typer.Option("latest", "--policy-version", metavar="VERSION",
-                                    help='Pod Security policy version for the report: "latest" or "v1.N".'),
+    manifest: Path = typer.Argument(
+        ...,
+        metavar="MANIFEST",
+        help="YAML file: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, "
+        "ReplicationController, Job, CronJob or a List of them; "
+        "several documents allowed; - reads standard input.",
+    ),
+    profile: Path = typer.Option(
+        ..., "--profile", metavar="DIR", help="Profile directory written by `tracer generate`."
+    ),
+    container: str = typer.Option(
+        None,
+        "--container",
+        metavar="NAME",
+        help="Harden only this container (app or init); default: the container "
+        "the profile was recorded from (DIR/recording.json), else every app "
+        "container of every pod template.",
+    ),
+    localhost_path: str = typer.Option(
+        None,
+        "--localhost-path",
+        metavar="PATH",
+        help="localhostProfile value, relative to the kubelet seccomp root "
+        "/var/lib/kubelet/seccomp; default seccomp-tracer/NAME.json, NAME the name of DIR.",
+    ),
+    pss_version: str = typer.Option(
+        "latest",
+        "--policy-version",
+        metavar="VERSION",
+        help='Pod Security policy version for the report: "latest" or "v1.N".',
+    ),
     old_pss_version: str = deprecated_alias("--pss-version", "--policy-version", "VERSION"),
-    out: Path = typer.Option(..., "--out", "-o", metavar="FILE",
-                             help="Write the hardened manifest to FILE (atomically); - writes it to standard "
-                                  "output and the report to stderr."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="Write the hardened manifest to FILE (atomically); - writes it to standard "
+        "output and the report to stderr.",
+    ),
 ) -> None:
     """Apply a recorded profile to the containers of a Kubernetes manifest.
 
@@ -162,14 +213,22 @@ def harden(
     from tracer.profile.directory import load_profile_dir
 
     to_stdout = is_stdout(out)
-    result = hardening.harden_file(input_path(manifest), load_profile_dir(profile), None if to_stdout else out,
-                                   container=container, localhost_profile=localhost_path,
-                                   pss_version=preferred(pss_version, old_pss_version))
+    result = hardening.harden_file(
+        input_path(manifest),
+        load_profile_dir(profile),
+        None if to_stdout else out,
+        container=container,
+        localhost_profile=localhost_path,
+        pss_version=preferred(pss_version, old_pss_version),
+    )
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for report in result.reports:
-        typer.echo(f"{report.title}: containers {', '.join(report.containers)}: "
-                   f"Pod Security {report.level_before} -> {report.level_after}", err=to_stdout)
+        typer.echo(
+            f"{report.title}: containers {', '.join(report.containers)}: "
+            f"Pod Security {report.level_before} -> {report.level_after}",
+            err=to_stdout,
+        )
         for check, detail in report.remaining:
             typer.echo(f"  restricted: {check}: {detail}", err=to_stdout)
     if to_stdout:
@@ -183,12 +242,22 @@ def harden(
 @k8s_app.command("seccompprofile")
 def seccompprofile(
     profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by `tracer generate`."),
-    name: str = typer.Option(..., "--name", metavar="NAME",
-                             help="SeccompProfile object name and profile file name (DNS-1123 subdomain)."),
-    namespace: str = typer.Option("default", "--namespace", "-n", metavar="NS",
-                                  help="With --spo-api v1beta1: the namespace of the SeccompProfile object (v1 objects are cluster-scoped)."),
-    spo_api: str = typer.Option("v1", "--spo-api", metavar="VERSION",
-                                help="v1: today's operator (cluster-scoped, operator/NAME.json); v1beta1: older operators (namespaced, operator/NS/NAME.json)."),
+    name: str = typer.Option(
+        ..., "--name", metavar="NAME", help="SeccompProfile object name and profile file name (DNS-1123 subdomain)."
+    ),
+    namespace: str = typer.Option(
+        "default",
+        "--namespace",
+        "-n",
+        metavar="NS",
+        help="With --spo-api v1beta1: the namespace of the SeccompProfile object (v1 objects are cluster-scoped).",
+    ),
+    spo_api: str = typer.Option(
+        "v1",
+        "--spo-api",
+        metavar="VERSION",
+        help="v1: today's operator (cluster-scoped, operator/NAME.json); v1beta1: older operators (namespaced, operator/NS/NAME.json).",
+    ),
     out_dir: Path = typer.Option(None, "--out-dir", metavar="OUT", help="Output directory; default DIR/k8s."),
 ) -> None:
     """Write DIR's seccomp profile in the two forms Kubernetes nodes load.
@@ -219,8 +288,11 @@ def seccompprofile(
     loaded = load_profile_dir(profile)
     files = write_install_files(loaded, name, namespace, out_dir or loaded.path / "k8s", spo_api)
     if spo_api == "v1" and namespace != "default":
-        typer.echo(f"warning: --namespace {namespace} is not used: v1 SeccompProfiles are cluster-scoped "
-                   "(--spo-api v1beta1 for an operator that takes namespaced ones)", err=True)
+        typer.echo(
+            f"warning: --namespace {namespace} is not used: v1 SeccompProfiles are cluster-scoped "
+            "(--spo-api v1beta1 for an operator that takes namespaced ones)",
+            err=True,
+        )
     for warning in files.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {files.seccomp_profile_object}  (kubectl apply -f; needs the Security Profiles Operator)")

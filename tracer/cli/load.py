@@ -24,8 +24,12 @@ def load(
     prompt: str = typer.Option(DEFAULTS.prompt, "--prompt", metavar="TEXT", help=HELP["prompt"]),
     max_tokens: int = typer.Option(DEFAULTS.max_tokens, "--max-tokens", metavar="N", help=HELP["max_tokens"]),
     temperature: float = typer.Option(DEFAULTS.temperature, "--temperature", metavar="T", help=HELP["temperature"]),
-    ready_timeout: float = typer.Option(DEFAULTS.ready_timeout, "--ready-timeout", metavar="S", help=HELP["ready_timeout"]),
-    request_timeout: float = typer.Option(DEFAULTS.request_timeout, "--request-timeout", metavar="S", help=HELP["request_timeout"]),
+    ready_timeout: float = typer.Option(
+        DEFAULTS.ready_timeout, "--ready-timeout", metavar="S", help=HELP["ready_timeout"]
+    ),
+    request_timeout: float = typer.Option(
+        DEFAULTS.request_timeout, "--request-timeout", metavar="S", help=HELP["request_timeout"]
+    ),
     time_limit: float = typer.Option(DEFAULTS.time_limit, "--time-limit", metavar="S", help=HELP["time_limit"]),
     allow_remote: bool = typer.Option(False, "--allow-remote", help=HELP["allow_remote"]),
     netns: str = typer.Option(None, "--netns", metavar="NAME", help=HELP["netns"]),
@@ -50,8 +54,18 @@ def load(
       tracer record --runc-bundle ./bundle --ready-url http://127.0.0.1:8000/v1/health/ready \\
           --load 'tracer load --requests 400' --out nim.trace.json
     """
-    options = loadtest.LoadOptions(url=url, requests=requests, concurrency=concurrency, model=model, prompt=prompt,
-                                   max_tokens=max_tokens, temperature=temperature, ready_timeout=ready_timeout,
-                                   request_timeout=request_timeout, time_limit=time_limit, allow_remote=allow_remote,
-                                   netns=netns)
+    options = loadtest.LoadOptions(
+        url=url,
+        requests=requests,
+        concurrency=concurrency,
+        model=model,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        ready_timeout=ready_timeout,
+        request_timeout=request_timeout,
+        time_limit=time_limit,
+        allow_remote=allow_remote,
+        netns=netns,
+    )
     raise typer.Exit(loadtest.run_and_report(options, fmt.value))

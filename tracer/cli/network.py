@@ -36,8 +36,9 @@ app.add_typer(network_app, name="network")
 
 @network_app.command("observe")
 def observe_command(
-    namespace: str = typer.Argument(None, metavar="NETNS",
-                                    help="A named namespace (under /run/netns) or a path such as /proc/PID/ns/net."),
+    namespace: str = typer.Argument(
+        None, metavar="NETNS", help="A named namespace (under /run/netns) or a path such as /proc/PID/ns/net."
+    ),
     pid: int = typer.Option(None, "--pid", metavar="PID", help="Observe the network namespace of process PID."),
     out: Path = typer.Option(None, "--out", metavar="FILE", help="Also write the surface as JSON to FILE."),
     fmt: OutputFormat = FORMAT_OPTION,
@@ -73,14 +74,23 @@ def observe_command(
 
 @network_app.command("policy")
 def policy_command(
-    surface_file: Path = typer.Argument(..., metavar="SURFACE",
-                                        help="A network surface (observe --out) or a trace with a network section."),
+    surface_file: Path = typer.Argument(
+        ..., metavar="SURFACE", help="A network surface (observe --out) or a trace with a network section."
+    ),
     name: str = typer.Option(..., "--name", metavar="NAME", help="The NetworkPolicy's name."),
-    selectors: list[str] = typer.Option(..., "--selector", metavar="KEY=VALUE",
-                                        help="A label of the pods the policy applies to (repeat for several)."),
-    namespace: str = typer.Option(None, "--namespace", "-n", metavar="NS", help="The Kubernetes namespace of the policy and pods."),
-    out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
-                             help="Write the YAML to FILE (atomically); without it, or with -, to standard output."),
+    selectors: list[str] = typer.Option(
+        ..., "--selector", metavar="KEY=VALUE", help="A label of the pods the policy applies to (repeat for several)."
+    ),
+    namespace: str = typer.Option(
+        None, "--namespace", "-n", metavar="NS", help="The Kubernetes namespace of the policy and pods."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="Write the YAML to FILE (atomically); without it, or with -, to standard output.",
+    ),
 ) -> None:
     """Write a NetworkPolicy: ingress only to the observed ports, egress only to the recorded destinations.
 
@@ -117,8 +127,10 @@ def surface_text(surface: NetworkSurface) -> str:
         traits = ", ".join(filter(None, ["up" if i.up else "down", "loopback" if i.loopback else "", i.kind]))
         lines.append(f"  {i.name:<16} {traits:<20} {' '.join(i.addresses) or '-'}")
     ports = surface.privileged_ports()
-    lines.append(f"privileged ports (below {surface.unprivileged_port_start}, need CAP_NET_BIND_SERVICE): "
-                 f"{' '.join(map(str, ports)) or 'none'}")
+    lines.append(
+        f"privileged ports (below {surface.unprivileged_port_start}, need CAP_NET_BIND_SERVICE): "
+        f"{' '.join(map(str, ports)) or 'none'}"
+    )
     if surface.destinations is None:
         lines.append("destinations not recorded")
     else:

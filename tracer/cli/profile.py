@@ -21,15 +21,49 @@ class DefaultAction(str, Enum):
 
 @app.command()
 def generate(
-    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="One or more traces (several are combined); - reads one from standard input."),
+    traces: list[Path] = typer.Argument(
+        ..., metavar="TRACE...", help="One or more traces (several are combined); - reads one from standard input."
+    ),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Profile directory to write."),
-    default_action: DefaultAction = typer.Option(DefaultAction.errno, "--default-action", help="What the profile does with any other syscall: errno (fail with EPERM), kill, or log (allow and log: complain mode)."),
-    add_capability: list[str] = typer.Option([], "--add-capability", metavar="CAP", help="Add a capability by hand, e.g. one a call failed without during the recording: CHOWN, cap_chown and CAP_CHOWN are the same (repeatable)."),
-    min_runs: int = typer.Option(1, "--min-runs", min=1, metavar="K", help="With merged traces: keep only syscalls that appeared in at least K runs."),
-    add_from_log: list[Path] = typer.Option([], "--add-from-log", metavar="FILE", help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials; repeatable)."),
-    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Write a profile even from a recording that ended without its last checkpoint (complete: false) or missed the workload's start-up (startup_missed: true)."),
-    arguments: bool = typer.Option(True, "--args/--no-args", help="Condition clone, clone3, unshare, setns, socket, socketpair, personality and prctl on the recorded arguments (default); --no-args writes names only."),
-    ioctl_requests: bool = typer.Option(False, "--ioctl-requests", help="Also allow ioctl only with the request numbers recorded (terminal state differs between environments: record where the workload runs)."),
+    default_action: DefaultAction = typer.Option(
+        DefaultAction.errno,
+        "--default-action",
+        help="What the profile does with any other syscall: errno (fail with EPERM), kill, or log (allow and log: complain mode).",
+    ),
+    add_capability: list[str] = typer.Option(
+        [],
+        "--add-capability",
+        metavar="CAP",
+        help="Add a capability by hand, e.g. one a call failed without during the recording: CHOWN, cap_chown and CAP_CHOWN are the same (repeatable).",
+    ),
+    min_runs: int = typer.Option(
+        1,
+        "--min-runs",
+        min=1,
+        metavar="K",
+        help="With merged traces: keep only syscalls that appeared in at least K runs.",
+    ),
+    add_from_log: list[Path] = typer.Option(
+        [],
+        "--add-from-log",
+        metavar="FILE",
+        help="Also allow the syscalls a complain-mode run logged: a saved audit.log, dmesg or journal (see tracer denials; repeatable).",
+    ),
+    allow_incomplete: bool = typer.Option(
+        False,
+        "--allow-incomplete",
+        help="Write a profile even from a recording that ended without its last checkpoint (complete: false) or missed the workload's start-up (startup_missed: true).",
+    ),
+    arguments: bool = typer.Option(
+        True,
+        "--args/--no-args",
+        help="Condition clone, clone3, unshare, setns, socket, socketpair, personality and prctl on the recorded arguments (default); --no-args writes names only.",
+    ),
+    ioctl_requests: bool = typer.Option(
+        False,
+        "--ioctl-requests",
+        help="Also allow ioctl only with the request numbers recorded (terminal state differs between environments: record where the workload runs).",
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a least-privilege profile directory from traces.
@@ -67,9 +101,18 @@ def generate(
     capabilities = [parse_capability(name, "--add-capability") for name in add_capability]
     loaded = [load_trace(path) for path in input_paths(traces)]
     extra = _syscalls_from_logs(add_from_log, loaded[0].arch)
-    draft = plan_profile(loaded, ProfileOptions(default_action.value, tuple(extra), add_capabilities=tuple(capabilities),
-                                                min_runs=min_runs, allow_incomplete=allow_incomplete,
-                                                arguments=arguments, ioctl_requests=ioctl_requests))
+    draft = plan_profile(
+        loaded,
+        ProfileOptions(
+            default_action.value,
+            tuple(extra),
+            add_capabilities=tuple(capabilities),
+            min_runs=min_runs,
+            allow_incomplete=allow_incomplete,
+            arguments=arguments,
+            ioctl_requests=ioctl_requests,
+        ),
+    )
     against = draft.against_runtime_default(str(out))
     write_profile_dir(draft, out)
     for warning in draft.warnings:
@@ -78,15 +121,26 @@ def generate(
     failed_without = draft.capabilities["failed_without"]
     policy, profile = draft.policy, draft.filter
     if fmt is OutputFormat.json:
-        print_json({"out": str(out), "allowed": draft.syscalls.allowed, "enosys": sorted(profile.names_enosys()),
-                    "conditions": [{"syscall": r.syscall, "allows": r.allows} for r in policy.rules],
-                    "warnings": policy.warnings, "capabilities": caps, "failed_without": failed_without,
-                    "left_out": draft.left_out, "rare": draft.rare,
-                    "against_runtime_default": against.to_json()})
+        print_json(
+            {
+                "out": str(out),
+                "allowed": draft.syscalls.allowed,
+                "enosys": sorted(profile.names_enosys()),
+                "conditions": [{"syscall": r.syscall, "allows": r.allows} for r in policy.rules],
+                "warnings": policy.warnings,
+                "capabilities": caps,
+                "failed_without": failed_without,
+                "left_out": draft.left_out,
+                "rare": draft.rare,
+                "against_runtime_default": against.to_json(),
+            }
+        )
     else:
-        typer.echo(f"{out}/seccomp.json: {len(profile.names_allowed())} syscalls allowed "
-                   f"({len(profile.names_conditioned())} only with the recorded arguments), "
-                   f"default {profile.default.action}")
+        typer.echo(
+            f"{out}/seccomp.json: {len(profile.names_allowed())} syscalls allowed "
+            f"({len(profile.names_conditioned())} only with the recorded arguments), "
+            f"default {profile.default.action}"
+        )
         for note in policy.notes:
             typer.echo(f"  {note}")
         for warning in policy.warnings:
@@ -100,8 +154,10 @@ def generate(
         typer.echo(f"{out}/capabilities.json: add {', '.join(caps) if caps else 'nothing'}, drop ALL")
         for cap, rows in failed_without.items():
             calls = ", ".join(f"{r['syscall']} {r['count']}x" for r in rows)
-            typer.echo(f"note: calls failed without {cap} ({calls}); the run went on without it. "
-                       f"--add-capability {cap} if they must succeed.")
+            typer.echo(
+                f"note: calls failed without {cap} ({calls}); the run went on without it. "
+                f"--add-capability {cap} if they must succeed."
+            )
         typer.echo(f"against the runtime default: {against.verdict()}")
         for widening in against.wider:
             typer.echo(f"  wider: {widening.rule} ({'; '.join(widening.evidence) or 'no recorded evidence: FINDING'})")
@@ -118,8 +174,18 @@ def _syscalls_from_logs(logs: list[Path], arch: str) -> list[str]:
 
 @app.command()
 def merge(
-    traces: list[Path] = typer.Argument(..., metavar="TRACE...", help="Traces of the same workload: replicas, nodes, repeated load tests; - reads one from standard input."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="TRACE", help="Merged trace to write; - writes it to standard output (the summary then goes to stderr)."),
+    traces: list[Path] = typer.Argument(
+        ...,
+        metavar="TRACE...",
+        help="Traces of the same workload: replicas, nodes, repeated load tests; - reads one from standard input.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        metavar="TRACE",
+        help="Merged trace to write; - writes it to standard output (the summary then goes to stderr).",
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Merge recordings into one trace: the union of every run, with per-run counts.
@@ -153,8 +219,10 @@ def merge(
         write_trace(merged, out)
     rare = rare_syscalls(merged)
     if fmt is OutputFormat.json:
-        print_json({"out": str(out), "runs": merged.runs["count"], "syscalls": merged.runs["syscalls"], "rare": rare},
-                   stream=summary_stream)
+        print_json(
+            {"out": str(out), "runs": merged.runs["count"], "syscalls": merged.runs["syscalls"], "rare": rare},
+            stream=summary_stream,
+        )
     else:
         typer.echo(f"{out}: {merged.runs['count']} runs, {len(merged.runs['syscalls'])} syscalls", file=summary_stream)
         if rare and merged.runs["count"] > 1:

@@ -37,18 +37,31 @@ pss_app = TracerTyper(
     ),
 )
 
-PATHS = typer.Argument(..., metavar="PATH...", show_default=False,
-                       help="Manifest files or folders; - reads one manifest from standard input.")
-POLICY_VERSION = typer.Option("latest", "--policy-version", metavar="VERSION",
-                              help=f'Pod Security policy version: "latest" (the newest known, v1.{pss.NEWEST_MINOR}) or "v1.N".')
+PATHS = typer.Argument(
+    ...,
+    metavar="PATH...",
+    show_default=False,
+    help="Manifest files or folders; - reads one manifest from standard input.",
+)
+POLICY_VERSION = typer.Option(
+    "latest",
+    "--policy-version",
+    metavar="VERSION",
+    help=f'Pod Security policy version: "latest" (the newest known, v1.{pss.NEWEST_MINOR}) or "v1.N".',
+)
 OLD_VERSION = deprecated_alias("--version", "--policy-version", "VERSION")
 
 
 @pss_app.command("check")
 def check(
     paths: list[Path] = PATHS,
-    level: str = typer.Option("restricted", "--level", metavar="[privileged|baseline|restricted]",
-                              autocompletion=lambda: list(pss.LEVELS), help="Level to enforce."),
+    level: str = typer.Option(
+        "restricted",
+        "--level",
+        metavar="[privileged|baseline|restricted]",
+        autocompletion=lambda: list(pss.LEVELS),
+        help="Level to enforce.",
+    ),
     version: str = POLICY_VERSION,
     old_version: str = OLD_VERSION,
     fmt: OutputFormat = FORMAT_OPTION,
@@ -150,8 +163,12 @@ def _check_record(obj: LoadedObject, evaluation: pss.Evaluation) -> dict:
 
 
 def _level_record(obj: LoadedObject, met: str, blocked: pss.Evaluation | None, version: str) -> dict:
-    return {**_identity(obj), "level": met, "version": str(pss.parse_version(version)),
-            "blocked_by": _evaluation_record(blocked) if blocked else None}
+    return {
+        **_identity(obj),
+        "level": met,
+        "version": str(pss.parse_version(version)),
+        "blocked_by": _evaluation_record(blocked) if blocked else None,
+    }
 
 
 def print_json(results: list[dict]) -> None:

@@ -30,32 +30,133 @@ class CapabilitySource(str, Enum):
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def record(
-    out_text: str = typer.Option(..., "--out", "-o", metavar="TRACE", help="Trace file to write (checkpointed atomically every interval); for a pod recorded from creation DIR/ (an existing directory, or a trailing slash) for one trace per container run."),
-    command: list[str] = typer.Argument(None, metavar="[-- COMMAND ARGS...]",
-                                        help="Run COMMAND in a new cgroup and record it; its output passes through, its exit status is printed and kept in the trace (workload_exit_status)."),
-    runc: str = typer.Option(None, "--runc", metavar="ID", help="A runc container made with `runc create` and not yet started: attach, start it, stop when its init exits."),
-    runc_bundle: str = typer.Option(None, "--runc-bundle", metavar="DIR", help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime)."),
-    runc_id: str = typer.Option(None, "--runc-id", metavar="ID", help="Container id for --runc-bundle (default tracer-PID-RANDOM); an id that exists is refused (exit 2)."),
+    out_text: str = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        metavar="TRACE",
+        help="Trace file to write (checkpointed atomically every interval); for a pod recorded from creation DIR/ (an existing directory, or a trailing slash) for one trace per container run.",
+    ),
+    command: list[str] = typer.Argument(
+        None,
+        metavar="[-- COMMAND ARGS...]",
+        help="Run COMMAND in a new cgroup and record it; its output passes through, its exit status is printed and kept in the trace (workload_exit_status).",
+    ),
+    runc: str = typer.Option(
+        None,
+        "--runc",
+        metavar="ID",
+        help="A runc container made with `runc create` and not yet started: attach, start it, stop when its init exits.",
+    ),
+    runc_bundle: str = typer.Option(
+        None,
+        "--runc-bundle",
+        metavar="DIR",
+        help="Create a container from this OCI bundle and record it from before `runc create`; runc's own set-up is kept apart (phase runtime).",
+    ),
+    runc_id: str = typer.Option(
+        None,
+        "--runc-id",
+        metavar="ID",
+        help="Container id for --runc-bundle (default tracer-PID-RANDOM); an id that exists is refused (exit 2).",
+    ),
     runc_root: str = typer.Option(None, "--runc-root", metavar="DIR", help="runc's state directory (runc --root)."),
-    containerd: str = typer.Option(None, "--containerd", metavar="ID", help="A containerd task: created and not started, gated at runc's hand-over (whoever created it starts it); running, counted from attach (startup_missed)."),
-    containerd_namespace: str = typer.Option("default", "--containerd-namespace", metavar="NS", help="containerd namespace of --containerd (k8s.io on Kubernetes nodes)."),
+    containerd: str = typer.Option(
+        None,
+        "--containerd",
+        metavar="ID",
+        help="A containerd task: created and not started, gated at runc's hand-over (whoever created it starts it); running, counted from attach (startup_missed).",
+    ),
+    containerd_namespace: str = typer.Option(
+        "default",
+        "--containerd-namespace",
+        metavar="NS",
+        help="containerd namespace of --containerd (k8s.io on Kubernetes nodes).",
+    ),
     old_namespace: str = deprecated_alias("--namespace", "--containerd-namespace", "NS"),
-    containerd_state: Path = typer.Option(Path("/run/containerd"), "--containerd-state", metavar="DIR", help="containerd's state directory (its config's `state`)."),
-    cgroup: str = typer.Option(None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."),
-    pid: int = typer.Option(None, "--pid", metavar="PID", help="The cgroup of this process (every process in it counts)."),
-    kubernetes_pod: str = typer.Option(None, "--kubernetes-pod", metavar="NS/POD", help="A pod on this node, through the CRI socket. Not there yet (or not started): load first, wait for it, record every container from its first syscall. Already running: attach to its running container, counted from then on (start-up behind it)."),
-    kubernetes_selector: str = typer.Option(None, "--kubernetes-selector", metavar="NS/LABEL=VALUE", help="The next new pod of namespace NS with that label on this node, recorded from its first syscall."),
-    container: str = typer.Option(None, "--container", metavar="NAME", help="Container name within --kubernetes-pod / --kubernetes-selector."),
-    cri_endpoint: str = typer.Option(None, "--cri-endpoint", metavar="URL", help="The node's CRI socket (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's, CRI-O's, cri-dockerd's)."),
-    duration: float = typer.Option(None, "--duration", min=0.1, metavar="S", help="Stop after S seconds (a pod recorded from creation: S seconds after it appeared)."),
-    wait: float = typer.Option(None, "--wait", min=0.1, metavar="S", help="A pod recorded from creation: give up when it has not appeared within S seconds (exit 1; default: wait until stopped)."),
-    interval: float = typer.Option(1.0, "--interval", min=0.1, metavar="S", help="Seconds between checkpoints of the trace file."),
-    ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand). Asked inside the container's network namespace when it joins a named one."),
-    load: str = typer.Option(None, "--load", metavar="COMMAND", help="Shell command to run once phase load begins (e.g. scripts/loadtest.py); its output is shown as it comes, prefixed `load |`; when it ends the target is stopped and the recording ends."),
-    container_log: str = typer.Option(None, "--container-log", metavar="FILE", help="With --runc-bundle: append the container's output to FILE instead of passing it through."),
-    capability_source: CapabilitySource = typer.Option(CapabilitySource.auto, "--capability-source", help="tracepoint: capability:cap_capable; kprobe: cap_capable (drops no-audit checks); auto: the tracepoint where the kernel has it."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (the final summary and errors still print)."),
-    status_every: float = typer.Option(5.0, "--status-every", min=0.5, metavar="S", help="Where stderr is not a terminal (a log): a status line at most every S seconds."),
+    containerd_state: Path = typer.Option(
+        Path("/run/containerd"),
+        "--containerd-state",
+        metavar="DIR",
+        help="containerd's state directory (its config's `state`).",
+    ),
+    cgroup: str = typer.Option(
+        None, "--cgroup", metavar="PATH", help="A cgroup v2, absolute or relative to the v2 mount."
+    ),
+    pid: int = typer.Option(
+        None, "--pid", metavar="PID", help="The cgroup of this process (every process in it counts)."
+    ),
+    kubernetes_pod: str = typer.Option(
+        None,
+        "--kubernetes-pod",
+        metavar="NS/POD",
+        help="A pod on this node, through the CRI socket. Not there yet (or not started): load first, wait for it, record every container from its first syscall. Already running: attach to its running container, counted from then on (start-up behind it).",
+    ),
+    kubernetes_selector: str = typer.Option(
+        None,
+        "--kubernetes-selector",
+        metavar="NS/LABEL=VALUE",
+        help="The next new pod of namespace NS with that label on this node, recorded from its first syscall.",
+    ),
+    container: str = typer.Option(
+        None, "--container", metavar="NAME", help="Container name within --kubernetes-pod / --kubernetes-selector."
+    ),
+    cri_endpoint: str = typer.Option(
+        None,
+        "--cri-endpoint",
+        metavar="URL",
+        help="The node's CRI socket (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's, CRI-O's, cri-dockerd's).",
+    ),
+    duration: float = typer.Option(
+        None,
+        "--duration",
+        min=0.1,
+        metavar="S",
+        help="Stop after S seconds (a pod recorded from creation: S seconds after it appeared).",
+    ),
+    wait: float = typer.Option(
+        None,
+        "--wait",
+        min=0.1,
+        metavar="S",
+        help="A pod recorded from creation: give up when it has not appeared within S seconds (exit 1; default: wait until stopped).",
+    ),
+    interval: float = typer.Option(
+        1.0, "--interval", min=0.1, metavar="S", help="Seconds between checkpoints of the trace file."
+    ),
+    ready_url: str = typer.Option(
+        None,
+        "--ready-url",
+        metavar="URL",
+        help="Switch from phase startup to load when URL first answers 2xx (SIGUSR1 switches by hand). Asked inside the container's network namespace when it joins a named one.",
+    ),
+    load: str = typer.Option(
+        None,
+        "--load",
+        metavar="COMMAND",
+        help="Shell command to run once phase load begins (e.g. scripts/loadtest.py); its output is shown as it comes, prefixed `load |`; when it ends the target is stopped and the recording ends.",
+    ),
+    container_log: str = typer.Option(
+        None,
+        "--container-log",
+        metavar="FILE",
+        help="With --runc-bundle: append the container's output to FILE instead of passing it through.",
+    ),
+    capability_source: CapabilitySource = typer.Option(
+        CapabilitySource.auto,
+        "--capability-source",
+        help="tracepoint: capability:cap_capable; kprobe: cap_capable (drops no-audit checks); auto: the tracepoint where the kernel has it.",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress on stderr (the final summary and errors still print)."
+    ),
+    status_every: float = typer.Option(
+        5.0,
+        "--status-every",
+        min=0.5,
+        metavar="S",
+        help="Where stderr is not a terminal (a log): a status line at most every S seconds.",
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Record every syscall and capability check of one container (or cgroup) with eBPF.
@@ -100,21 +201,44 @@ def record(
     from tracer.targets import TargetOptions
 
     out = Path(out_text)
-    chosen = TargetOptions(command=command, runc=runc, runc_bundle=runc_bundle, runc_id=runc_id, runc_root=runc_root,
-                           container_log=container_log, containerd=containerd,
-                           containerd_namespace=preferred(containerd_namespace, old_namespace),
-                           containerd_state=containerd_state, cgroup=cgroup, pid=pid, kubernetes_pod=kubernetes_pod,
-                           kubernetes_selector=kubernetes_selector, container=container, cri_endpoint=cri_endpoint)
-    options = RecordOptions(out, interval, duration, ready_url, progress=not quiet, status_every=status_every,
-                            capability_source=capability_source.value, load_command=load, wait=wait,
-                            out_is_directory=out_text.endswith("/") or out.is_dir())
+    chosen = TargetOptions(
+        command=command,
+        runc=runc,
+        runc_bundle=runc_bundle,
+        runc_id=runc_id,
+        runc_root=runc_root,
+        container_log=container_log,
+        containerd=containerd,
+        containerd_namespace=preferred(containerd_namespace, old_namespace),
+        containerd_state=containerd_state,
+        cgroup=cgroup,
+        pid=pid,
+        kubernetes_pod=kubernetes_pod,
+        kubernetes_selector=kubernetes_selector,
+        container=container,
+        cri_endpoint=cri_endpoint,
+    )
+    options = RecordOptions(
+        out,
+        interval,
+        duration,
+        ready_url,
+        progress=not quiet,
+        status_every=status_every,
+        capability_source=capability_source.value,
+        load_command=load,
+        wait=wait,
+        out_is_directory=out_text.endswith("/") or out.is_dir(),
+    )
     signals = Signals.install()  # before anything is made: a signal from now on stops cleanly
     try:
         pod_selector = _pod_from_creation(chosen)
         if pod_selector is not None:
             _record_pod_from_creation(pod_selector, chosen, options, signals, fmt, quiet)
         if wait is not None and not kubernetes_pod:
-            raise InputError(None, "--wait is for a pod recorded from creation (--kubernetes-pod, --kubernetes-selector)")
+            raise InputError(
+                None, "--wait is for a pod recorded from creation (--kubernetes-pod, --kubernetes-selector)"
+            )
         for output in (out, container_log):
             if output:
                 check_output_file(output)
@@ -128,13 +252,25 @@ def record(
     distinct = int((trace.calls_by_nr() > 0).sum())
     if fmt is OutputFormat.json:
         # A recorded command owns stdout; the summary then goes to stderr.
-        print_json({"out": str(out), "stopped_by": result.stopped_by, "exit_status": result.exit_status,
-                    "calls": calls, "syscalls": distinct, "lost": trace.lost, "phase_changes": result.phase_changes,
-                    "load_status": result.load_status},
-                   stream=sys.stderr if target.kind == "command" else sys.stdout)
+        print_json(
+            {
+                "out": str(out),
+                "stopped_by": result.stopped_by,
+                "exit_status": result.exit_status,
+                "calls": calls,
+                "syscalls": distinct,
+                "lost": trace.lost,
+                "phase_changes": result.phase_changes,
+                "load_status": result.load_status,
+            },
+            stream=sys.stderr if target.kind == "command" else sys.stdout,
+        )
     else:
-        typer.echo(f"recorded {calls:,} calls of {distinct} syscalls from {target.kind} {target.name} "
-                   f"({result.stopped_by}) -> {out}", err=True)
+        typer.echo(
+            f"recorded {calls:,} calls of {distinct} syscalls from {target.kind} {target.name} "
+            f"({result.stopped_by}) -> {out}",
+            err=True,
+        )
         typer.echo("lost counters: " + (", ".join(f"{k} {v}" for k, v in lost.items()) if lost else "none"), err=True)
     if load and result.load_status != 0:
         report_failed_load(result.load_status, result.load_output, quiet)
@@ -153,8 +289,11 @@ def _recording_status(target, trace, result) -> int:
         typer.echo(f"start-up missed: the workload never started under the recorder ({result.stopped_by})", err=True)
     if trace.metadata.get("startup_missed"):
         start_missed = True
-        typer.echo("start-up missed: the target was already running when the recorder attached "
-                   "(startup_missed: true; generate refuses it without --allow-incomplete)", err=True)
+        typer.echo(
+            "start-up missed: the target was already running when the recorder attached "
+            "(startup_missed: true; generate refuses it without --allow-incomplete)",
+            err=True,
+        )
     lost = any(trace.lost.values())
     return EXIT_FINDINGS if lost or start_missed else EXIT_OK
 
@@ -197,25 +336,43 @@ def _record_pod_from_creation(selector, chosen, options, signals, fmt, quiet) ->
         result = record_pod(selector, chosen.container, options, signals, chosen.cri_endpoint)
     finally:
         signals.restore()
-    runs = [{"container": run.name, "restart_count": run.attempt, "out": str(run.out),
-             "calls": int(run.trace.calls_by_nr().sum()), "exit_status": run.exit_code,
-             "startup_missed": bool(run.trace.metadata.get("startup_missed")),
-             "workload_started": run.trace.metadata.get("workload_started")} for run in result.runs]
+    runs = [
+        {
+            "container": run.name,
+            "restart_count": run.attempt,
+            "out": str(run.out),
+            "calls": int(run.trace.calls_by_nr().sum()),
+            "exit_status": run.exit_code,
+            "startup_missed": bool(run.trace.metadata.get("startup_missed")),
+            "workload_started": run.trace.metadata.get("workload_started"),
+        }
+        for run in result.runs
+    ]
     if fmt is OutputFormat.json:
-        print_json({"pod": result.pod, "stopped_by": result.stopped_by, "runs": runs, "not_recorded": result.not_recorded})
+        print_json(
+            {"pod": result.pod, "stopped_by": result.stopped_by, "runs": runs, "not_recorded": result.not_recorded}
+        )
     else:
         for run in runs:
-            typer.echo(f"recorded {run['calls']:,} calls from {result.selector} container {run['container']} "
-                       f"(restart {run['restart_count']}, {result.stopped_by}) -> {run['out']}", err=True)
+            typer.echo(
+                f"recorded {run['calls']:,} calls from {result.selector} container {run['container']} "
+                f"(restart {run['restart_count']}, {result.stopped_by}) -> {run['out']}",
+                err=True,
+            )
     problems = []
     if result.pod is None:
         problems.append(f"no pod {selector.describe()} appeared on this node ({result.stopped_by}); nothing recorded")
     elif not runs:
         problems.append(f"pod {selector.describe()} started no container that was recorded ({result.stopped_by})")
-    problems += [f"start-up missed: container {run['container']} had started before the recorder armed "
-                 "(startup_missed: true)" for run in runs if run["startup_missed"]]
+    problems += [
+        f"start-up missed: container {run['container']} had started before the recorder armed (startup_missed: true)"
+        for run in runs
+        if run["startup_missed"]
+    ]
     if result.not_recorded:
-        problems.append(f"not recorded (name one with --container, or give --out a directory): {', '.join(result.not_recorded)}")
+        problems.append(
+            f"not recorded (name one with --container, or give --out a directory): {', '.join(result.not_recorded)}"
+        )
     lost = {k for run in result.runs for k, v in run.trace.lost.items() if v}
     if lost:
         problems.append("lost counters: " + ", ".join(sorted(lost)))
@@ -232,9 +389,13 @@ def _record_pod_from_creation(selector, chosen, options, signals, fmt, quiet) ->
 
 @app.command()
 def show(
-    trace_file: Path = typer.Argument(..., metavar="TRACE", help="A trace written by tracer record or tracer merge; - reads standard input."),
+    trace_file: Path = typer.Argument(
+        ..., metavar="TRACE", help="A trace written by tracer record or tracer merge; - reads standard input."
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
-    top: int = typer.Option(None, "--top", min=1, metavar="N", help="Show only the N most frequent syscalls per phase (text)."),
+    top: int = typer.Option(
+        None, "--top", min=1, metavar="N", help="Show only the N most frequent syscalls per phase (text)."
+    ),
 ) -> None:
     """Summarise a trace: calls per phase and syscall, capability checks, lost counters.
 

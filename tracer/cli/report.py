@@ -28,20 +28,35 @@ def report_format(fmt: PageFormat | None, out: Path) -> PageFormat:
 @app.command("report")
 def report(
     profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by `tracer generate`."),
-    trace: Path = typer.Option(None, "--trace", metavar="TRACE",
-                               help="The recording: calls per phase, rare syscalls, network surface, provenance."),
-    manifest: Path = typer.Option(None, "--manifest", metavar="FILE",
-                                  help="The workload's Kubernetes manifest: Pod Security level before and after "
-                                       "hardening, as `tracer k8s harden` reads it."),
-    container: str = typer.Option(None, "--container", metavar="NAME",
-                                  help="With --manifest: harden only this container (default: every app container)."),
-    pss_version: str = typer.Option("latest", "--pss-version", metavar="VERSION",
-                                    help='Pod Security Standards version: "latest" or "v1.N".'),
-    rare_below: int = typer.Option(RARE_BELOW, "--rare-below", metavar="N",
-                                   help="Mark syscalls seen fewer than N times in the recording as rare."),
+    trace: Path = typer.Option(
+        None,
+        "--trace",
+        metavar="TRACE",
+        help="The recording: calls per phase, rare syscalls, network surface, provenance.",
+    ),
+    manifest: Path = typer.Option(
+        None,
+        "--manifest",
+        metavar="FILE",
+        help="The workload's Kubernetes manifest: Pod Security level before and after "
+        "hardening, as `tracer k8s harden` reads it.",
+    ),
+    container: str = typer.Option(
+        None,
+        "--container",
+        metavar="NAME",
+        help="With --manifest: harden only this container (default: every app container).",
+    ),
+    pss_version: str = typer.Option(
+        "latest", "--pss-version", metavar="VERSION", help='Pod Security Standards version: "latest" or "v1.N".'
+    ),
+    rare_below: int = typer.Option(
+        RARE_BELOW, "--rare-below", metavar="N", help="Mark syscalls seen fewer than N times in the recording as rare."
+    ),
     out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Write the page to FILE (atomically)."),
-    page_format: PageFormat = typer.Option(None, "--page-format",
-                                           help="The page's format; default from FILE's suffix (.md is Markdown)."),
+    page_format: PageFormat = typer.Option(
+        None, "--page-format", help="The page's format; default from FILE's suffix (.md is Markdown)."
+    ),
 ) -> None:
     """Write a one-page security review of a profile for a change request.
 

@@ -12,11 +12,15 @@ from tracer.cli.app import EXIT_FINDINGS, EXIT_OK, FORMAT_OPTION, OutputFormat, 
 @app.command()
 def risk(
     profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by tracer generate."),
-    against: str = typer.Option("runtime-default", "--against", metavar="BASELINE",
-                                help="runtime-default (Docker's current default profile), containerd-VERSION "
-                                     "(containerd's RuntimeDefault of that version: 1.6.20, 1.6, 1.7, 2; generated "
-                                     "from containerd's own code), unconfined, or FILE: an OCI or Docker-format "
-                                     "seccomp profile."),
+    against: str = typer.Option(
+        "runtime-default",
+        "--against",
+        metavar="BASELINE",
+        help="runtime-default (Docker's current default profile), containerd-VERSION "
+        "(containerd's RuntimeDefault of that version: 1.6.20, 1.6, 1.7, 2; generated "
+        "from containerd's own code), unconfined, or FILE: an OCI or Docker-format "
+        "seccomp profile.",
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show what a profile still allows: where it is wider than a baseline, and ATT&CK techniques.
@@ -55,5 +59,3 @@ def risk(
         typer.echo(comparison.to_text())
         typer.echo(attack.report_text(reachable, closed))
     raise typer.Exit(EXIT_FINDINGS if comparison.findings else EXIT_OK)
-
-

@@ -32,20 +32,40 @@ def apply(
 
     config = apply_profile(profile, bundle)
     caps = config["process"]["capabilities"]["effective"]
-    typer.echo(f"{bundle}/config.json: seccomp {config['linux']['seccomp']['defaultAction']}, "
-               f"capabilities {', '.join(caps) or 'none'}, noNewPrivileges")
+    typer.echo(
+        f"{bundle}/config.json: seccomp {config['linux']['seccomp']['defaultAction']}, "
+        f"capabilities {', '.join(caps) or 'none'}, noNewPrivileges"
+    )
 
 
 @app.command()
 def verify(
     profile: Path = typer.Argument(..., metavar="DIR", help="Profile directory written by tracer generate."),
     bundle: Path = typer.Option(..., "--bundle", metavar="DIR", help="OCI bundle of the workload (left unchanged)."),
-    load: str = typer.Option(None, "--load", metavar="COMMAND", help="Shell command that loads the workload once it is ready; must exit 0. Runs in the container's network namespace when the bundle joins a named one."),
-    ready_url: str = typer.Option(None, "--ready-url", metavar="URL", help="Wait until URL answers 2xx before the load (the container's readiness probe)."),
+    load: str = typer.Option(
+        None,
+        "--load",
+        metavar="COMMAND",
+        help="Shell command that loads the workload once it is ready; must exit 0. Runs in the container's network namespace when the bundle joins a named one.",
+    ),
+    ready_url: str = typer.Option(
+        None,
+        "--ready-url",
+        metavar="URL",
+        help="Wait until URL answers 2xx before the load (the container's readiness probe).",
+    ),
     ready_timeout: float = typer.Option(120, "--ready-timeout", metavar="S", help="Seconds to wait for readiness."),
-    stop_timeout: float = typer.Option(30, "--stop-timeout", metavar="S", help="Seconds the container has to exit after its stop signal."),
-    probe: bool = typer.Option(True, "--probe/--no-probe", help="Probe dangerous syscalls the profile does not allow (mount, unshare, setns, ptrace, bpf, keyctl, ...) inside the running container."),
-    out: Path = typer.Option(None, "--out", "-o", metavar="TRACE", help="Also write what the verification run did as a trace."),
+    stop_timeout: float = typer.Option(
+        30, "--stop-timeout", metavar="S", help="Seconds the container has to exit after its stop signal."
+    ),
+    probe: bool = typer.Option(
+        True,
+        "--probe/--no-probe",
+        help="Probe dangerous syscalls the profile does not allow (mount, unshare, setns, ptrace, bpf, keyctl, ...) inside the running container.",
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", metavar="TRACE", help="Also write what the verification run did as a trace."
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Prove a profile: run the workload under it, load it, count every refusal.
@@ -69,12 +89,19 @@ def verify(
     """
     from tracer.verify.run import verify as run_verify
 
-    report = run_verify(profile, bundle, load, ready_url=ready_url, ready_timeout=ready_timeout, stop_timeout=stop_timeout,
-                        probe=probe, out=out, log=lambda message: typer.echo(message, err=True))
+    report = run_verify(
+        profile,
+        bundle,
+        load,
+        ready_url=ready_url,
+        ready_timeout=ready_timeout,
+        stop_timeout=stop_timeout,
+        probe=probe,
+        out=out,
+        log=lambda message: typer.echo(message, err=True),
+    )
     if fmt is OutputFormat.json:
         print_json(report.to_json())
     else:
         typer.echo(report.to_text())
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FINDINGS)
-
-

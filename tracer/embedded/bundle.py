@@ -39,13 +39,25 @@ class Bind(NamedTuple):
     destination: str
 
 
-def make_bundle(directory: str | Path, args: Sequence[str], *, uid: int = 1000, gid: int = 1000,
-                readonly_root: bool = True, env: Mapping[str, str] | None = None,
-                mounts: Sequence[Bind | tuple[str | Path, str]] = (), tmpfs: Sequence[str] = ("/tmp",),
-                cgroups_path: str | None = None, netns_path: str | Path | None = None,
-                no_new_privileges: bool = True, capabilities: Sequence[str] | None = None,
-                seccomp: dict | None = None, hostname: str = "tracer", cwd: str = "/",
-                stop_signal: str | None = None) -> Path:
+def make_bundle(
+    directory: str | Path,
+    args: Sequence[str],
+    *,
+    uid: int = 1000,
+    gid: int = 1000,
+    readonly_root: bool = True,
+    env: Mapping[str, str] | None = None,
+    mounts: Sequence[Bind | tuple[str | Path, str]] = (),
+    tmpfs: Sequence[str] = ("/tmp",),
+    cgroups_path: str | None = None,
+    netns_path: str | Path | None = None,
+    no_new_privileges: bool = True,
+    capabilities: Sequence[str] | None = None,
+    seccomp: dict | None = None,
+    hostname: str = "tracer",
+    cwd: str = "/",
+    stop_signal: str | None = None,
+) -> Path:
     """Write an OCI bundle for `args` into `directory`; return the bundle path.
 
     mounts: extra read-only binds (source, destination). tmpfs: writable scratch
@@ -70,8 +82,14 @@ def make_bundle(directory: str | Path, args: Sequence[str], *, uid: int = 1000, 
     return bundle
 
 
-def mininim_bundle(directory: str | Path, *, port: int = 8000, netns_path: str | Path | None = None,
-                   host: str = "127.0.0.1", **bundle_options) -> Path:
+def mininim_bundle(
+    directory: str | Path,
+    *,
+    port: int = 8000,
+    netns_path: str | Path | None = None,
+    host: str = "127.0.0.1",
+    **bundle_options,
+) -> Path:
     """Bundle the mini-NIM: model files in `directory`/model, the server copied alongside.
 
     Runs `/usr/bin/python3 -u /opt/nim/server.py` as uid 1000 on a read-only root, the
@@ -90,16 +108,18 @@ def mininim_bundle(directory: str | Path, *, port: int = 8000, netns_path: str |
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     return make_bundle(
-        bundle, ["/usr/bin/python3", "-u", MININIM_SERVER],
+        bundle,
+        ["/usr/bin/python3", "-u", MININIM_SERVER],
         env=env | dict(bundle_options.pop("env", {})),
         mounts=[Bind(model_dir, MININIM_MODEL_DIR), Bind(server, MININIM_SERVER)],
-        netns_path=netns_path, hostname=bundle_options.pop("hostname", "mininim"),
-        stop_signal=bundle_options.pop("stop_signal", "SIGTERM"), **bundle_options,
+        netns_path=netns_path,
+        hostname=bundle_options.pop("hostname", "mininim"),
+        stop_signal=bundle_options.pop("stop_signal", "SIGTERM"),
+        **bundle_options,
     )
 
 
-def check_inputs(args: Sequence[str], binds: list[Bind], tmpfs: Sequence[str],
-                 netns_path: str | Path | None) -> None:
+def check_inputs(args: Sequence[str], binds: list[Bind], tmpfs: Sequence[str], netns_path: str | Path | None) -> None:
     if not args:
         raise InputError(None, "container command is empty")
     for bind in binds:
@@ -166,8 +186,15 @@ def copy_dynamic_linker_config(etc: Path) -> None:
         shutil.copytree(alternatives, etc / "alternatives", symlinks=True)
 
 
-def process_spec(args: Sequence[str], uid: int, gid: int, env: Mapping[str, str], cwd: str,
-                 no_new_privileges: bool, capabilities: Sequence[str] | None) -> dict:
+def process_spec(
+    args: Sequence[str],
+    uid: int,
+    gid: int,
+    env: Mapping[str, str],
+    cwd: str,
+    no_new_privileges: bool,
+    capabilities: Sequence[str] | None,
+) -> dict:
     caps = list(DEFAULT_CAPABILITIES if capabilities is None else capabilities)
     home = "/root" if uid == 0 else "/tmp"
     return {
@@ -186,31 +213,52 @@ def standard_mounts() -> list[dict]:
     """The mounts `runc spec` writes, plus the host's /usr read-only."""
     return [
         {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        {"destination": "/usr", "type": "bind", "source": "/usr",
-         "options": ["rbind", "ro", "nosuid", "nodev"]},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+        },
+        {"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]},
     ]
 
 
 def bind_mount(bind: Bind) -> dict:
-    return {"destination": bind.destination, "type": "bind", "source": str(Path(bind.source).resolve()),
-            "options": ["rbind", "ro", "nosuid", "nodev"]}
+    return {
+        "destination": bind.destination,
+        "type": "bind",
+        "source": str(Path(bind.source).resolve()),
+        "options": ["rbind", "ro", "nosuid", "nodev"],
+    }
 
 
 def tmpfs_mount(destination: str) -> dict:
-    return {"destination": destination, "type": "tmpfs", "source": "tmpfs",
-            "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]}
+    return {
+        "destination": destination,
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "nodev", "mode=1777", "size=65536k"],
+    }
 
 
 def linux_spec(cgroups_path: str | None, netns_path: str | Path | None, seccomp: dict | None) -> dict:
@@ -218,9 +266,18 @@ def linux_spec(cgroups_path: str | None, netns_path: str | Path | None, seccomp:
     linux = {
         "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "namespaces": [{"type": "pid"}, network, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-        "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                        "/proc/scsi"],
+        "maskedPaths": [
+            "/proc/acpi",
+            "/proc/asound",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi",
+        ],
         "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
     }
     if cgroups_path:

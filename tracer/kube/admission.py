@@ -68,12 +68,14 @@ def namespace_labels(levels: dict[str, str | None], version: str = "latest") -> 
     return labels
 
 
-def namespace_manifest(name: str, enforce: str | None = None, audit: str | None = None,
-                       warn: str | None = None, version: str = "latest") -> dict:
+def namespace_manifest(
+    name: str, enforce: str | None = None, audit: str | None = None, warn: str | None = None, version: str = "latest"
+) -> dict:
     """A v1 Namespace carrying Pod Security labels; InputError on any invalid value."""
     levels = {"enforce": enforce, "audit": audit, "warn": warn}
-    errors = [_invalid("metadata.name", name, ", ".join(problems))
-              for problems in [dns1123_label_problems(name)] if problems]
+    errors = [
+        _invalid("metadata.name", name, ", ".join(problems)) for problems in [dns1123_label_problems(name)] if problems
+    ]
     if not any(levels.values()):
         errors.append("at least one of --enforce, --audit or --warn is required")
     for label, value in namespace_labels(levels, version).items():
@@ -81,18 +83,25 @@ def namespace_manifest(name: str, enforce: str | None = None, audit: str | None 
         if problem:
             errors.append(_invalid(f"metadata.labels[{label}]", value, problem))
     _raise_if(errors, "invalid Namespace")
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": namespace_labels(levels, version)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": namespace_labels(levels, version)},
+    }
 
 
 # --- admission configuration ---------------------------------------------------------
 
 
 def pod_security_configuration(
-    enforce: str = "baseline", enforce_version: str = "latest",
-    audit: str = "restricted", audit_version: str = "latest",
-    warn: str = "restricted", warn_version: str = "latest",
-    exempt_usernames: Sequence[str] = (), exempt_runtime_classes: Sequence[str] = (),
+    enforce: str = "baseline",
+    enforce_version: str = "latest",
+    audit: str = "restricted",
+    audit_version: str = "latest",
+    warn: str = "restricted",
+    warn_version: str = "latest",
+    exempt_usernames: Sequence[str] = (),
+    exempt_runtime_classes: Sequence[str] = (),
     exempt_namespaces: Sequence[str] = (),
 ) -> dict:
     """A `pod-security.admission.config.k8s.io/v1` PodSecurityConfiguration."""
@@ -100,9 +109,12 @@ def pod_security_configuration(
         "apiVersion": "pod-security.admission.config.k8s.io/v1",
         "kind": "PodSecurityConfiguration",
         "defaults": {
-            "enforce": enforce, "enforce-version": enforce_version,
-            "audit": audit, "audit-version": audit_version,
-            "warn": warn, "warn-version": warn_version,
+            "enforce": enforce,
+            "enforce-version": enforce_version,
+            "audit": audit,
+            "audit-version": audit_version,
+            "warn": warn,
+            "warn-version": warn_version,
         },
         "exemptions": {
             "usernames": list(exempt_usernames),

@@ -128,24 +128,42 @@ def default_localhost_profile(profile: ProfileDir) -> str:
     return f"seccomp-tracer/{profile.name}.json"
 
 
-def harden_file(manifest: str | Path, profile: ProfileDir, out: str | Path | None, *,
-                container: str | None = None, localhost_profile: str | None = None,
-                pss_version: str = "latest") -> HardenResult:
+def harden_file(
+    manifest: str | Path,
+    profile: ProfileDir,
+    out: str | Path | None,
+    *,
+    container: str | None = None,
+    localhost_profile: str | None = None,
+    pss_version: str = "latest",
+) -> HardenResult:
     """Harden MANIFEST into OUT (written atomically, only when everything succeeded)."""
     path = Path(manifest)
     if not path.exists():
         raise InputError(path, "manifest not found")
     text = yaml11.read_text(path)
-    result = harden_text(text, profile, source=str(path), container=container,
-                         localhost_profile=localhost_profile, pss_version=pss_version)
+    result = harden_text(
+        text,
+        profile,
+        source=str(path),
+        container=container,
+        localhost_profile=localhost_profile,
+        pss_version=pss_version,
+    )
     if out is not None:  # None: the caller writes result.text (to standard output)
         atomic_write_text(out, result.text)
     return result
 
 
-def harden_text(text: str, profile: ProfileDir, *, source: str = "manifest",
-                container: str | None = None, localhost_profile: str | None = None,
-                pss_version: str = "latest") -> HardenResult:
+def harden_text(
+    text: str,
+    profile: ProfileDir,
+    *,
+    source: str = "manifest",
+    container: str | None = None,
+    localhost_profile: str | None = None,
+    pss_version: str = "latest",
+) -> HardenResult:
     """Harden the pod templates in manifest TEXT; the result holds the new text and reports."""
     pss.parse_version(pss_version)
     prologue, body = split_prologue(text)
@@ -160,8 +178,11 @@ def harden_text(text: str, profile: ProfileDir, *, source: str = "manifest",
         raise
     for document in judged:
         if document.uses_aliases:
-            raise InputError(source, f"document {document.number}: uses YAML anchors, aliases or merge keys (<<), "
-                                     "which an in-place edit could apply to other objects: expand them first")
+            raise InputError(
+                source,
+                f"document {document.number}: uses YAML anchors, aliases or merge keys (<<), "
+                "which an in-place edit could apply to other objects: expand them first",
+            )
     loaded = LoadResult()
     classify_documents(source, judged, loaded)
     yaml = round_trip_yaml(body)
@@ -184,8 +205,10 @@ def harden_text(text: str, profile: ProfileDir, *, source: str = "manifest",
     for template in templates:
         targets = _chosen_containers(template.spec, container)
         if not targets and container is None:
-            raise InputError(source, f"{template.owner_kind}/{template.owner_name}: no container to harden "
-                                     "(spec.containers is empty)")
+            raise InputError(
+                source,
+                f"{template.owner_kind}/{template.owner_name}: no container to harden (spec.containers is empty)",
+            )
         if not targets:
             continue
         before, _ = pss.strictest_level(template.metadata, template.spec.value, pss_version)
@@ -196,7 +219,7 @@ def harden_text(text: str, profile: ProfileDir, *, source: str = "manifest",
     out = io.StringIO()
     out.write(prologue)
     yaml.dump_all(documents, out)
-    _check_reads_back(out.getvalue()[len(prologue):], judged, source)
+    _check_reads_back(out.getvalue()[len(prologue) :], judged, source)
     reports = [_report(template, targets, before, pss_version) for template, targets, before in hardened]
     return HardenResult(out.getvalue(), reports, warnings)
 
@@ -220,8 +243,7 @@ def _template(documents: list, obj: LoadedObject, source: str) -> PodTemplate:
     for key in ("initContainers", "containers"):
         values, rts = obj.pod_spec.get(key) or [], rt_spec.get(key) or []
         if len(values) != len(rts) or not all(isinstance(rt, CommentedMap) for rt in rts):
-            raise InputError(source, f"document {obj.document}: {path_text(where + (key,))}: "
-                                     "cannot be edited in place")
+            raise InputError(source, f"document {obj.document}: {path_text(where + (key,))}: cannot be edited in place")
     return PodTemplate(obj.kind, obj.name or "<unnamed>", obj.pod_metadata, Twin(rt_spec, obj.pod_spec))
 
 
@@ -235,8 +257,11 @@ def _check_reads_back(text: str, expected: list[yaml11.Document], source: str) -
         raise InputError(source, "the hardened manifest would not read back with the same documents")
     for want, got in zip(expected, actual):
         if (where := _difference(want.value, got.value, "")) is not None:
-            raise InputError(source, f"document {want.number}: {where or 'the document'}: rewriting it would "
-                                     "change what Kubernetes reads; edit this field by hand")
+            raise InputError(
+                source,
+                f"document {want.number}: {where or 'the document'}: rewriting it would "
+                "change what Kubernetes reads; edit this field by hand",
+            )
 
 
 def _difference(want, got, path: str) -> str | None:
@@ -266,13 +291,14 @@ def runtime_default_warnings(profile: ProfileDir) -> list[str]:
     from tracer.profile.against import compare_profile_dir  # noqa: PLC0415
 
     comparison = compare_profile_dir(profile.path)
-    return [f"{profile.path.name}: allows {w.rule}, which RuntimeDefault refuses (e.g. {'; '.join(w.examples)}): "
-            + ("forced by recorded evidence" if w.evidence else "NO recorded evidence; see tracer risk")
-            for w in comparison.wider]
+    return [
+        f"{profile.path.name}: allows {w.rule}, which RuntimeDefault refuses (e.g. {'; '.join(w.examples)}): "
+        + ("forced by recorded evidence" if w.evidence else "NO recorded evidence; see tracer risk")
+        for w in comparison.wider
+    ]
 
 
-def harden_container(container: Twin, template: PodTemplate, profile: ProfileDir,
-                     localhost_profile: str) -> list[str]:
+def harden_container(container: Twin, template: PodTemplate, profile: ProfileDir, localhost_profile: str) -> list[str]:
     """Set the hardened securityContext fields on one container; return warnings."""
     where = f"{template.owner_kind}/{template.owner_name} container {container.get('name')!r}"
     if container.rt.fa.flow_style():  # `{name: a, image: b}`: new nested fields read better as a block
@@ -282,8 +308,7 @@ def harden_container(container: Twin, template: PodTemplate, profile: ProfileDir
 
     if context.get("privileged") is True:
         context.set("privileged", False)
-        warnings.append(f"{where}: privileged: true replaced by false (the recorded "
-                        "capabilities are granted instead)")
+        warnings.append(f"{where}: privileged: true replaced by false (the recorded capabilities are granted instead)")
     context.set("allowPrivilegeEscalation", False)
     _set_capabilities(context, profile.capabilities_add)
     warnings += _set_user(context, template.spec, profile, where)
@@ -312,11 +337,12 @@ def _set_user(context: Twin, pod_spec: Twin, profile: ProfileDir, where: str) ->
         context.set("runAsUser", profile.run_as_user)
         return []
     if manifest_uid == 0:
-        return [f"{where}: runAsUser is 0, so runAsNonRoot: true will stop it from starting; "
-                "set a non-root runAsUser"]
+        return [f"{where}: runAsUser is 0, so runAsNonRoot: true will stop it from starting; set a non-root runAsUser"]
     if manifest_uid is None and profile.run_as_user == 0:
-        return [f"{where}: the recording ran as root (uid 0); runAsNonRoot: true lets it start "
-                "only if the image's USER is non-root, otherwise set runAsUser"]
+        return [
+            f"{where}: the recording ran as root (uid 0); runAsNonRoot: true lets it start "
+            "only if the image's USER is non-root, otherwise set runAsUser"
+        ]
     return []
 
 
@@ -336,8 +362,9 @@ def _set_read_only_root(context: Twin, profile: ProfileDir, where: str) -> list[
 def _report(template: PodTemplate, targets: list[Twin], before: str, pss_version: str) -> ObjectReport:
     spec = template.spec.value
     after, _ = pss.strictest_level(template.metadata, spec, pss_version)
-    report = ObjectReport(template.owner_kind, template.owner_name,
-                          [str(target.get("name") or "") for target in targets], before, after)
+    report = ObjectReport(
+        template.owner_kind, template.owner_name, [str(target.get("name") or "") for target in targets], before, after
+    )
     if after != "restricted":
         evaluation = pss.evaluate(template.metadata, spec, "restricted", pss_version)
         report.remaining = [(violation.check, violation.detail) for violation in evaluation.violations]
@@ -345,6 +372,7 @@ def _report(template: PodTemplate, targets: list[Twin], before: str, pss_version
 
 
 # --- finding containers ---
+
 
 def _recorded_container(templates: list[PodTemplate], profile: ProfileDir) -> tuple[str | None, str | None]:
     """Without --container: the container the profile was recorded from (recording.json), when
@@ -355,8 +383,10 @@ def _recorded_container(templates: list[PodTemplate], profile: ProfileDir) -> tu
     names = {str(c.get("name") or "") for t in templates for c in _containers(t.spec)}
     if recorded in names:
         return recorded, None
-    return None, (f"the profile was recorded from container {recorded!r}, which no pod template here has: "
-                  "every app container is hardened (name one with --container)")
+    return None, (
+        f"the profile was recorded from container {recorded!r}, which no pod template here has: "
+        "every app container is hardened (name one with --container)"
+    )
 
 
 def _chosen_containers(pod_spec: Twin, name: str | None) -> list[Twin]:
@@ -377,11 +407,14 @@ def _containers(pod_spec: Twin, keys=("initContainers", "containers")) -> list[T
 def _require_container(source: str, templates: list[PodTemplate], name: str) -> None:
     names = {str(c.get("name") or "") for t in templates for c in _containers(t.spec)}
     if name not in names:
-        raise InputError(source, f"no container named {name!r} in any pod template "
-                                 f"(containers: {', '.join(sorted(names)) or 'none'})")
+        raise InputError(
+            source,
+            f"no container named {name!r} in any pod template (containers: {', '.join(sorted(names)) or 'none'})",
+        )
 
 
 # --- YAML round trip ---
+
 
 def split_prologue(text: str) -> tuple[str, str]:
     """(comments up to and including a leading `---`, the rest).
@@ -395,7 +428,7 @@ def split_prologue(text: str) -> tuple[str, str]:
         if not stripped or stripped.startswith("#"):
             continue
         if re.match(r"^---\s*(#.*)?$", stripped):
-            return "".join(lines[:index + 1]), "".join(lines[index + 1:])
+            return "".join(lines[: index + 1]), "".join(lines[index + 1 :])
         break
     return "", text
 

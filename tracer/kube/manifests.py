@@ -157,38 +157,46 @@ def _flatten(source: str, number: int, document, location: tuple) -> Iterator[tu
     if kind is None or kind == "":
         raise _error(source, number, location, " has no kind")
     if not isinstance(kind, str):
-        raise _error(source, number, location + ("kind",),
-                     f": expected string, got {shapes.json_type(kind)}")
+        raise _error(source, number, location + ("kind",), f": expected string, got {shapes.json_type(kind)}")
     canonical = _KNOWN_KINDS.get(kind.strip().lower())
     if canonical is not None and canonical != kind:
-        raise _error(source, number, location + ("kind",),
-                     f": {kind!r} is not a Kubernetes kind (kinds are case-sensitive: {canonical!r})")
+        raise _error(
+            source,
+            number,
+            location + ("kind",),
+            f": {kind!r} is not a Kubernetes kind (kinds are case-sensitive: {canonical!r})",
+        )
     if not _KIND_NAME.match(kind):
         raise _error(source, number, location + ("kind",), f": {kind!r} is not a valid kind name")
     api_version = document.get("apiVersion")
     if api_version is not None and not isinstance(api_version, str):
-        raise _error(source, number, location + ("apiVersion",),
-                     f": expected string, got {shapes.json_type(api_version)}")
+        raise _error(
+            source, number, location + ("apiVersion",), f": expected string, got {shapes.json_type(api_version)}"
+        )
     if api_version is not None and not _API_VERSION.match(api_version):
         raise _error(source, number, location + ("apiVersion",), f": {api_version!r} is not a valid apiVersion")
     if api_version in API_KINDS and kind not in API_KINDS[api_version]:
-        raise _error(source, number, location + ("kind",),
-                     f": apiVersion {api_version} has no kind {kind!r} (kubectl: no matches for kind)")
+        raise _error(
+            source,
+            number,
+            location + ("kind",),
+            f": apiVersion {api_version} has no kind {kind!r} (kubectl: no matches for kind)",
+        )
     if kind == "List" or kind.endswith("List"):
         items = document.get("items")
         if items is None:
             return
         if not isinstance(items, list):
-            raise _error(source, number, location + ("items",),
-                         f": expected array, got {shapes.json_type(items)}")
+            raise _error(source, number, location + ("items",), f": expected array, got {shapes.json_type(items)}")
         item_kind = kind[: -len("List")]  # PodList items may omit their kind
         for index, item in enumerate(items):
             where = location + ("items", index)
             if isinstance(item, dict) and item_kind and item.get("kind") is None:
                 item = {**item, "kind": item_kind}
             elif isinstance(item, dict) and item_kind and item.get("kind") != item_kind:
-                raise _error(source, number, where + ("kind",),
-                             f": {item.get('kind')!r} in a {kind} (items are {item_kind}s)")
+                raise _error(
+                    source, number, where + ("kind",), f": {item.get('kind')!r} in a {kind} (items are {item_kind}s)"
+                )
             yield from _flatten(source, number, item, where)
         return
     yield location, document
@@ -220,8 +228,10 @@ def _classify(source: str, number: int, location: tuple, obj: dict, result: Load
     namespace, name = metadata.get("namespace"), metadata.get("name") or ""
     served = _served(kind, api_version) if kind in POD_KINDS else False
     if served is None:
-        raise fail(("apiVersion",), f": {api_version} does not serve kind {kind} "
-                                    f"(it is served by {', '.join(API_VERSIONS[kind])})")
+        raise fail(
+            ("apiVersion",),
+            f": {api_version} does not serve kind {kind} (it is served by {', '.join(API_VERSIONS[kind])})",
+        )
     if not served:
         result.skipped.append(SkippedObject(source, kind, namespace, name))
         return
@@ -234,12 +244,12 @@ def _classify(source: str, number: int, location: tuple, obj: dict, result: Load
     for depth, key in enumerate(template_keys, start=1):
         pod = pod.get(key)
         if pod is None:
-            raise fail(template_keys[:depth], f" is missing: a {kind} runs the pods of its "
-                                              f"{path_text(template_keys)}")
+            raise fail(template_keys[:depth], f" is missing: a {kind} runs the pods of its {path_text(template_keys)}")
     spec = pod.get("spec")
     if spec is None:
         raise fail(template_keys + ("spec",), " is missing: there is no pod to judge")
     if spec.get("containers") is None:
         raise fail(template_keys + ("spec", "containers"), " is missing: a pod runs at least one container")
-    result.objects.append(LoadedObject(source, kind, namespace, name, pod.get("metadata") or {}, spec,
-                                       number, location, template_keys))
+    result.objects.append(
+        LoadedObject(source, kind, namespace, name, pod.get("metadata") or {}, spec, number, location, template_keys)
+    )

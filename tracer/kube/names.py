@@ -13,18 +13,30 @@ _SUBDOMAIN_RE = re.compile(f"^{DNS1123_SUBDOMAIN}$")
 
 def dns1123_label_problems(value: str) -> list[str]:
     """apimachinery IsDNS1123Label, which ValidateNamespaceName applies."""
-    return _problems(value, DNS1123_LABEL_MAX, _LABEL_RE, (
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-        "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
-        f"regex used for validation is '{DNS1123_LABEL}')"))
+    return _problems(
+        value,
+        DNS1123_LABEL_MAX,
+        _LABEL_RE,
+        (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+            "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+            f"regex used for validation is '{DNS1123_LABEL}')"
+        ),
+    )
 
 
 def dns1123_subdomain_problems(value: str) -> list[str]:
     """apimachinery IsDNS1123Subdomain, which NameIsDNSSubdomain applies."""
-    return _problems(value, DNS1123_SUBDOMAIN_MAX, _SUBDOMAIN_RE, (
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-        "and must start and end with an alphanumeric character (e.g. 'example.com', "
-        f"regex used for validation is '{DNS1123_SUBDOMAIN}')"))
+    return _problems(
+        value,
+        DNS1123_SUBDOMAIN_MAX,
+        _SUBDOMAIN_RE,
+        (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+            "and must start and end with an alphanumeric character (e.g. 'example.com', "
+            f"regex used for validation is '{DNS1123_SUBDOMAIN}')"
+        ),
+    )
 
 
 def _problems(value: str, max_length: int, pattern: re.Pattern, format_error: str) -> list[str]:

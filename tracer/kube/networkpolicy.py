@@ -35,7 +35,7 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 @dataclass(frozen=True)
 class GeneratedPolicy:
     manifest: dict
-    notes: tuple[str, ...]   # what the policy leaves out or open, and why
+    notes: tuple[str, ...]  # what the policy leaves out or open, and why
 
     def to_yaml(self) -> str:
         """The manifest as YAML, the notes as comments above it."""
@@ -51,8 +51,9 @@ class GeneratedPolicy:
         return buffer.getvalue()
 
 
-def network_policy(surface: NetworkSurface, name: str, pod_labels: Mapping[str, str],
-                   namespace: str | None = None) -> GeneratedPolicy:
+def network_policy(
+    surface: NetworkSurface, name: str, pod_labels: Mapping[str, str], namespace: str | None = None
+) -> GeneratedPolicy:
     """The NetworkPolicy for the pods with `pod_labels` (all of them), from `surface`."""
     check_object_names(name, namespace)
     check_pod_labels(pod_labels)
@@ -62,8 +63,10 @@ def network_policy(surface: NetworkSurface, name: str, pod_labels: Mapping[str, 
     if namespace is not None:
         metadata["namespace"] = namespace
     metadata["labels"] = {"app.kubernetes.io/managed-by": "seccomp-tracer"}
-    spec = {"podSelector": {"matchLabels": dict(sorted(pod_labels.items()))},
-            "policyTypes": ["Ingress"] if egress is None else ["Ingress", "Egress"]}
+    spec = {
+        "podSelector": {"matchLabels": dict(sorted(pod_labels.items()))},
+        "policyTypes": ["Ingress"] if egress is None else ["Ingress", "Egress"],
+    }
     if ingress:
         spec["ingress"] = ingress
     if egress:
@@ -74,8 +77,11 @@ def network_policy(surface: NetworkSurface, name: str, pod_labels: Mapping[str, 
 
 def ingress_rules(surface: NetworkSurface) -> tuple[list[dict], list[str]]:
     """One rule allowing every reachable listening port, from anywhere; notes on what is left out."""
-    notes = [f"{s.describe()} listens on loopback only: not reachable from outside the pod, no rule"
-             for s in surface.listening if surface.loopback_only(s)]
+    notes = [
+        f"{s.describe()} listens on loopback only: not reachable from outside the pod, no rule"
+        for s in surface.listening
+        if surface.loopback_only(s)
+    ]
     ports = policy_ports((s.protocol, s.port) for s in surface.reachable_listeners())
     if not ports:
         notes.append("nothing listens outside loopback: all ingress is denied")
@@ -86,24 +92,34 @@ def ingress_rules(surface: NetworkSurface) -> tuple[list[dict], list[str]]:
 def egress_rules(destinations: tuple[Destination, ...] | None) -> tuple[list[dict] | None, list[str]]:
     """The egress rules, or None (egress not restricted) where destinations were not recorded."""
     if destinations is None:
-        return None, ["outbound destinations were not recorded: egress is left open "
-                      "(no Egress in policyTypes); record them to restrict it"]
+        return None, [
+            "outbound destinations were not recorded: egress is left open "
+            "(no Egress in policyTypes); record them to restrict it"
+        ]
     if not destinations:
         return [], ["no outbound traffic was recorded: all egress is denied, DNS included"]
-    notes = [f"{d.describe()} stays inside the pod: loopback traffic needs no rule"
-             for d in destinations if inside_pod(d)]
+    notes = [
+        f"{d.describe()} stays inside the pod: loopback traffic needs no rule" for d in destinations if inside_pod(d)
+    ]
     leaving = [d for d in destinations if not inside_pod(d)]
     if not leaving:
         return [], notes + ["no traffic leaving the pod was recorded: all egress is denied, DNS included"]
     rules = []
     dns = [d for d in leaving if d.port == DNS_PORT]
     if dns:
-        rules.append({"to": [copy.deepcopy(KUBE_DNS_PEER)], "ports": policy_ports([("udp", DNS_PORT), ("tcp", DNS_PORT)])})
-        notes.append(f"DNS to port 53 was seen ({', '.join(d.describe() for d in dns)}): allowed to "
-                     "kube-dns in kube-system on UDP and TCP 53, and to the addresses seen")
-    notes += [f"{d.describe()} is link-local (on clouds 169.254.169.254 is the instance metadata "
-              "service): allowed because it was seen, check that it is intended"
-              for d in leaving if wire_address(d.address).is_link_local]
+        rules.append(
+            {"to": [copy.deepcopy(KUBE_DNS_PEER)], "ports": policy_ports([("udp", DNS_PORT), ("tcp", DNS_PORT)])}
+        )
+        notes.append(
+            f"DNS to port 53 was seen ({', '.join(d.describe() for d in dns)}): allowed to "
+            "kube-dns in kube-system on UDP and TCP 53, and to the addresses seen"
+        )
+    notes += [
+        f"{d.describe()} is link-local (on clouds 169.254.169.254 is the instance metadata "
+        "service): allowed because it was seen, check that it is intended"
+        for d in leaving
+        if wire_address(d.address).is_link_local
+    ]
     return rules + address_rules(leaving), notes
 
 
@@ -118,9 +134,13 @@ def address_rules(destinations: Iterable[Destination]) -> list[dict]:
     for destination in destinations:
         address = wire_address(destination.address)
         ports_by_address.setdefault(address, set()).add((destination.protocol, destination.port))
-    return [{"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}],
-             "ports": policy_ports(ports_by_address[address])}
-            for address in sorted(ports_by_address, key=lambda a: (a.version, a))]
+    return [
+        {
+            "to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}],
+            "ports": policy_ports(ports_by_address[address]),
+        }
+        for address in sorted(ports_by_address, key=lambda a: (a.version, a))
+    ]
 
 
 def wire_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -170,7 +190,9 @@ def label_value_problem(value: str) -> str | None:
     if value == "":
         return None
     if len(value) > 63 or not _LABEL_NAME.match(value):
-        return "the value must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+        return (
+            "the value must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+        )
     return None
 
 

@@ -57,22 +57,58 @@ SELECTION: dict[str, tuple[str, ...] | str] = {
     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": ("name", "namespace", "annotations"),
     # what the checks read
     "io.k8s.api.core.v1.PodSpec": (
-        "hostNetwork", "hostPID", "hostIPC", "hostUsers", "os", "securityContext",
-        "initContainers", "containers", "ephemeralContainers", "volumes"),
+        "hostNetwork",
+        "hostPID",
+        "hostIPC",
+        "hostUsers",
+        "os",
+        "securityContext",
+        "initContainers",
+        "containers",
+        "ephemeralContainers",
+        "volumes",
+    ),
     "io.k8s.api.core.v1.PodOS": ("name",),
     "io.k8s.api.core.v1.PodSecurityContext": (
-        "runAsNonRoot", "runAsUser", "seLinuxOptions", "seccompProfile", "appArmorProfile",
-        "sysctls", "windowsOptions"),
+        "runAsNonRoot",
+        "runAsUser",
+        "seLinuxOptions",
+        "seccompProfile",
+        "appArmorProfile",
+        "sysctls",
+        "windowsOptions",
+    ),
     "io.k8s.api.core.v1.Container": (
-        "name", "securityContext", "ports", "livenessProbe", "readinessProbe", "startupProbe",
-        "lifecycle"),
+        "name",
+        "securityContext",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+    ),
     "io.k8s.api.core.v1.EphemeralContainer": (
-        "name", "securityContext", "ports", "livenessProbe", "readinessProbe", "startupProbe",
-        "lifecycle"),
+        "name",
+        "securityContext",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+    ),
     "io.k8s.api.core.v1.SecurityContext": (
-        "privileged", "allowPrivilegeEscalation", "capabilities", "procMount", "runAsNonRoot",
-        "runAsUser", "readOnlyRootFilesystem", "seLinuxOptions", "seccompProfile",
-        "appArmorProfile", "windowsOptions"),
+        "privileged",
+        "allowPrivilegeEscalation",
+        "capabilities",
+        "procMount",
+        "runAsNonRoot",
+        "runAsUser",
+        "readOnlyRootFilesystem",
+        "seLinuxOptions",
+        "seccompProfile",
+        "appArmorProfile",
+        "windowsOptions",
+    ),
     "io.k8s.api.core.v1.Capabilities": ("add", "drop"),
     "io.k8s.api.core.v1.SELinuxOptions": ("user", "role", "type", "level"),
     "io.k8s.api.core.v1.SeccompProfile": ("type", "localhostProfile"),
@@ -152,8 +188,17 @@ def derive(document: dict) -> dict[str, dict[str, str]]:
     return types
 
 
-POD_KINDS = ("Pod", "PodTemplate", "ReplicationController", "Deployment", "StatefulSet", "DaemonSet",
-             "ReplicaSet", "Job", "CronJob")
+POD_KINDS = (
+    "Pod",
+    "PodTemplate",
+    "ReplicationController",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+)
 
 
 def derive_kinds(document: dict) -> dict[str, list[str]]:
@@ -172,6 +217,7 @@ def derive_kinds(document: dict) -> dict[str, list[str]]:
 def bundled_definitions() -> tuple[Path, str]:
     """The kubernetes-validate bundle of the newest Kubernetes version, and that version."""
     import kubernetes_validate  # noqa: PLC0415 (a test dependency, needed only to regenerate pod_schema.py)
+
     version = kubernetes_validate.latest_version()
     root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
     return root / f"v{version}-local" / "_definitions.json", version
@@ -209,9 +255,11 @@ def main(argv: list[str]) -> int:
         source = f"OpenAPI definitions in {path.name}"
     else:
         path, version = bundled_definitions()
-        source = (f"Kubernetes v{version} OpenAPI (swagger.json of kubernetes/kubernetes), as converted to "
-                  f"JSON schema by kubernetes-validate {version}: kubernetes-json-schema/v{version}-local/"
-                  "_definitions.json")
+        source = (
+            f"Kubernetes v{version} OpenAPI (swagger.json of kubernetes/kubernetes), as converted to "
+            f"JSON schema by kubernetes-validate {version}: kubernetes-json-schema/v{version}-local/"
+            "_definitions.json"
+        )
     document = json.loads(path.read_text())
     sys.stdout.write(render(derive(document), derive_kinds(document), source))
     return 0

@@ -31,11 +31,10 @@ SPO_MAX_ARGS = 6  # the CRD's maxItems for a rule's args
 INT64_MAX = 2**63 - 1  # the CRD's format for args' value and valueTwo
 
 
-
 @dataclass(frozen=True)
 class InstallFiles:
-    seccomp_profile_object: Path   # the SPO SeccompProfile manifest
-    plain_profile: Path            # the OCI profile for /var/lib/kubelet/seccomp/seccomp-tracer/
+    seccomp_profile_object: Path  # the SPO SeccompProfile manifest
+    plain_profile: Path  # the OCI profile for /var/lib/kubelet/seccomp/seccomp-tracer/
     spo_localhost_profile: str
     plain_localhost_profile: str
     warnings: tuple[str, ...]
@@ -52,11 +51,12 @@ def check_api(api: str) -> None:
 
 def check_names(name: str, namespace: str) -> None:
     if dns1123_subdomain_problems(name):
-        raise InputError(None, f"--name {name!r} is not a valid object name "
-                               "(lower-case letters, digits, '-' and '.')")
+        raise InputError(None, f"--name {name!r} is not a valid object name (lower-case letters, digits, '-' and '.')")
     if dns1123_label_problems(namespace):
-        raise InputError(None, f"--namespace {namespace!r} is not a valid namespace name "
-                               "(lower-case letters, digits and '-', at most 63)")
+        raise InputError(
+            None,
+            f"--namespace {namespace!r} is not a valid namespace name (lower-case letters, digits and '-', at most 63)",
+        )
 
 
 def spo_localhost_profile(name: str, namespace: str, api: str = "v1") -> str:
@@ -99,7 +99,9 @@ def _rule(rule: dict) -> dict:
     # security-profiles-operator#1769) because runtimes reject a string there.
     out = {"names": list(rule["names"]), "action": rule["action"]}
     if rule.get("args"):  # argument conditions are the point of the rule: never dropped
-        out["args"] = [{key: arg[key] for key in ("index", "value", "valueTwo", "op") if key in arg} for arg in rule["args"]]
+        out["args"] = [
+            {key: arg[key] for key in ("index", "value", "valueTwo", "op") if key in arg} for arg in rule["args"]
+        ]
     if "errnoRet" in rule:
         out["errnoRet"] = rule["errnoRet"]
     if rule.get("args"):
@@ -114,28 +116,42 @@ def check_expressible(profile: ProfileDir) -> None:
     for index, rule in enumerate(profile.seccomp.get("syscalls", [])):
         conditions = rule.get("args", [])
         if len(conditions) > SPO_MAX_ARGS:
-            raise InputError(file, f"syscalls[{index}].args: {len(conditions)} conditions, a SeccompProfile holds at most {SPO_MAX_ARGS}")
+            raise InputError(
+                file,
+                f"syscalls[{index}].args: {len(conditions)} conditions, a SeccompProfile holds at most {SPO_MAX_ARGS}",
+            )
         for position, condition in enumerate(conditions):
             for key in ("value", "valueTwo"):
                 if condition.get(key, 0) > INT64_MAX:
-                    raise InputError(file, f"syscalls[{index}].args[{position}].{key}: {condition[key]} does not fit "
-                                           "the SeccompProfile's int64 (write it as the plain profile only)")
+                    raise InputError(
+                        file,
+                        f"syscalls[{index}].args[{position}].{key}: {condition[key]} does not fit "
+                        "the SeccompProfile's int64 (write it as the plain profile only)",
+                    )
 
 
-def write_install_files(profile: ProfileDir, name: str, namespace: str,
-                        out_dir: str | Path, api: str = "v1") -> InstallFiles:
+def write_install_files(
+    profile: ProfileDir, name: str, namespace: str, out_dir: str | Path, api: str = "v1"
+) -> InstallFiles:
     check_api(api)
     check_names(name, namespace)
     check_expressible(profile)
     warnings = []
     default_errno = profile.seccomp.get("defaultErrnoRet", EPERM)
     if default_errno != EPERM:
-        warnings.append(f"defaultErrnoRet {default_errno} cannot be expressed in a SeccompProfile: "
-                        "under the operator denied syscalls fail with EPERM")
+        warnings.append(
+            f"defaultErrnoRet {default_errno} cannot be expressed in a SeccompProfile: "
+            "under the operator denied syscalls fail with EPERM"
+        )
     directory = Path(out_dir)
     object_file = directory / f"{name}.seccompprofile.yaml"
     plain_file = directory / f"{name}.json"
     atomic_write_text(object_file, to_yaml(seccomp_profile_object(profile, name, namespace, api)))
     atomic_write_json(plain_file, plain_profile(profile))
-    return InstallFiles(object_file, plain_file, spo_localhost_profile(name, namespace, api),
-                        plain_localhost_profile(name), tuple(warnings))
+    return InstallFiles(
+        object_file,
+        plain_file,
+        spo_localhost_profile(name, namespace, api),
+        plain_localhost_profile(name),
+        tuple(warnings),
+    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from tracer.kube.pod_schema import TYPES
 from tracer.schema import json_type
 
-_INT_RANGES = {"int32": (-(2 ** 31), 2 ** 31 - 1), "int64": (-(2 ** 63), 2 ** 63 - 1)}
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
 class ShapeError(Exception):
@@ -64,7 +64,7 @@ def check(value, descriptor: str, path: str) -> None:
         ok = isinstance(value, dict)
         if ok:
             for key, item in value.items():
-                _check_member(item, descriptor[len("map[string]"):], f"{path}[{key}]")
+                _check_member(item, descriptor[len("map[string]") :], f"{path}[{key}]")
     else:
         ok = isinstance(value, dict)
         if ok and descriptor != "object":

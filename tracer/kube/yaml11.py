@@ -90,11 +90,11 @@ def _check_size(text: str, source) -> None:
 # --- go-yaml v2 scalar resolution (resolve.go) -------------------------------------------
 
 STR, BOOL, INT, FLOAT, NULL, TIMESTAMP, BINARY, MERGE = (
-    "tag:yaml.org,2002:" + name for name in ("str", "bool", "int", "float", "null", "timestamp", "binary", "merge"))
+    "tag:yaml.org,2002:" + name for name in ("str", "bool", "int", "float", "null", "timestamp", "binary", "merge")
+)
 _RESOLVABLE = {STR, BOOL, INT, FLOAT, NULL, TIMESTAMP}
 
-_HINTS = {**dict.fromkeys("+-", "S"), **dict.fromkeys("0123456789", "D"),
-          **dict.fromkeys("yYnNtTfFoO~", "M"), ".": "."}
+_HINTS = {**dict.fromkeys("+-", "S"), **dict.fromkeys("0123456789", "D"), **dict.fromkeys("yYnNtTfFoO~", "M"), ".": "."}
 _RESOLVE_MAP: dict[str, tuple[str, object]] = {}
 for _values, _resolved in (
     (("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"), (BOOL, True)),
@@ -110,15 +110,20 @@ for _values, _resolved in (
 _YAML_STYLE_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 # Go's ParseFloat on a string starting with '.': digits, '_' only between digits, exponent.
 _DOT_FLOAT = re.compile(r"^\.[0-9]+(_[0-9]+)*([eE][-+]?[0-9]+(_[0-9]+)*)?$")
-_DIGITS = {2: re.compile(r"^[01]*$"), 8: re.compile(r"^[0-7]*$"), 10: re.compile(r"^[0-9]+$"),
-           16: re.compile(r"^[0-9a-fA-F]+$")}
+_DIGITS = {
+    2: re.compile(r"^[01]*$"),
+    8: re.compile(r"^[0-7]*$"),
+    10: re.compile(r"^[0-9]+$"),
+    16: re.compile(r"^[0-9a-fA-F]+$"),
+}
 _INT_SYNTAX = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oObB][0-9]+|[0-9]+)$")
 _TIMESTAMP = re.compile(
     r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"([Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]{1,9})?(Z|[-+][0-9]{2}:[0-9]{2})?)?$")
+    r"([Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]{1,9})?(Z|[-+][0-9]{2}:[0-9]{2})?)?$"
+)
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
-INT64_MIN, INT64_MAX, UINT64_MAX = -(2 ** 63), 2 ** 63 - 1, 2 ** 64 - 1
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 
 class _Refused(Exception):
@@ -154,7 +159,8 @@ def _go_parse_int(text: str) -> int | None:
 
 def _long_number(text: str) -> None:
     if len(text) > MAX_NUMBER_LENGTH and (
-            _INT_SYNTAX.match(text) or _YAML_STYLE_FLOAT.match(text) or _DOT_FLOAT.match(text)):
+        _INT_SYNTAX.match(text) or _YAML_STYLE_FLOAT.match(text) or _DOT_FLOAT.match(text)
+    ):
         raise _Refused(f"number longer than {MAX_NUMBER_LENGTH} characters")
 
 
@@ -318,8 +324,9 @@ class _Composer:
         self.root: _Node | None = None
 
     def end_document(self):
-        self.documents.append(Document(len(self.documents) + 1, self.root.value if self.root else None,
-                                       self.uses_aliases))
+        self.documents.append(
+            Document(len(self.documents) + 1, self.root.value if self.root else None, self.uses_aliases)
+        )
 
     def push(self, value, is_map: bool, anchor) -> None:
         if len(self.stack) + 1 > MAX_DEPTH:
@@ -348,8 +355,7 @@ class _Composer:
 
     def scalar(self, event: ScalarEvent) -> None:
         is_key = bool(self.stack) and self.stack[-1].is_map and not self.stack[-1].has_key
-        if is_key and event.value == "<<" and (
-                (event.tag is None and event.style is None) or str(event.tag) == MERGE):
+        if is_key and event.value == "<<" and ((event.tag is None and event.style is None) or str(event.tag) == MERGE):
             self.uses_aliases = True
             self.add(_Node(_MERGE, 1, 0), event.anchor)
             return
@@ -473,8 +479,13 @@ def load_json(text: str, source) -> list[Document]:
     """A JSON file's one value as a document, with the same rules and bounds as YAML."""
     _check_size(text, source)
     try:
-        value = json.loads(text, object_pairs_hook=_pairs, parse_int=_parse_int,
-                           parse_float=_parse_float, parse_constant=_parse_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_pairs,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
         if isinstance(value, (dict, list)):
             _check_json(value)
     except _Refused as refused:

@@ -128,8 +128,9 @@ def enter_namespace(fd: int, path: Path) -> None:
     except OSError as err:
         if err.errno == errno.EINVAL:  # the file is not a network namespace
             raise InputError(path, "not a network namespace") from None
-        raise ObservationError(f"{path}: cannot enter the network namespace ({os.strerror(err.errno)}; "
-                               "needs CAP_SYS_ADMIN: run as root)") from None
+        raise ObservationError(
+            f"{path}: cannot enter the network namespace ({os.strerror(err.errno)}; needs CAP_SYS_ADMIN: run as root)"
+        ) from None
     wanted, here = os.fstat(fd), os.stat("/proc/thread-self/ns/net")
     if (wanted.st_dev, wanted.st_ino) != (here.st_dev, here.st_ino):
         raise ObservationError(f"{path}: setns() returned but the thread is not in the namespace")

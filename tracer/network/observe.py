@@ -40,9 +40,11 @@ def observe_current_namespace() -> NetworkSurface:
     """The surface of the calling thread's own network namespace."""
     interfaces = read_interfaces()
     names = {index: interface.name for index, interface in interfaces.items()}
-    return NetworkSurface(listening=tuple(read_listening_sockets(names)),
-                          interfaces=tuple(interfaces.values()),
-                          unprivileged_port_start=read_unprivileged_port_start())
+    return NetworkSurface(
+        listening=tuple(read_listening_sockets(names)),
+        interfaces=tuple(interfaces.values()),
+        unprivileged_port_start=read_unprivileged_port_start(),
+    )
 
 
 def read_interfaces() -> dict[int, Interface]:
@@ -108,8 +110,11 @@ def read_listening_sockets(interface_names: dict[int, str]) -> list[ListeningSoc
         for protocol, protocol_number in PROTOCOLS.items():
             for family, family_number in FAMILIES.items():
                 messages = dump_sockets(diag, family_number, protocol_number, LISTENER_STATES[protocol])
-                sockets += [listener(message, protocol, family, interface_names) for message in messages
-                            if message["idiag_sport"] != 0]  # port 0: created, never bound
+                sockets += [
+                    listener(message, protocol, family, interface_names)
+                    for message in messages
+                    if message["idiag_sport"] != 0
+                ]  # port 0: created, never bound
     return sockets
 
 
@@ -119,16 +124,17 @@ def dump_sockets(diag: DiagSocket, family: int, protocol: int, states: int) -> t
         return diag.get_sock_stats(family=family, protocol=protocol, states=states)
     except (NetlinkError, OSError) as err:
         code = err.code if isinstance(err, NetlinkError) else err.errno
-        raise ObservationError(f"sock_diag cannot list sockets of IP protocol {protocol}, address family "
-                               f"{family} ({os.strerror(code)}): the kernel lacks its diag module "
-                               "(tcp_diag, udp_diag) or could not load it") from None
+        raise ObservationError(
+            f"sock_diag cannot list sockets of IP protocol {protocol}, address family "
+            f"{family} ({os.strerror(code)}): the kernel lacks its diag module "
+            "(tcp_diag, udp_diag) or could not load it"
+        ) from None
 
 
 def listener(message, protocol: str, family: str, interface_names: dict[int, str]) -> ListeningSocket:
     device = message["idiag_if"]
     interface = interface_names.get(device, f"if{device}") if device else None
-    return ListeningSocket(protocol, family, message["idiag_src"],
-                           message["idiag_sport"], interface)
+    return ListeningSocket(protocol, family, message["idiag_src"], message["idiag_sport"], interface)
 
 
 def read_unprivileged_port_start() -> int:

@@ -29,9 +29,9 @@ T = TypeVar("T")
 class ListeningSocket:
     """A socket that accepts traffic: TCP in LISTEN, or UDP bound to a port and not connected."""
 
-    protocol: str               # "tcp" | "udp"
-    family: str                 # "ipv4" | "ipv6"
-    address: str                # bound address; 0.0.0.0 or :: for every address
+    protocol: str  # "tcp" | "udp"
+    family: str  # "ipv4" | "ipv6"
+    address: str  # bound address; 0.0.0.0 or :: for every address
     port: int
     interface: str | None = None  # SO_BINDTODEVICE, if the socket is bound to one device
 
@@ -51,16 +51,21 @@ class ListeningSocket:
         return f"{self.protocol} {host}:{self.port}{device}"
 
     def to_json(self) -> dict:
-        return {"protocol": self.protocol, "family": self.family, "address": self.address,
-                "port": self.port, "interface": self.interface}
+        return {
+            "protocol": self.protocol,
+            "family": self.family,
+            "address": self.address,
+            "port": self.port,
+            "interface": self.interface,
+        }
 
 
 @dataclass(frozen=True)
 class Interface:
     name: str
-    kind: str | None            # rtnetlink link kind: "veth", "bridge", ...; None for lo and physical devices
-    up: bool                    # administratively up (IFF_UP)
-    loopback: bool              # IFF_LOOPBACK
+    kind: str | None  # rtnetlink link kind: "veth", "bridge", ...; None for lo and physical devices
+    up: bool  # administratively up (IFF_UP)
+    loopback: bool  # IFF_LOOPBACK
     addresses: tuple[str, ...]  # "address/prefix", IPv4 then IPv6
 
     def __post_init__(self):
@@ -71,12 +76,22 @@ class Interface:
         return self.kind == "veth"
 
     def merge(self, other: Interface) -> Interface:
-        return Interface(self.name, self.kind or other.kind, self.up or other.up,
-                         self.loopback or other.loopback, self.addresses + other.addresses)
+        return Interface(
+            self.name,
+            self.kind or other.kind,
+            self.up or other.up,
+            self.loopback or other.loopback,
+            self.addresses + other.addresses,
+        )
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "up": self.up, "loopback": self.loopback,
-                "addresses": list(self.addresses)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "up": self.up,
+            "loopback": self.loopback,
+            "addresses": list(self.addresses),
+        }
 
 
 @dataclass(frozen=True)
@@ -100,8 +115,13 @@ class Destination:
         return f"{self.protocol} {host}:{self.port}"
 
     def to_json(self) -> dict:
-        return {"protocol": self.protocol, "family": self.family, "address": self.address,
-                "port": self.port, "count": self.count}
+        return {
+            "protocol": self.protocol,
+            "family": self.family,
+            "address": self.address,
+            "port": self.port,
+            "count": self.count,
+        }
 
 
 @dataclass(frozen=True)
@@ -148,8 +168,12 @@ class NetworkSurface:
         destinations = None
         if self.destinations is not None and other.destinations is not None:
             destinations = self.destinations + other.destinations
-        return NetworkSurface(self.listening + other.listening, self.interfaces + other.interfaces,
-                              destinations, max(self.unprivileged_port_start, other.unprivileged_port_start))
+        return NetworkSurface(
+            self.listening + other.listening,
+            self.interfaces + other.interfaces,
+            destinations,
+            max(self.unprivileged_port_start, other.unprivileged_port_start),
+        )
 
     def to_json(self) -> dict:
         return {
@@ -173,12 +197,17 @@ class NetworkSurface:
     def _from_checked_json(cls, data: dict, where: str) -> NetworkSurface:
         """The model from a document that matches the schema; what the schema cannot state (an
         address of the right family, a valid prefix) is a SchemaViolation at the item."""
+
         def items(key: str, build: type[T]) -> tuple[T, ...]:
             return tuple(construct(build, (where, key, index), item) for index, item in enumerate(data[key]))
 
         destinations = None if data["destinations"] is None else items("destinations", Destination)
-        return cls(items("listening", ListeningSocket), items("interfaces", Interface), destinations,
-                   data.get("unprivileged_port_start", DEFAULT_UNPRIVILEGED_PORT_START))
+        return cls(
+            items("listening", ListeningSocket),
+            items("interfaces", Interface),
+            destinations,
+            data.get("unprivileged_port_start", DEFAULT_UNPRIVILEGED_PORT_START),
+        )
 
 
 def construct(build: type[T], path: tuple, fields: dict) -> T:
@@ -211,8 +240,9 @@ def summed_destinations(destinations: Iterable[Destination]) -> tuple[Destinatio
     by_key: dict[tuple, Destination] = {}
     for destination in destinations:
         known = by_key.get(destination.key())
-        by_key[destination.key()] = destination if known is None else replace(
-            known, count=known.count + destination.count)
+        by_key[destination.key()] = (
+            destination if known is None else replace(known, count=known.count + destination.count)
+        )
     return tuple(by_key[key] for key in sorted(by_key))
 
 

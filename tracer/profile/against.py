@@ -53,8 +53,12 @@ from tracer.trace.arguments import ArgumentRow, Arguments
 
 # Arguments the kernel reads as 32 bits (int or unsigned int); the rest are 64-bit.
 ARGUMENT_BITS = {
-    "socket": {0: 32, 1: 32, 2: 32}, "socketpair": {0: 32, 1: 32, 2: 32}, "personality": {0: 32},
-    "prctl": {0: 32}, "ioctl": {0: 32, 1: 32}, "setns": {0: 32, 1: 32},
+    "socket": {0: 32, 1: 32, 2: 32},
+    "socketpair": {0: 32, 1: 32, 2: 32},
+    "personality": {0: 32},
+    "prctl": {0: 32},
+    "ioctl": {0: 32, 1: 32},
+    "setns": {0: 32, 1: 32},
 }
 MAX_COMBINATIONS = 200_000
 
@@ -106,7 +110,11 @@ def boundary_values(name: str, index: int, conditions: list[Condition]) -> set[i
         for other in conditions:
             if other is m:
                 continue
-            targets = [other.value_two] if other.op == "SCMP_CMP_MASKED_EQ" else [other.value - 1, other.value, other.value + 1]
+            targets = (
+                [other.value_two]
+                if other.op == "SCMP_CMP_MASKED_EQ"
+                else [other.value - 1, other.value, other.value + 1]
+            )
             for target in targets:
                 near = (target & ~m.value) | m.value_two
                 values.add(near)
@@ -142,7 +150,9 @@ def describe_rule(name: str, rule: Rule, default: bool = False) -> str:
     if not rule.conditions:
         return f"{name} with any arguments"
     if all(_selects_one_value(name, c) for c in rule.conditions):
-        return describe_call(name, {c.index: c.value_two if c.op == "SCMP_CMP_MASKED_EQ" else c.value for c in rule.conditions})
+        return describe_call(
+            name, {c.index: c.value_two if c.op == "SCMP_CMP_MASKED_EQ" else c.value for c in rule.conditions}
+        )
     return f"{name} where " + " and ".join(_describe_condition(c) for c in rule.conditions)
 
 
@@ -151,14 +161,22 @@ def _selects_one_value(name: str, c: Condition) -> bool:
     width = (1 << bits(name, c.index)) - 1
     if c.op == "SCMP_CMP_EQ":
         return True
-    return c.op == "SCMP_CMP_MASKED_EQ" and (c.value & width == width or (name == "clone" and c.value == CLONE_NAMESPACE_FLAGS))
+    return c.op == "SCMP_CMP_MASKED_EQ" and (
+        c.value & width == width or (name == "clone" and c.value == CLONE_NAMESPACE_FLAGS)
+    )
 
 
 def _describe_condition(c: Condition) -> str:
     if c.op == "SCMP_CMP_MASKED_EQ":
         return f"arg{c.index} & {c.value:#x} == {c.value_two:#x}"
-    symbol = {"SCMP_CMP_NE": "!=", "SCMP_CMP_LT": "<", "SCMP_CMP_LE": "<=", "SCMP_CMP_EQ": "==",
-              "SCMP_CMP_GE": ">=", "SCMP_CMP_GT": ">"}[c.op]
+    symbol = {
+        "SCMP_CMP_NE": "!=",
+        "SCMP_CMP_LT": "<",
+        "SCMP_CMP_LE": "<=",
+        "SCMP_CMP_EQ": "==",
+        "SCMP_CMP_GE": ">=",
+        "SCMP_CMP_GT": ">",
+    }[c.op]
     return f"arg{c.index} {symbol} {c.value:#x}"
 
 
@@ -183,13 +201,18 @@ class Evidence:
         evidence = (recording or {}).get("evidence") or {}
         if not isinstance(evidence, dict):
             raise InputError(source, "'evidence' must be an object")
-        calls, sources, arguments = evidence.get("syscalls") or {}, evidence.get("sources") or {}, evidence.get("arguments")
+        calls, sources, arguments = (
+            evidence.get("syscalls") or {},
+            evidence.get("sources") or {},
+            evidence.get("arguments"),
+        )
         if not isinstance(calls, dict) or not all(isinstance(v, int) for v in calls.values()):
             raise InputError(source, "evidence.syscalls must map syscall names to call counts")
         if not isinstance(sources, dict):
             raise InputError(source, "evidence.sources must map syscall names to reasons")
-        return cls(dict(calls), parse_arguments(source, arguments, PHASES) if arguments is not None else None,
-                   dict(sources))
+        return cls(
+            dict(calls), parse_arguments(source, arguments, PHASES) if arguments is not None else None, dict(sources)
+        )
 
     def rows(self, name: str) -> list[ArgumentRow] | None:
         """Recorded argument rows of `name`, or None when its arguments were not recorded."""
@@ -203,9 +226,12 @@ def kernel_values(name: str, row: ArgumentRow) -> dict[int, int]:
 
 
 def describe_row(row: ArgumentRow) -> str:
-    """"recorded socket AF_NETLINK NETLINK_ROUTE (family 16, type 3, protocol 0) 2x in startup, succeeded"."""
-    values = ", ".join(f"{k} {v:#x}" if isinstance(v, int) and k in ("flags", "request", "persona") else f"{k} {v}"
-                       for k, v in zip(_fields(row), row.values) if v is not None)
+    """ "recorded socket AF_NETLINK NETLINK_ROUTE (family 16, type 3, protocol 0) 2x in startup, succeeded"."""
+    values = ", ".join(
+        f"{k} {v:#x}" if isinstance(v, int) and k in ("flags", "request", "persona") else f"{k} {v}"
+        for k, v in zip(_fields(row), row.values)
+        if v is not None
+    )
     call = describe_call(row.syscall, kernel_values(row.syscall, row)) if row.arguments() else row.syscall
     result = "succeeded" if row.errno == 0 else f"failed with errno {row.errno}"
     return f"recorded {call} ({values}) {row.count}x in {row.phase}, {result}"
@@ -234,8 +260,13 @@ class Widening:
         return not self.evidence
 
     def to_json(self) -> dict:
-        return {"syscall": self.syscall, "rule": self.rule, "examples": self.examples, "evidence": self.evidence,
-                "finding": self.finding}
+        return {
+            "syscall": self.syscall,
+            "rule": self.rule,
+            "examples": self.examples,
+            "evidence": self.evidence,
+            "finding": self.finding,
+        }
 
 
 @dataclass
@@ -257,22 +288,35 @@ class Comparison:
         if not self.wider:
             return f"never wider than {self.baseline}"
         if not self.findings:
-            return (f"wider than {self.baseline} in {len(self.wider)} place{'s' * (len(self.wider) != 1)}, "
-                    "each forced by recorded evidence")
-        return (f"FINDING: wider than {self.baseline} in {len(self.findings)} place{'s' * (len(self.findings) != 1)} "
-                "without recorded evidence")
+            return (
+                f"wider than {self.baseline} in {len(self.wider)} place{'s' * (len(self.wider) != 1)}, "
+                "each forced by recorded evidence"
+            )
+        return (
+            f"FINDING: wider than {self.baseline} in {len(self.findings)} place{'s' * (len(self.findings) != 1)} "
+            "without recorded evidence"
+        )
 
     def to_json(self) -> dict:
-        return {"profile": self.profile, "baseline": self.baseline, "verdict": self.verdict(),
-                "findings": len(self.findings), "wider": [w.to_json() for w in self.wider],
-                "narrower": {"refused": self.refused, "conditioned": self.conditioned},
-                "allowed": self.allowed, "baseline_allowed": self.baseline_allowed, "notes": self.notes}
+        return {
+            "profile": self.profile,
+            "baseline": self.baseline,
+            "verdict": self.verdict(),
+            "findings": len(self.findings),
+            "wider": [w.to_json() for w in self.wider],
+            "narrower": {"refused": self.refused, "conditioned": self.conditioned},
+            "allowed": self.allowed,
+            "baseline_allowed": self.baseline_allowed,
+            "notes": self.notes,
+        }
 
     def to_text(self) -> str:
-        lines = [f"{self.profile} against {self.baseline}",
-                 f"  allows      {self.allowed} syscalls, {len(self.conditioned)} of them only with some arguments "
-                 f"({', '.join(self.conditioned) or 'none'}); the baseline {self.baseline_allowed}",
-                 f"  refuses     {len(self.refused)} syscalls the baseline allows"]
+        lines = [
+            f"{self.profile} against {self.baseline}",
+            f"  allows      {self.allowed} syscalls, {len(self.conditioned)} of them only with some arguments "
+            f"({', '.join(self.conditioned) or 'none'}); the baseline {self.baseline_allowed}",
+            f"  refuses     {len(self.refused)} syscalls the baseline allows",
+        ]
         if not self.wider:
             lines.append("  wider       nothing")
         for widening in self.wider:
@@ -285,8 +329,15 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(profile: Filter, baseline: Filter, arch: str, evidence: Evidence | None = None, *,
-            profile_name: str = "the profile", baseline_name: str = "the baseline") -> Comparison:
+def compare(
+    profile: Filter,
+    baseline: Filter,
+    arch: str,
+    evidence: Evidence | None = None,
+    *,
+    profile_name: str = "the profile",
+    baseline_name: str = "the baseline",
+) -> Comparison:
     evidence = evidence or Evidence()
     on_arch = set(syscall_table(arch).values())  # Docker's profile also names other architectures' calls
     names = (profile.names() | baseline.names()) & on_arch
@@ -325,9 +376,15 @@ def widenings(profile: Filter, baseline: Filter, name: str, evidence: Evidence) 
         rule = passing_rule(profile, name, call)
         if rule is not None and passing_rule(baseline, name, call) is None:
             groups.setdefault(id(rule), (rule, []))[1].append(call)
-    return [Widening(name, describe_rule(name, rule, rule is profile.default), _examples(name, calls),
-                     forced_by(profile, baseline, name, rule, evidence))
-            for rule, calls in groups.values()]
+    return [
+        Widening(
+            name,
+            describe_rule(name, rule, rule is profile.default),
+            _examples(name, calls),
+            forced_by(profile, baseline, name, rule, evidence),
+        )
+        for rule, calls in groups.values()
+    ]
 
 
 def _examples(name: str, calls: list[dict[int, int]], limit: int = 3) -> list[str]:
@@ -339,9 +396,12 @@ def forced_by(profile: Filter, baseline: Filter, name: str, rule: Rule, evidence
     """The recorded calls that needed this rule and that the baseline would refuse."""
     rows = evidence.rows(name)
     if rows is not None and rows:
-        return [describe_row(row) for row in rows
-                if passing_rule(profile, name, kernel_values(name, row)) is rule
-                and passing_rule(baseline, name, kernel_values(name, row)) is None]
+        return [
+            describe_row(row)
+            for row in rows
+            if passing_rule(profile, name, kernel_values(name, row)) is rule
+            and passing_rule(baseline, name, kernel_values(name, row)) is None
+        ]
     if baseline.may_pass(name):
         return []  # the baseline allows some calls: only recorded arguments could show these were needed
     lines = []
@@ -362,8 +422,10 @@ def baseline_filter(against: str, capabilities: list[str], arch: str, kernel) ->
         return UNCONFINED, baseline.name
     if not is_docker_format(baseline.document):
         return filter_from_oci(baseline.document, baseline.source), baseline.named_for(capabilities, arch)
-    return (filter_from_docker(baseline.document, capabilities, arch, kernel, baseline.source),
-            baseline.named_for(capabilities, arch))
+    return (
+        filter_from_docker(baseline.document, capabilities, arch, kernel, baseline.source),
+        baseline.named_for(capabilities, arch),
+    )
 
 
 def compare_profile_dir(path, against: str = "runtime-default") -> Comparison:
@@ -376,6 +438,11 @@ def compare_profile_dir(path, against: str = "runtime-default") -> Comparison:
     traces = (profile.recording or {}).get("traces") or [{}]
     kernel = parse_kernel_version(traces[0].get("kernel"))
     baseline, baseline_name = baseline_filter(against, profile.capabilities_add, arch, kernel)
-    return compare(filter_from_oci(profile.seccomp, str(profile.path / "seccomp.json")), baseline, arch,
-                   Evidence.from_recording(profile.recording, str(profile.path / "recording.json")),
-                   profile_name=str(path), baseline_name=baseline_name)
+    return compare(
+        filter_from_oci(profile.seccomp, str(profile.path / "seccomp.json")),
+        baseline,
+        arch,
+        Evidence.from_recording(profile.recording, str(profile.path / "recording.json")),
+        profile_name=str(path),
+        baseline_name=baseline_name,
+    )

@@ -66,16 +66,26 @@ def containerd_default(wanted: str) -> tuple[str, Path]:
 def load_baseline(against: str) -> Baseline:
     """The named baseline, or the profile file AGAINST."""
     if against == "runtime-default":
-        return Baseline(read_json(DOCKER_DEFAULT, "a Docker seccomp profile"), "the runtime default (Docker's default profile for {scope})",
-                        str(DOCKER_DEFAULT))
+        return Baseline(
+            read_json(DOCKER_DEFAULT, "a Docker seccomp profile"),
+            "the runtime default (Docker's default profile for {scope})",
+            str(DOCKER_DEFAULT),
+        )
     if against == "unconfined":
         return Baseline(UNCONFINED_PROFILE, "unconfined (no seccomp filter)", against)
     if against.startswith("containerd-") and not Path(against).exists():
         version, path = containerd_default(against.removeprefix("containerd-"))
-        return Baseline(read_json(path, "a Docker seccomp profile"), f"containerd {version}'s RuntimeDefault (for {{scope}})", str(path))
+        return Baseline(
+            read_json(path, "a Docker seccomp profile"),
+            f"containerd {version}'s RuntimeDefault (for {{scope}})",
+            str(path),
+        )
     document = read_json(against, "a seccomp profile")
     if not isinstance(document, dict) or "defaultAction" not in document:
-        raise InputError(against, "not a seccomp profile (no defaultAction): expected "
-                                  f"{', '.join(baseline_names())}, or an OCI or Docker-format profile")
+        raise InputError(
+            against,
+            "not a seccomp profile (no defaultAction): expected "
+            f"{', '.join(baseline_names())}, or an OCI or Docker-format profile",
+        )
     literal = against.replace("{", "{{").replace("}", "}}")
     return Baseline(document, f"{literal} (for {{scope}})" if is_docker_format(document) else literal, against)

@@ -38,11 +38,30 @@ from tracer.trace.format import CAP_OUTCOMES, PHASES, WORKLOAD_PHASES, Trace
 # syscall that maps, grows or copies accountable memory. A grant there is not evidence of
 # need. (The kprobe source drops all no-audit checks in the kernel instead.)
 ADVISORY_CHECKS = {
-    "CAP_SYS_ADMIN": frozenset({
-        "mmap", "mremap", "brk", "mprotect", "munmap", "shmget", "shmat", "execve", "execveat",
-        "clone", "clone3", "fork", "vfork", "write", "pwrite64", "writev", "pwritev",
-        "pwritev2", "fallocate", "memfd_create",
-    }),
+    "CAP_SYS_ADMIN": frozenset(
+        {
+            "mmap",
+            "mremap",
+            "brk",
+            "mprotect",
+            "munmap",
+            "shmget",
+            "shmat",
+            "execve",
+            "execveat",
+            "clone",
+            "clone3",
+            "fork",
+            "vfork",
+            "write",
+            "pwrite64",
+            "writev",
+            "pwritev",
+            "pwritev2",
+            "fallocate",
+            "memfd_create",
+        }
+    ),
 }
 
 
@@ -87,10 +106,14 @@ class CapabilityEvidence:
         }[self.outcome]
         return f"{self.capability} {what} ({self.count}x, {self.phase}): {self.verdict}"
 
-
     def to_json(self) -> dict:
-        return {"syscall": self.syscall, "phase": self.phase, "outcome": self.outcome,
-                "count": self.count, "verdict": self.verdict}
+        return {
+            "syscall": self.syscall,
+            "phase": self.phase,
+            "outcome": self.outcome,
+            "count": self.count,
+            "verdict": self.verdict,
+        }
 
 
 def capability_evidence(trace: Trace, phases=WORKLOAD_PHASES) -> list[CapabilityEvidence]:
@@ -101,8 +124,9 @@ def capability_evidence(trace: Trace, phases=WORKLOAD_PHASES) -> list[Capability
     for (phase, cap, nr, outcome), count in sorted(trace.final.capabilities.items()):
         if phase in wanted and count:
             syscall = syscall_name(trace.arch, nr) or f"syscall_{nr}"
-            rows.append(CapabilityEvidence(capability_name(cap), syscall, PHASES[phase], CAP_OUTCOMES[outcome], count,
-                                           held))
+            rows.append(
+                CapabilityEvidence(capability_name(cap), syscall, PHASES[phase], CAP_OUTCOMES[outcome], count, held)
+            )
     return rows
 
 
@@ -114,13 +138,19 @@ def infer_capabilities(evidence: list[CapabilityEvidence], add_by_hand: list[str
     add_by_hand = [parse_capability(cap) for cap in add_by_hand]
     used = {cap for cap, rows in by_cap.items() if any(r.verdict == USED for r in rows)}
     needed = sorted(used | set(add_by_hand))
-    failed_without = {cap: [r.to_json() for r in rows if r.verdict == REQUIRED_BY_CALL]
-                      for cap, rows in sorted(by_cap.items()) if cap not in needed}
+    failed_without = {
+        cap: [r.to_json() for r in rows if r.verdict == REQUIRED_BY_CALL]
+        for cap, rows in sorted(by_cap.items())
+        if cap not in needed
+    }
     return {
         "add": needed,
         "drop": ["ALL"],
         "evidence": {cap: [r.to_json() for r in by_cap[cap]] or [{"added_by_hand": True}] for cap in needed},
         "failed_without": {cap: rows for cap, rows in failed_without.items() if rows},
-        "not_required": {cap: [r.to_json() for r in rows] for cap, rows in sorted(by_cap.items())
-                         if cap not in needed and not failed_without.get(cap)},
+        "not_required": {
+            cap: [r.to_json() for r in rows]
+            for cap, rows in sorted(by_cap.items())
+            if cap not in needed and not failed_without.get(cap)
+        },
     }

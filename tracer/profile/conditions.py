@@ -89,21 +89,34 @@ class ArgumentPolicy:
             self.notes.append(note)
 
 
-def argument_policy(arch: str, allowed: set[str], arguments: Arguments | None, runtime: Filter, *,
-                    ioctl_requests: bool = False, source: str | None = None) -> ArgumentPolicy:
+def argument_policy(
+    arch: str,
+    allowed: set[str],
+    arguments: Arguments | None,
+    runtime: Filter,
+    *,
+    ioctl_requests: bool = False,
+    source: str | None = None,
+) -> ArgumentPolicy:
     """The conditions for the allowed names, from the recorded arguments (profile phases)."""
     policy = ArgumentPolicy()
     recorded = arguments.in_phases(PROFILE_PHASES) if arguments is not None else None
     for syscall in CONDITIONED:
         if syscall not in allowed or (syscall == "ioctl" and not ioctl_requests):
             continue
-        if recorded is not None and recorded.knows(syscall) and (_rows(recorded, syscall) or syscall in ("clone", "clone3")):
+        if (
+            recorded is not None
+            and recorded.knows(syscall)
+            and (_rows(recorded, syscall) or syscall in ("clone", "clone3"))
+        ):
             FROM_EVIDENCE[syscall](policy, arch, recorded, runtime)
         else:  # allowed without recorded values (a complain-mode log, a version 1 trace)
             from_runtime_default(policy, syscall, runtime)
     if arguments is None and allowed & set(CONDITIONED):
-        policy.warnings.append(f"{source or 'the trace'} has no argument data (trace format version 1): the "
-                               "runtime default's conditions are used where it has any; record again to narrow them")
+        policy.warnings.append(
+            f"{source or 'the trace'} has no argument data (trace format version 1): the "
+            "runtime default's conditions are used where it has any; record again to narrow them"
+        )
     if "clone" in allowed and "clone3" not in allowed | policy.enosys and syscall_number(arch, "clone3") is not None:
         policy.enosys.add("clone3")  # glibc tries clone3 first and falls back to clone on ENOSYS only
     return policy
@@ -119,8 +132,11 @@ def from_runtime_default(policy: ArgumentPolicy, syscall: str, runtime: Filter) 
         return
     conditional = [rule for rule in rules if rule.allows and rule.conditions]
     if conditional and not any(rule.allows and not rule.conditions for rule in rules):
-        policy.add(syscall, [ConditionalRule(syscall, rule.conditions, "as the runtime default") for rule in conditional],
-                   f"{syscall}: the runtime default's conditions (no recorded arguments)")
+        policy.add(
+            syscall,
+            [ConditionalRule(syscall, rule.conditions, "as the runtime default") for rule in conditional],
+            f"{syscall}: the runtime default's conditions (no recorded arguments)",
+        )
 
 
 def _rows(arguments: Arguments, syscall: str) -> list[ArgumentRow]:
@@ -138,11 +154,26 @@ def clone_rules(policy: ArgumentPolicy, arch: str, arguments: Arguments, runtime
     index = clone_flags_index(arch)
     rows = _rows(arguments, "clone") + [row for row in _rows(arguments, "clone3") if _expressible(row)]
     groups = {0: [], **_grouped(rows, lambda row: row["flags"] & CLONE_NAMESPACE_FLAGS)}
-    rules = [ConditionalRule("clone", (Condition(index, "SCMP_CMP_MASKED_EQ", CLONE_NAMESPACE_FLAGS, ns),),
-                             clone_namespaces(ns), tuple(evidence)) for ns, evidence in sorted(groups.items())]
+    rules = [
+        ConditionalRule(
+            "clone",
+            (Condition(index, "SCMP_CMP_MASKED_EQ", CLONE_NAMESPACE_FLAGS, ns),),
+            clone_namespaces(ns),
+            tuple(evidence),
+        )
+        for ns, evidence in sorted(groups.items())
+    ]
     seen = [ns for ns in groups if ns]
-    policy.add("clone", rules, "clone: " + ("namespace flags " + ", ".join(clone_namespaces(ns) for ns in seen)
-                                            if seen else "no namespace flags (CLONE_NEW* masked to zero)"))
+    policy.add(
+        "clone",
+        rules,
+        "clone: "
+        + (
+            "namespace flags " + ", ".join(clone_namespaces(ns) for ns in seen)
+            if seen
+            else "no namespace flags (CLONE_NEW* masked to zero)"
+        ),
+    )
 
 
 def _expressible(row: ArgumentRow) -> bool:
@@ -152,8 +183,11 @@ def _expressible(row: ArgumentRow) -> bool:
 
 
 def clone3_rules(policy: ArgumentPolicy, arch: str, arguments: Arguments, runtime: Filter) -> None:
-    needed = [row for row in _rows(arguments, "clone3") if row["flags"] is not None and not _expressible(row)
-              and row.errno == 0]
+    needed = [
+        row
+        for row in _rows(arguments, "clone3")
+        if row["flags"] is not None and not _expressible(row) and row.errno == 0
+    ]
     if not needed:
         policy.enosys.add("clone3")
         policy.conditioned.add("clone3")
@@ -162,24 +196,32 @@ def clone3_rules(policy: ArgumentPolicy, arch: str, arguments: Arguments, runtim
     flags = sorted({row["flags"] for row in needed})
     policy.warnings.append(
         "clone3 is ALLOWED: the recording shows it with flags clone cannot express ("
-        + ", ".join(flag_names(f, {**NAMESPACE_FLAGS, 0x100000000: "CLONE_CLEAR_SIGHAND", 0x200000000: "CLONE_INTO_CGROUP"})
-                    for f in flags)
-        + "). seccomp cannot read clone3's flags: this profile lets the workload create any namespace through clone3.")
+        + ", ".join(
+            flag_names(f, {**NAMESPACE_FLAGS, 0x100000000: "CLONE_CLEAR_SIGHAND", 0x200000000: "CLONE_INTO_CGROUP"})
+            for f in flags
+        )
+        + "). seccomp cannot read clone3's flags: this profile lets the workload create any namespace through clone3."
+    )
 
 
 def _value_rules(syscall: str, index: int, field_name: str, describe):
     def build(policy: ArgumentPolicy, arch: str, arguments: Arguments, runtime: Filter) -> None:
         groups = _grouped(_rows(arguments, syscall), lambda row: row[field_name] & LOW32)
-        rules = [ConditionalRule(syscall, (low32(index, value),), describe(value), tuple(rows))
-                 for value, rows in groups.items()]
+        rules = [
+            ConditionalRule(syscall, (low32(index, value),), describe(value), tuple(rows))
+            for value, rows in groups.items()
+        ]
         policy.add(syscall, rules, f"{syscall}: " + ", ".join(describe(v) for v in groups))
+
     return build
 
 
 def unshare_rules(policy: ArgumentPolicy, arch: str, arguments: Arguments, runtime: Filter) -> None:
     groups = _grouped(_rows(arguments, "unshare"), lambda row: row["flags"])
-    rules = [ConditionalRule("unshare", (Condition(0, "SCMP_CMP_EQ", flags),), _unshare_name(flags), tuple(rows))
-             for flags, rows in groups.items()]
+    rules = [
+        ConditionalRule("unshare", (Condition(0, "SCMP_CMP_EQ", flags),), _unshare_name(flags), tuple(rows))
+        for flags, rows in groups.items()
+    ]
     policy.add("unshare", rules, "unshare: " + ", ".join(map(_unshare_name, groups)))
 
 
@@ -197,10 +239,17 @@ def socket_rules(syscall: str):
                 seen.append(socket_name(family))
                 continue
             for protocol, protocol_rows in _grouped(family_rows, lambda row: row["protocol"] & LOW32).items():
-                rules.append(ConditionalRule(syscall, (low32(0, family), low32(2, protocol)),
-                                             socket_name(family, protocol), tuple(protocol_rows)))
+                rules.append(
+                    ConditionalRule(
+                        syscall,
+                        (low32(0, family), low32(2, protocol)),
+                        socket_name(family, protocol),
+                        tuple(protocol_rows),
+                    )
+                )
                 seen.append(socket_name(family, protocol))
         policy.add(syscall, rules, f"{syscall}: " + ", ".join(seen))
+
     return build
 
 

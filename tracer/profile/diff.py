@@ -52,8 +52,13 @@ def needs_of(path: Path) -> Needs:
     if path.is_dir():
         profile = load_profile_dir(path)
         targets = [(trace or {}).get("target") for trace in (profile.recording or {}).get("traces") or []]
-        return Needs(str(path), _arch(profile.seccomp), filter_from_oci(profile.seccomp, str(path / "seccomp.json")),
-                     set(profile.capabilities_add), images=images_of(targets))
+        return Needs(
+            str(path),
+            _arch(profile.seccomp),
+            filter_from_oci(profile.seccomp, str(path / "seccomp.json")),
+            set(profile.capabilities_add),
+            images=images_of(targets),
+        )
     if not path.exists():
         raise InputError(path, "no such file or profile directory")
     head = read_json(path, "a profile or trace", max_bytes=MAX_TRACE_BYTES)
@@ -71,8 +76,16 @@ def _needs_of_trace(path: Path) -> Needs:
     """What the trace recorded, granted as the profile `generate` would write from it."""
     trace = load_trace(path)
     draft = plan_profile([trace], ProfileOptions(allow_incomplete=True))
-    return Needs(str(path), trace.arch, draft.filter, set(draft.capabilities["add"]), trace, set(draft.syscalls.allowed),
-                 draft.fallback_names, images_of(run.get("target") for run in recordings_in(trace)))
+    return Needs(
+        str(path),
+        trace.arch,
+        draft.filter,
+        set(draft.capabilities["add"]),
+        trace,
+        set(draft.syscalls.allowed),
+        draft.fallback_names,
+        images_of(run.get("target") for run in recordings_in(trace)),
+    )
 
 
 def images_of(targets) -> set[str]:
@@ -92,7 +105,9 @@ class Diff:
     def _fallbacks(self) -> set[str]:
         """Recorded names OLD answers ENOSYS that NEW's own profile answers ENOSYS too (clone3:
         the library falls back to clone, whose arguments are checked below)."""
-        return {name for name in self.new.fallback_names if self.old.grants.verdict(name).returned_errno == errno.ENOSYS}
+        return {
+            name for name in self.new.fallback_names if self.old.grants.verdict(name).returned_errno == errno.ENOSYS
+        }
 
     @property
     def removed_syscalls(self) -> list[str]:
@@ -104,15 +119,23 @@ class Diff:
         old = self.old.grants
         if self.new.trace is not None:
             rows = self.new.trace.arguments.in_phases(PROFILE_PHASES).rows if self.new.trace.arguments else []
-            return [describe_row(row) for row in rows
-                    if old.allows_anything(row.syscall) and row.syscall not in self._fallbacks()
-                    and row.arguments() and deciding_rule(old, row.syscall, kernel_values(row.syscall, row)) is None]
+            return [
+                describe_row(row)
+                for row in rows
+                if old.allows_anything(row.syscall)
+                and row.syscall not in self._fallbacks()
+                and row.arguments()
+                and deciding_rule(old, row.syscall, kernel_values(row.syscall, row)) is None
+            ]
         arch = self.new.arch or self.old.arch
         if arch is None:
             return []
         comparison = compare(self.new.grants, old, arch)
-        return [f"{w.rule} (OLD refuses e.g. {'; '.join(w.examples)})" for w in comparison.wider
-                if w.syscall == "*" or old.allows_anything(w.syscall)]
+        return [
+            f"{w.rule} (OLD refuses e.g. {'; '.join(w.examples)})"
+            for w in comparison.wider
+            if w.syscall == "*" or old.allows_anything(w.syscall)
+        ]
 
     @property
     def added_capabilities(self) -> list[str]:
@@ -132,11 +155,15 @@ class Diff:
         return bool(self.added_syscalls or self.added_arguments or self.added_capabilities)
 
     def to_json(self) -> dict:
-        return {"old": self.old.source, "new": self.new.source, "needs_more": self.needs_more,
-                "images": {"old": sorted(self.old.images), "new": sorted(self.new.images), "changed": self.image_changed},
-                "syscalls": {"added": self.added_syscalls, "removed": self.removed_syscalls},
-                "arguments": {"added": self.added_arguments},
-                "capabilities": {"added": self.added_capabilities, "removed": self.removed_capabilities}}
+        return {
+            "old": self.old.source,
+            "new": self.new.source,
+            "needs_more": self.needs_more,
+            "images": {"old": sorted(self.old.images), "new": sorted(self.new.images), "changed": self.image_changed},
+            "syscalls": {"added": self.added_syscalls, "removed": self.removed_syscalls},
+            "arguments": {"added": self.added_arguments},
+            "capabilities": {"added": self.added_capabilities, "removed": self.removed_capabilities},
+        }
 
     def to_text(self) -> str:
         lines = [f"--- {self.old.source}", f"+++ {self.new.source}"]
@@ -144,7 +171,9 @@ class Diff:
             lines.append(f"~ image {', '.join(sorted(self.old.images))} -> {', '.join(sorted(self.new.images))}")
         lines += [f"+ syscall {n}" for n in self.added_syscalls] + [f"- syscall {n}" for n in self.removed_syscalls]
         lines += [f"+ arguments: {a}" for a in self.added_arguments]
-        lines += [f"+ capability {c}" for c in self.added_capabilities] + [f"- capability {c}" for c in self.removed_capabilities]
+        lines += [f"+ capability {c}" for c in self.added_capabilities] + [
+            f"- capability {c}" for c in self.removed_capabilities
+        ]
         verdict = "NEW needs more than OLD grants" if self.needs_more else "NEW needs nothing beyond OLD"
         return "\n".join(lines + [verdict])
 

@@ -47,27 +47,39 @@ class Action:
 
 
 # The kernel's precedence: KILL_PROCESS > KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE > LOG > ALLOW.
-ACTIONS = {action.name: action for action in (
-    Action(KILL_PROCESS, 0, runs=False, passes=False),  # the process is killed
-    Action("SCMP_ACT_KILL_THREAD", 1, runs=False, passes=False),  # the thread is killed
-    Action("SCMP_ACT_KILL", 1, runs=False, passes=False),  # libseccomp's old name for KILL_THREAD
-    Action("SCMP_ACT_TRAP", 2, runs=False, passes=False),  # SIGSYS
-    Action(ERRNO, 3, runs=False, passes=False, takes_errno=True),  # fails with errnoRet (EPERM unless the profile says)
-    # No listener: the call fails with ENOSYS; with a supervisor, the supervisor decides.
-    Action("SCMP_ACT_NOTIFY", 4, runs=False, passes=True, enosys=True),
-    # No tracer (ptrace's PTRACE_O_TRACESECCOMP): the call fails with ENOSYS; with one, the tracer
-    # decides, and a process that may ptrace (its own child) can be that tracer.
-    Action("SCMP_ACT_TRACE", 5, runs=False, passes=True, enosys=True, takes_errno=True),
-    Action(LOG, 6, runs=True, passes=True),  # runs, and the kernel logs it
-    Action(ALLOW, 7, runs=True, passes=True),
-)}
+ACTIONS = {
+    action.name: action
+    for action in (
+        Action(KILL_PROCESS, 0, runs=False, passes=False),  # the process is killed
+        Action("SCMP_ACT_KILL_THREAD", 1, runs=False, passes=False),  # the thread is killed
+        Action("SCMP_ACT_KILL", 1, runs=False, passes=False),  # libseccomp's old name for KILL_THREAD
+        Action("SCMP_ACT_TRAP", 2, runs=False, passes=False),  # SIGSYS
+        Action(
+            ERRNO, 3, runs=False, passes=False, takes_errno=True
+        ),  # fails with errnoRet (EPERM unless the profile says)
+        # No listener: the call fails with ENOSYS; with a supervisor, the supervisor decides.
+        Action("SCMP_ACT_NOTIFY", 4, runs=False, passes=True, enosys=True),
+        # No tracer (ptrace's PTRACE_O_TRACESECCOMP): the call fails with ENOSYS; with one, the tracer
+        # decides, and a process that may ptrace (its own child) can be that tracer.
+        Action("SCMP_ACT_TRACE", 5, runs=False, passes=True, enosys=True, takes_errno=True),
+        Action(LOG, 6, runs=True, passes=True),  # runs, and the kernel logs it
+        Action(ALLOW, 7, runs=True, passes=True),
+    )
+}
 # An action this table does not know (a newer kernel's): refused for a recorded call, but a way
 # through for risk, which fails closed; below every known action in precedence.
 UNKNOWN_ACTION = Action("unknown", len(ACTIONS), runs=False, passes=True)
 ERRNO_ACTIONS = tuple(sorted(name for name, action in ACTIONS.items() if action.takes_errno))
 
-OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
-             "SCMP_CMP_MASKED_EQ")
+OPERATORS = (
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+)
 DOCKER_DEFAULT = Path(__file__).with_name("data") / "docker-default-seccomp.json"
 
 
@@ -88,8 +100,14 @@ class Condition:
         x &= U64
         if self.op == "SCMP_CMP_MASKED_EQ":
             return x & self.value == self.value_two
-        return {"SCMP_CMP_NE": x != self.value, "SCMP_CMP_LT": x < self.value, "SCMP_CMP_LE": x <= self.value,
-                "SCMP_CMP_EQ": x == self.value, "SCMP_CMP_GE": x >= self.value, "SCMP_CMP_GT": x > self.value}[self.op]
+        return {
+            "SCMP_CMP_NE": x != self.value,
+            "SCMP_CMP_LT": x < self.value,
+            "SCMP_CMP_LE": x <= self.value,
+            "SCMP_CMP_EQ": x == self.value,
+            "SCMP_CMP_GE": x >= self.value,
+            "SCMP_CMP_GT": x > self.value,
+        }[self.op]
 
     def may_hold(self, known: Mapping[int, int]) -> bool:
         """Whether a caller can make it hold: an argument not in `known` is the caller's to choose."""
@@ -211,14 +229,18 @@ class Filter:
 
     def names_conditioned(self) -> set[str]:
         """Names allowed only with some arguments (no rule lets them run unconditionally)."""
-        return {name for name, rules in self.rules.items()
-                if any(rule.allows and rule.conditions for rule in rules)
-                and not any(rule.allows and not rule.conditions for rule in rules)}
+        return {
+            name
+            for name, rules in self.rules.items()
+            if any(rule.allows and rule.conditions for rule in rules)
+            and not any(rule.allows and not rule.conditions for rule in rules)
+        }
 
     def names_enosys(self) -> set[str]:
         """Names a rule answers ENOSYS (clone3: glibc and Go then fall back to clone)."""
-        return {name for name, rules in self.rules.items()
-                if any(rule.returned_errno == errno.ENOSYS for rule in rules)}
+        return {
+            name for name, rules in self.rules.items() if any(rule.returned_errno == errno.ENOSYS for rule in rules)
+        }
 
 
 # ---------------------------------------------------------------- reading profiles
@@ -245,8 +267,14 @@ def _conditions(source, where: str, args) -> tuple[Condition, ...]:
         index = arg.get("index")
         if not isinstance(index, int) or not 0 <= index <= 5:
             raise InputError(source, f"{at}: 'index' must be an argument number 0..5")
-        conditions.append(Condition(index, arg["op"], _int(source, f"{at}.value", arg.get("value"), 0),
-                                    _int(source, f"{at}.valueTwo", arg.get("valueTwo"), 0)))
+        conditions.append(
+            Condition(
+                index,
+                arg["op"],
+                _int(source, f"{at}.value", arg.get("value"), 0),
+                _int(source, f"{at}.valueTwo", arg.get("valueTwo"), 0),
+            )
+        )
     return tuple(conditions)
 
 
@@ -297,12 +325,18 @@ def filter_from_oci(profile: dict, source: str | None = None) -> Filter:
 
 
 def is_docker_format(profile: dict) -> bool:
-    return "archMap" in profile or any(isinstance(r, dict) and ("includes" in r or "excludes" in r)
-                                       for r in profile.get("syscalls") or [])
+    return "archMap" in profile or any(
+        isinstance(r, dict) and ("includes" in r or "excludes" in r) for r in profile.get("syscalls") or []
+    )
 
 
-def filter_from_docker(profile: dict, capabilities: Iterable[str] | None, oci_arch: str,
-                       kernel: tuple[int, int] | None = None, source: str | None = None) -> Filter:
+def filter_from_docker(
+    profile: dict,
+    capabilities: Iterable[str] | None,
+    oci_arch: str,
+    kernel: tuple[int, int] | None = None,
+    source: str | None = None,
+) -> Filter:
     """Docker's format, evaluated as moby does for a container with these capabilities on
     this architecture: a rule applies when every capability it `includes` is held, none it
     `excludes` is, and the architecture is in its `includes.arches` and not its `excludes`.
@@ -315,7 +349,11 @@ def filter_from_docker(profile: dict, capabilities: Iterable[str] | None, oci_ar
     for where, raw in _raw_rules(source, profile):
         includes, excludes = raw.get("includes") or {}, raw.get("excludes") or {}
         if _applies(includes, excludes, held, arch, kernel):
-            _add(f, _rule(source, where, raw, default_errno, _requirement(includes, excludes)), _names(source, where, raw))
+            _add(
+                f,
+                _rule(source, where, raw, default_errno, _requirement(includes, excludes)),
+                _names(source, where, raw),
+            )
     return f
 
 
@@ -346,8 +384,13 @@ def _requirement(includes: dict, excludes: dict) -> str:
     return ""
 
 
-def filter_from_profile(profile: dict, capabilities: Iterable[str] = (), arch: str | None = None,
-                        kernel: tuple[int, int] | None = None, source: str | None = None) -> Filter:
+def filter_from_profile(
+    profile: dict,
+    capabilities: Iterable[str] = (),
+    arch: str | None = None,
+    kernel: tuple[int, int] | None = None,
+    source: str | None = None,
+) -> Filter:
     """Either format; Docker's evaluated for these capabilities on `arch` (default: the profile's own)."""
     if is_docker_format(profile):
         return filter_from_docker(profile, capabilities, arch or profile_arch(profile), kernel, source)

@@ -50,12 +50,16 @@ def incompleteness(trace: Trace) -> str | None:
     """Why a profile from this trace would be missing something, or None."""
     meta = trace.metadata
     if meta.get("startup_missed") is True:
-        return ("the recording missed the workload's start-up (startup_missed: true): a profile from it would "
-                "refuse what the workload does when it starts")
+        return (
+            "the recording missed the workload's start-up (startup_missed: true): a profile from it would "
+            "refuse what the workload does when it starts"
+        )
     if meta.get("complete") is False:
         stopped = f", stopped by {meta['stopped_by']}" if meta.get("stopped_by") else ""
-        return (f"the recording is incomplete (complete: false{stopped}): a profile from it may miss what the "
-                "workload did after its last checkpoint")
+        return (
+            f"the recording is incomplete (complete: false{stopped}): a profile from it may miss what the "
+            "workload did after its last checkpoint"
+        )
     return None
 
 
@@ -78,8 +82,16 @@ def recording_facts(traces: list[Trace]) -> dict:
     uids = {(t.get("user") or {}).get("uid") for t in targets}
     return {
         "tool_version": __version__,
-        "traces": [{"source": t.source, "target": t.metadata.get("target"), "started_at": t.metadata.get("started_at"),
-                    "kernel": t.metadata.get("kernel"), "lost": t.lost} for t in traces],
+        "traces": [
+            {
+                "source": t.source,
+                "target": t.metadata.get("target"),
+                "started_at": t.metadata.get("started_at"),
+                "kernel": t.metadata.get("kernel"),
+                "lost": t.lost,
+            }
+            for t in traces
+        ],
         "rootfs_readonly": all(readonly) if readonly and None not in readonly else None,
         # With a read-only root every write the workload made went to a mounted volume or tmpfs.
         "writes_outside_volumes": False if readonly and None not in readonly and all(readonly) else None,
@@ -101,8 +113,11 @@ def profile_evidence(trace: Trace, syscalls: RecordedSyscalls, extra_syscalls, h
         elif name in RUNC_HANDOVER_SYSCALLS:
             sources[name] = "runc's hand-over set, measured (tracer.profile.seccomp.RUNC_HANDOVER_SYSCALLS)"
     arguments = trace.arguments.in_phases(PROFILE_PHASES) if trace.arguments is not None else None
-    return {"syscalls": dict(sorted(by_name.items())), "sources": sources,
-            "arguments": arguments_to_document(arguments) if arguments is not None else None}
+    return {
+        "syscalls": dict(sorted(by_name.items())),
+        "sources": sources,
+        "arguments": arguments_to_document(arguments) if arguments is not None else None,
+    }
 
 
 def trace_kernel(trace: Trace) -> tuple[int, int] | None:
@@ -149,8 +164,9 @@ class ProfileDraft:
         return set(self.syscalls.enosys_only) | self.policy.enosys
 
     def against_runtime_default(self, profile_name: str = "the profile") -> Comparison:
-        return against_runtime_default(self.seccomp, self.capabilities["add"], self.arch, self.recording, self.kernel,
-                                       profile_name=profile_name)
+        return against_runtime_default(
+            self.seccomp, self.capabilities["add"], self.arch, self.recording, self.kernel, profile_name=profile_name
+        )
 
 
 def plan_profile(traces: list[Trace], options: ProfileOptions = ProfileOptions()) -> ProfileDraft:
@@ -170,14 +186,32 @@ def plan_profile(traces: list[Trace], options: ProfileOptions = ProfileOptions()
     capabilities = infer_capabilities(evidence, list(options.add_capabilities))
     kernel = trace_kernel(trace)
     runtime = runtime_default(capabilities["add"], trace.arch, kernel)
-    policy = (argument_policy(trace.arch, set(syscalls.allowed), trace.arguments, runtime,
-                              ioctl_requests=options.ioctl_requests, source=trace.source)
-              if options.arguments else name_only_policy(trace.arch, syscalls.allowed))
+    policy = (
+        argument_policy(
+            trace.arch,
+            set(syscalls.allowed),
+            trace.arguments,
+            runtime,
+            ioctl_requests=options.ioctl_requests,
+            source=trace.source,
+        )
+        if options.arguments
+        else name_only_policy(trace.arch, syscalls.allowed)
+    )
     recording = recording_facts(traces)
     recording["evidence"] = profile_evidence(trace, syscalls, extra, options.extra_reason)
-    return ProfileDraft(trace.arch, kernel, build_profile(trace.arch, syscalls, options.default_action, policy),
-                        capabilities, recording, syscalls, policy, left_out,
-                        [n for n in rare_syscalls(trace) if n in syscalls.allowed], warnings + merged.warnings)
+    return ProfileDraft(
+        trace.arch,
+        kernel,
+        build_profile(trace.arch, syscalls, options.default_action, policy),
+        capabilities,
+        recording,
+        syscalls,
+        policy,
+        left_out,
+        [n for n in rare_syscalls(trace) if n in syscalls.allowed],
+        warnings + merged.warnings,
+    )
 
 
 def write_profile_dir(draft: ProfileDraft, out: Path) -> None:
@@ -186,10 +220,21 @@ def write_profile_dir(draft: ProfileDraft, out: Path) -> None:
     replace_directory(out, {name: to_json(document) for name, document in zip(PROFILE_FILES, documents)})
 
 
-def against_runtime_default(seccomp: dict, capabilities: list[str], arch: str, recording: dict | None,
-                            kernel: tuple[int, int] | None = None, profile_name: str = "the profile") -> Comparison:
+def against_runtime_default(
+    seccomp: dict,
+    capabilities: list[str],
+    arch: str,
+    recording: dict | None,
+    kernel: tuple[int, int] | None = None,
+    profile_name: str = "the profile",
+) -> Comparison:
     """The comparison `tracer risk --against runtime-default` makes, for a profile in hand."""
     caps = ", ".join(capabilities) or "no capabilities"
-    return compare(filter_from_oci(seccomp), runtime_default(capabilities, arch, kernel), arch,
-                   Evidence.from_recording(recording), profile_name=profile_name,
-                   baseline_name=f"the runtime default (Docker's default profile for {caps}, {arch})")
+    return compare(
+        filter_from_oci(seccomp),
+        runtime_default(capabilities, arch, kernel),
+        arch,
+        Evidence.from_recording(recording),
+        profile_name=profile_name,
+        baseline_name=f"the runtime default (Docker's default profile for {caps}, {arch})",
+    )

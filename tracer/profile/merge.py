@@ -45,7 +45,9 @@ def syscalls_seen(trace: Trace) -> Counter:
     """{syscall name: number of runs it appeared in} for one (possibly merged) trace."""
     if trace.runs:
         return Counter(trace.runs["syscalls"])
-    return Counter({syscall_name(trace.arch, int(nr)) or f"syscall_{nr}": 1 for nr in np.flatnonzero(trace.calls_by_nr())})
+    return Counter(
+        {syscall_name(trace.arch, int(nr)) or f"syscall_{nr}": 1 for nr in np.flatnonzero(trace.calls_by_nr())}
+    )
 
 
 def capabilities_seen(trace: Trace) -> Counter:
@@ -63,8 +65,15 @@ def recordings_in(trace: Trace) -> list[dict]:
     if "merged_from" in trace.metadata:
         return list(trace.metadata["merged_from"])
     meta = trace.metadata
-    return [{"source": trace.source, "target": meta.get("target"), "hostname": meta.get("hostname"),
-             "started_at": meta.get("started_at"), "complete": meta.get("complete", True)}]
+    return [
+        {
+            "source": trace.source,
+            "target": meta.get("target"),
+            "hostname": meta.get("hostname"),
+            "started_at": meta.get("started_at"),
+            "complete": meta.get("complete", True),
+        }
+    ]
 
 
 def recording_identity(run: dict) -> tuple | None:
@@ -102,12 +111,17 @@ def distinct_recordings(traces: list[Trace]) -> tuple[list[Trace], list[str]]:
         repeated = [i for i in identities if i is not None and i in seen]
         if repeated and len(repeated) == len(identities):
             started, host = repeated[0][0], repeated[0][1]
-            warnings.append(f"{trace.source} is the same recording as {seen[repeated[0]]} "
-                            f"(started {started} on {host}): counted once")
+            warnings.append(
+                f"{trace.source} is the same recording as {seen[repeated[0]]} "
+                f"(started {started} on {host}): counted once"
+            )
             continue
         if repeated:
-            raise InputError(trace.source, f"holds a recording that {seen[repeated[0]]} holds too "
-                                           f"(started {repeated[0][0]}): merge the original recordings instead")
+            raise InputError(
+                trace.source,
+                f"holds a recording that {seen[repeated[0]]} holds too "
+                f"(started {repeated[0][0]}): merge the original recordings instead",
+            )
         seen.update({identity: trace.source for identity in identities if identity is not None})
         kept.append(trace)
     return kept, warnings
@@ -132,8 +146,10 @@ def add_counters(total: np.ndarray, more: np.ndarray, source: str | None) -> np.
     wrapped = np.argwhere(summed < total)
     if wrapped.size:
         phase, nr, result = wrapped[0]
-        raise InputError(source, f"adding its {RESULTS[result]} of syscall {nr} in phase {PHASES[phase]} "
-                                 "to the other traces' passes 2^64-1")
+        raise InputError(
+            source,
+            f"adding its {RESULTS[result]} of syscall {nr} in phase {PHASES[phase]} to the other traces' passes 2^64-1",
+        )
     return summed
 
 
@@ -148,7 +164,9 @@ def summed_totals(traces: list[Trace]) -> Snapshot:
     for trace in traces:
         total.syscalls = add_counters(total.syscalls, trace.final.syscalls, trace.source)
         for key, count in trace.final.capabilities.items():
-            total.capabilities[key] = add_count(total.capabilities.get(key, 0), count, trace.source, f"capability row {list(key)}")
+            total.capabilities[key] = add_count(
+                total.capabilities.get(key, 0), count, trace.source, f"capability row {list(key)}"
+            )
         for column, value in enumerate(exact_sums(total.syscalls.reshape(-1, len(RESULTS)), axis=0)):
             if value > UINT64_MAX:
                 raise InputError(trace.source, f"with it the merged {RESULTS[column]} add up to {value}, beyond 2^64-1")
@@ -189,15 +207,28 @@ def merge_runs(traces: list[Trace]) -> Merged:
         "tool": "seccomp-tracer",
         "tool_version": __version__,
         **{k: first.metadata.get(k) for k in ("arch", "machine", "kernel")},
-        "merged_from": [{key: run.get(key) for key in ("source", "target", "hostname", "started_at")}
-                        | {"complete": run.get("complete", True) is not False} for run in recordings],
+        "merged_from": [
+            {key: run.get(key) for key in ("source", "target", "hostname", "started_at")}
+            | {"complete": run.get("complete", True) is not False}
+            for run in recordings
+        ],
         "complete": all(t.metadata.get("complete", True) is not False for t in kept),
         "startup_missed": any(t.metadata.get("startup_missed") is True for t in kept),
     }
-    runs = {"count": sum(run_count(t) for t in kept), "syscalls": dict(sorted(syscall_runs.items())),
-            "capabilities": dict(sorted(capability_runs.items()))}
-    trace = Trace(metadata, lost=summed_lost(kept), runs=runs, source="merged", totals=summed_totals(kept),
-                  arguments=merge_arguments([t.arguments for t in kept]), network=merged_network(kept))
+    runs = {
+        "count": sum(run_count(t) for t in kept),
+        "syscalls": dict(sorted(syscall_runs.items())),
+        "capabilities": dict(sorted(capability_runs.items())),
+    }
+    trace = Trace(
+        metadata,
+        lost=summed_lost(kept),
+        runs=runs,
+        source="merged",
+        totals=summed_totals(kept),
+        arguments=merge_arguments([t.arguments for t in kept]),
+        network=merged_network(kept),
+    )
     trace.keep(trace.totals)  # one point: the merged totals
     return Merged(trace, warnings)
 

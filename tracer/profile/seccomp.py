@@ -32,13 +32,34 @@ DEFAULT_ACTIONS = {"errno": ERRNO, "kill": KILL_PROCESS, "log": LOG}
 # which the argument conditions allow). A profile that misses one of these fails to start
 # now and then (a refused rt_sigreturn kills runc's init with SIGSEGV), so a recording that
 # saw runc's hand-over gets the whole set.
-RUNC_HANDOVER_SYSCALLS = frozenset({
-    "close", "epoll_ctl", "epoll_pwait", "fstatfs", "futex", "getdents64", "getpid", "nanosleep",
-    "openat", "rt_sigreturn", "sched_yield", "tgkill", "write",
-    # thread start (Go with cgo creates threads through pthread_create)
-    "clone", "clone3", "madvise", "mmap", "mprotect", "munmap", "rseq", "rt_sigprocmask",
-    "set_robust_list", "sigaltstack",
-})
+RUNC_HANDOVER_SYSCALLS = frozenset(
+    {
+        "close",
+        "epoll_ctl",
+        "epoll_pwait",
+        "fstatfs",
+        "futex",
+        "getdents64",
+        "getpid",
+        "nanosleep",
+        "openat",
+        "rt_sigreturn",
+        "sched_yield",
+        "tgkill",
+        "write",
+        # thread start (Go with cgo creates threads through pthread_create)
+        "clone",
+        "clone3",
+        "madvise",
+        "mmap",
+        "mprotect",
+        "munmap",
+        "rseq",
+        "rt_sigprocmask",
+        "set_robust_list",
+        "sigaltstack",
+    }
+)
 
 
 @dataclass
@@ -67,7 +88,10 @@ def recorded_syscalls(trace: Trace, phases=PROFILE_PHASES) -> RecordedSyscalls:
     for nr in np.flatnonzero(calls):
         name = syscall_name(trace.arch, int(nr))
         if name is None:
-            raise InputError(trace.source, f"syscall number {nr} has no name on {trace.arch} in libseccomp's tables; the profile cannot allow it")
+            raise InputError(
+                trace.source,
+                f"syscall number {nr} has no name on {trace.arch} in libseccomp's tables; the profile cannot allow it",
+            )
         # A syscall the kernel never implemented here is probed by libraries that fall back
         # on ENOSYS; answering ENOSYS keeps that behaviour without allowing the call.
         if enosys[nr] == calls[nr] and name not in allowed:
@@ -77,8 +101,9 @@ def recorded_syscalls(trace: Trace, phases=PROFILE_PHASES) -> RecordedSyscalls:
     return RecordedSyscalls(sorted(allowed), sorted(enosys_only))
 
 
-def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "errno",
-                  policy: ArgumentPolicy | None = None) -> dict:
+def build_profile(
+    arch: str, syscalls: RecordedSyscalls, default_action: str = "errno", policy: ArgumentPolicy | None = None
+) -> dict:
     """An OCI LinuxSeccomp object that runc accepts: the names allowed unconditionally, then
     one rule per allowed argument set, then the names answered ENOSYS; everything else
     refused. Without a policy: names only (and clone3's ENOSYS fallback)."""
@@ -90,8 +115,10 @@ def build_profile(arch: str, syscalls: RecordedSyscalls, default_action: str = "
         "defaultAction": DEFAULT_ACTIONS[default_action],
         "architectures": [arch],
         # The runtime-spec wants at least one name in a rule: no unconditional rule when there is none.
-        "syscalls": [*([Rule(ALLOW).to_oci(*unconditional)] if unconditional else []),
-                     *(rule.to_oci() for rule in policy.rules)],
+        "syscalls": [
+            *([Rule(ALLOW).to_oci(*unconditional)] if unconditional else []),
+            *(rule.to_oci() for rule in policy.rules),
+        ],
     }
     if default_action == "errno":
         profile["defaultErrnoRet"] = errno.EPERM

@@ -24,28 +24,39 @@ RUNTIME_SPEC_SECCOMP = Path(__file__).with_name("data") / "runtime-spec-seccomp.
 MAX_ARG_INDEX = 5  # syscalls take six arguments; libseccomp refuses a condition on a seventh
 SYSCALL_NAME = re.compile(r"[a-z0-9_]{1,64}")
 
-CAPABILITY_LISTS = {"type": "object", "propertyNames": {"enum": list(CAPABILITY_NAMES)}, "additionalProperties": {"type": "array"}}
-CAPABILITIES_SCHEMA = Schema({
+CAPABILITY_LISTS = {
     "type": "object",
-    "required": ["add", "drop"],
-    "properties": {
-        "add": {"type": "array", "items": {"title": "a capability name", "enum": list(CAPABILITY_NAMES)}},
-        "drop": {"type": "array", "items": {"title": "ALL or a capability name", "enum": ["ALL", *CAPABILITY_NAMES]}},
-        "evidence": CAPABILITY_LISTS,
-        "failed_without": CAPABILITY_LISTS,
-        "not_required": CAPABILITY_LISTS,
-    },
-})
-RECORDING_SCHEMA = Schema({
-    "type": "object",
-    "properties": {
-        "tool_version": {"type": "string"},
-        "traces": {"type": "array", "items": {"type": "object"}},
-        "rootfs_readonly": {"type": ["boolean", "null"]},
-        "writes_outside_volumes": {"type": ["boolean", "null"]},
-        "run_as_user": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295},
-    },
-})
+    "propertyNames": {"enum": list(CAPABILITY_NAMES)},
+    "additionalProperties": {"type": "array"},
+}
+CAPABILITIES_SCHEMA = Schema(
+    {
+        "type": "object",
+        "required": ["add", "drop"],
+        "properties": {
+            "add": {"type": "array", "items": {"title": "a capability name", "enum": list(CAPABILITY_NAMES)}},
+            "drop": {
+                "type": "array",
+                "items": {"title": "ALL or a capability name", "enum": ["ALL", *CAPABILITY_NAMES]},
+            },
+            "evidence": CAPABILITY_LISTS,
+            "failed_without": CAPABILITY_LISTS,
+            "not_required": CAPABILITY_LISTS,
+        },
+    }
+)
+RECORDING_SCHEMA = Schema(
+    {
+        "type": "object",
+        "properties": {
+            "tool_version": {"type": "string"},
+            "traces": {"type": "array", "items": {"type": "object"}},
+            "rootfs_readonly": {"type": ["boolean", "null"]},
+            "writes_outside_volumes": {"type": ["boolean", "null"]},
+            "run_as_user": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295},
+        },
+    }
+)
 
 
 @cache
@@ -80,8 +91,10 @@ def _check_rule(path: tuple, rule: dict, architectures) -> None:
             raise SchemaViolation(path + ("names", index), f"{name!r} is not a syscall libseccomp knows on {where}")
     for index, condition in enumerate(rule.get("args", ())):
         if condition["index"] > MAX_ARG_INDEX:
-            raise SchemaViolation(path + ("args", index, "index"),
-                                  f"{condition['index']} is above {MAX_ARG_INDEX}: a syscall has six arguments")
+            raise SchemaViolation(
+                path + ("args", index, "index"),
+                f"{condition['index']} is above {MAX_ARG_INDEX}: a syscall has six arguments",
+            )
 
 
 def check_capabilities(file: str | Path, capabilities) -> None:

@@ -33,9 +33,7 @@ def import_bcc():
     for candidate in map(Path, SYSTEM_BCC_DIRS):
         init = candidate / "__init__.py"
         if init.is_file():
-            spec = importlib.util.spec_from_file_location(
-                "bcc", init, submodule_search_locations=[str(candidate)]
-            )
+            spec = importlib.util.spec_from_file_location("bcc", init, submodule_search_locations=[str(candidate)])
             module = importlib.util.module_from_spec(spec)
             sys.modules["bcc"] = module
             try:

@@ -28,13 +28,26 @@ class ProgLoadOpts(ctypes.Structure):
     """libbpf's struct bpf_prog_load_opts (1.0+; `sz` lets newer libbpfs read it)."""
 
     _fields_ = [
-        ("sz", ctypes.c_size_t), ("attempts", ctypes.c_int), ("expected_attach_type", ctypes.c_int),
-        ("prog_btf_fd", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32), ("prog_ifindex", ctypes.c_uint32),
-        ("kern_version", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32), ("attach_prog_fd", ctypes.c_uint32),
-        ("attach_btf_obj_fd", ctypes.c_uint32), ("fd_array", ctypes.c_void_p), ("func_info", ctypes.c_void_p),
-        ("func_info_cnt", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32), ("line_info", ctypes.c_void_p),
-        ("line_info_cnt", ctypes.c_uint32), ("line_info_rec_size", ctypes.c_uint32), ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32), ("log_buf", ctypes.c_char_p),
+        ("sz", ctypes.c_size_t),
+        ("attempts", ctypes.c_int),
+        ("expected_attach_type", ctypes.c_int),
+        ("prog_btf_fd", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32),
+        ("prog_ifindex", ctypes.c_uint32),
+        ("kern_version", ctypes.c_uint32),
+        ("attach_btf_id", ctypes.c_uint32),
+        ("attach_prog_fd", ctypes.c_uint32),
+        ("attach_btf_obj_fd", ctypes.c_uint32),
+        ("fd_array", ctypes.c_void_p),
+        ("func_info", ctypes.c_void_p),
+        ("func_info_cnt", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("line_info", ctypes.c_void_p),
+        ("line_info_cnt", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("log_level", ctypes.c_uint32),
+        ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_char_p),
     ]
 
 
@@ -44,8 +57,14 @@ def _libbpf() -> ctypes.CDLL | None:
     if not path:
         return None
     lib = ctypes.CDLL(path, use_errno=True)
-    lib.bpf_prog_load.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t,
-                                  ctypes.POINTER(ProgLoadOpts)]
+    lib.bpf_prog_load.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.POINTER(ProgLoadOpts),
+    ]
     lib.libbpf_find_vmlinux_btf_id.argtypes = [ctypes.c_char_p, ctypes.c_int]
     lib.bpf_raw_tracepoint_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return lib
@@ -77,14 +96,21 @@ def attach_tp_btf(bpf, function: bytes, tracepoint: bytes) -> TpBtfProgram:
     insns = bpf.dump_func(function)
     code = ctypes.create_string_buffer(insns, len(insns))
     log = ctypes.create_string_buffer(1 << 20)
-    opts = ProgLoadOpts(sz=ctypes.sizeof(ProgLoadOpts), expected_attach_type=BPF_TRACE_RAW_TP, attach_btf_id=btf_id,
-                        log_size=len(log), log_buf=ctypes.cast(log, ctypes.c_char_p))
+    opts = ProgLoadOpts(
+        sz=ctypes.sizeof(ProgLoadOpts),
+        expected_attach_type=BPF_TRACE_RAW_TP,
+        attach_btf_id=btf_id,
+        log_size=len(log),
+        log_buf=ctypes.cast(log, ctypes.c_char_p),
+    )
     prog_fd = lib.bpf_prog_load(BPF_PROG_TYPE_TRACING, function[:15], b"GPL", code, len(insns) // 8, ctypes.byref(opts))
     if prog_fd < 0:
         opts.log_level = 1  # ask again, with the verifier's reasons
         lib.bpf_prog_load(BPF_PROG_TYPE_TRACING, function[:15], b"GPL", code, len(insns) // 8, ctypes.byref(opts))
-        raise BtfAttachError(f"the kernel refused {function.decode()} as tp_btf: {os.strerror(-prog_fd)}\n"
-                             + log.value.decode(errors="replace")[-2000:])
+        raise BtfAttachError(
+            f"the kernel refused {function.decode()} as tp_btf: {os.strerror(-prog_fd)}\n"
+            + log.value.decode(errors="replace")[-2000:]
+        )
     link_fd = lib.bpf_raw_tracepoint_open(None, prog_fd)
     if link_fd < 0:
         os.close(prog_fd)

@@ -53,8 +53,13 @@ def task_registers_available() -> bool:
 class Settings(ctypes.Structure):
     """struct settings in recorder.bpf.c: written by the loader only."""
 
-    _fields_ = [("load", ctypes.c_uint32), ("attached", ctypes.c_uint32), ("pod_cgroup_id", ctypes.c_uint64),
-                ("pod_level", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+    _fields_ = [
+        ("load", ctypes.c_uint32),
+        ("attached", ctypes.c_uint32),
+        ("pod_cgroup_id", ctypes.c_uint64),
+        ("pod_level", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+    ]
 
 
 POD_SLOTS = 16  # leaf cgroups (containers, their restarts, the sandbox) one pod recording tells apart
@@ -63,9 +68,19 @@ POD_SLOTS = 16  # leaf cgroups (containers, their restarts, the sandbox) one pod
 class KernelRecorder:
     """The BPF program attached for one cgroup id, and readers for its maps."""
 
-    def __init__(self, cgroup_id: int, *, gated: bool, gate_from: str = "runtime", pod_slots: int = 0,
-                 capability_source: str = "auto", cap_map_entries: int = 16384,
-                 arg_map_entries: int = 8192, connect_map_entries: int = 4096, without_btf: bool = False):
+    def __init__(
+        self,
+        cgroup_id: int,
+        *,
+        gated: bool,
+        gate_from: str = "runtime",
+        pod_slots: int = 0,
+        capability_source: str = "auto",
+        cap_map_entries: int = 16384,
+        arg_map_entries: int = 8192,
+        connect_map_entries: int = 4096,
+        without_btf: bool = False,
+    ):
         """without_btf: load what a kernel without BTF gets (a plain raw tracepoint reading the
         registers through the helper, exit/exit_group at their entry tracepoints).
         gate_from: the gate's phase at the target's first event ("runtime", or "handover"
@@ -194,8 +209,12 @@ class KernelRecorder:
         count = ctypes.c_uint32(entries)
         out_batch = ctypes.c_uint32(0)
         self._lib.bpf_lookup_batch(
-            table.map_fd, None, ctypes.byref(out_batch),
-            keys.ctypes.data_as(ctypes.c_void_p), values.ctypes.data_as(ctypes.c_void_p), ctypes.byref(count),
+            table.map_fd,
+            None,
+            ctypes.byref(out_batch),
+            keys.ctypes.data_as(ctypes.c_void_p),
+            values.ctypes.data_as(ctypes.c_void_p),
+            ctypes.byref(count),
         )
         if count.value != entries:  # no batch lookup for arrays before kernel 5.6: one by one
             return self._read_percpu_array_slowly(table, entries)
@@ -215,11 +234,16 @@ class KernelRecorder:
         """The counters of each slot asked for (one read of the kernel's arrays), and the lost counters."""
         flat = self._read_percpu_array(b"syscall_counts", self.slots * len(PHASES) * MAX_SYSCALL_NR * len(RESULTS))
         by_slot = flat.reshape(self.slots, len(PHASES), MAX_SYSCALL_NR, len(RESULTS))
-        kernel_rows = [(k.slot, (k.phase, k.nr, k.granted, k.denied, k.denied_outcome, int(v.value)))
-                       for k, v in self.bpf[b"cap_checks"].items()]
-        snapshots = {slot: Snapshot(t, by_slot[slot].copy(),
-                                    capability_rows(row for row_slot, row in kernel_rows if row_slot == slot))
-                     for slot in slots}
+        kernel_rows = [
+            (k.slot, (k.phase, k.nr, k.granted, k.denied, k.denied_outcome, int(v.value)))
+            for k, v in self.bpf[b"cap_checks"].items()
+        ]
+        snapshots = {
+            slot: Snapshot(
+                t, by_slot[slot].copy(), capability_rows(row for row_slot, row in kernel_rows if row_slot == slot)
+            )
+            for slot in slots
+        }
         lost_counts = self._read_percpu_array(b"lost", len(KERNEL_LOST_REASONS))
         lost = {reason: int(n) for reason, n in zip(KERNEL_LOST_REASONS, lost_counts)}
         lost["bpf_recursion_misses"] = self.recursion_misses()
@@ -227,10 +251,16 @@ class KernelRecorder:
 
     def arguments(self, slot: int = 0) -> Arguments:
         """The argument rows of one slot counted so far (cumulative, like the syscall counters)."""
-        rows = [self._argument_row(key, int(count.value)) for key, count in self.bpf[b"arg_counts"].items()
-                if key.slot == slot]
-        rows += [self._connect_row(key, int(count.value)) for key, count in self.bpf[b"connect_counts"].items()
-                 if key.slot == slot]
+        rows = [
+            self._argument_row(key, int(count.value))
+            for key, count in self.bpf[b"arg_counts"].items()
+            if key.slot == slot
+        ]
+        rows += [
+            self._connect_row(key, int(count.value))
+            for key, count in self.bpf[b"connect_counts"].items()
+            if key.slot == slot
+        ]
         return Arguments(RECORDED_SYSCALLS, summed(row for row in rows if row is not None))
 
     def _argument_row(self, key, count: int) -> ArgumentRow | None:
@@ -342,4 +372,3 @@ def connect_destination(family: int, address: bytes, port_network_order: int) ->
             return "@" + address[1:].decode(errors="backslashreplace"), None
         return address.split(b"\0", 1)[0].decode(errors="backslashreplace"), None
     return None, None
-

@@ -28,8 +28,9 @@ class LoadRunner:
             self.thread.start()
 
     def _run(self) -> None:
-        self.status, self.output = run_load_command(self.command, self.netns, on_line=self.on_line,
-                                                    on_start=self._started)
+        self.status, self.output = run_load_command(
+            self.command, self.netns, on_line=self.on_line, on_start=self._started
+        )
 
     def _started(self, process: subprocess.Popen) -> None:
         self.process = process
@@ -60,8 +61,9 @@ def url_ready(url: str, netns: str | None = None) -> bool:
         return False
 
 
-def run_load_command(command: str, netns: str | None = None, timeout: float = 600, on_line=None,
-                     on_start=None) -> tuple[int, str]:
+def run_load_command(
+    command: str, netns: str | None = None, timeout: float = 600, on_line=None, on_start=None
+) -> tuple[int, str]:
     """Run a load command (shell) to completion, inside the named netns if given: (exit
     status, its output). Each line of output (stdout and stderr, in order) also goes to
     `on_line`, prefixed `load | `, as soon as the command writes it. The command runs in
@@ -72,8 +74,9 @@ def run_load_command(command: str, netns: str | None = None, timeout: float = 60
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # a Python load tool's lines come as written
     timed_out = threading.Event()
     lines: list[str] = []
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                          env=env, process_group=0) as process:
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env, process_group=0
+    ) as process:
         if on_start is not None:
             on_start(process)
         timer = threading.Timer(timeout, lambda: (timed_out.set(), kill_group(process)))

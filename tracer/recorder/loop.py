@@ -135,8 +135,9 @@ class Signals:
     def refuse_if_stopped(self) -> None:
         """Before the program is loaded: a stop signal so far means nothing is recorded."""
         if self.stop.is_set():
-            raise StoppedBeforeRecording(None, f"stopped by {self.stopped_by} before the recording began; "
-                                               "nothing was started, no trace written")
+            raise StoppedBeforeRecording(
+                None, f"stopped by {self.stopped_by} before the recording began; nothing was started, no trace written"
+            )
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -182,14 +183,17 @@ class Checkpoints:
 
     def take(self, recorder: Recorder, t: float, phase_changes: list[dict], final: bool = False) -> None:
         for out, trace in recorder.checkpoint(t, final).items():
-            trace.metadata.update(phase_changes=phase_changes,
-                                  checkpoint_failures=trace.metadata.get("checkpoint_failures", 0))
+            trace.metadata.update(
+                phase_changes=phase_changes, checkpoint_failures=trace.metadata.get("checkpoint_failures", 0)
+            )
             try:
                 write_trace(trace, out)
             except (TracerError, OSError) as err:
                 trace.metadata["checkpoint_failures"] += 1
-                sys.stderr.write(f"warning: checkpoint {trace.metadata['checkpoint_failures']} failed, recording "
-                                 f"goes on (retry in {self.interval:g} s): {err}\n")
+                sys.stderr.write(
+                    f"warning: checkpoint {trace.metadata['checkpoint_failures']} failed, recording "
+                    f"goes on (retry in {self.interval:g} s): {err}\n"
+                )
 
 
 def run(recorder: Recorder, options: RecordOptions, signals: Signals) -> Recording:
@@ -229,8 +233,14 @@ def _arm(recorder: Recorder, options: RecordOptions, signals: Signals, loaded: f
     return None
 
 
-def _record(recorder: Recorder, options: RecordOptions, signals: Signals, load: LoadRunner,
-            checkpoints: Checkpoints, switch: PhaseSwitch) -> str | None:
+def _record(
+    recorder: Recorder,
+    options: RecordOptions,
+    signals: Signals,
+    load: LoadRunner,
+    checkpoints: Checkpoints,
+    switch: PhaseSwitch,
+) -> str | None:
     """Turn until a stop condition: why it stopped (None: a stop signal)."""
     if options.ready_url:
         switch.watch_url(options.ready_url, signals.stop, recorder.netns)

@@ -140,8 +140,9 @@ def sandbox_cgroup_parent(client, sandbox) -> str:
 class PodRecorder:
     """The pod, for the loop: wait for it (arm), name the kernel's slots, one trace per run."""
 
-    def __init__(self, selector: PodSelector, container: str | None, options: RecordOptions, client,
-                 kernel: KernelRecorder, say):
+    def __init__(
+        self, selector: PodSelector, container: str | None, options: RecordOptions, client, kernel: KernelRecorder, say
+    ):
         self.selector, self.container, self.options = selector, container, options
         self.client, self.kernel, self.say = client, kernel, say
         self.netns = None  # the ready URL and the load command run in ours
@@ -162,28 +163,38 @@ class PodRecorder:
     def arm(self) -> bool:
         """Once the pod's sandbox is ready on this node: hand its cgroup to the kernel."""
         if self.existing is None:
-            self.existing = {s.id for s in self.client.list_pod_sandbox(self.selector.labels())} \
-                if self.selector.label else set()
+            self.existing = (
+                {s.id for s in self.client.list_pod_sandbox(self.selector.labels())} if self.selector.label else set()
+            )
             self.say(f"recorder armed for pod {self.selector.describe()}: waiting for it on this node")
-        ready = [s for s in self.client.list_pod_sandbox(self.selector.labels())
-                 if s.id not in self.existing and s.state == 0]  # SANDBOX_READY
+        ready = [
+            s
+            for s in self.client.list_pod_sandbox(self.selector.labels())
+            if s.id not in self.existing and s.state == 0
+        ]  # SANDBOX_READY
         if not ready:
             return False
         self.sandbox = max(ready, key=lambda s: s.created_at)
         self.pod_cgroup = pod_cgroup_dir(sandbox_cgroup_parent(self.client, self.sandbox))
-        self.host_network = self.client.pod_sandbox_status(self.sandbox.id).status.linux.namespaces.options.network \
-            == NAMESPACE_NODE  # the node's network: nothing of its own to observe
+        self.host_network = (
+            self.client.pod_sandbox_status(self.sandbox.id).status.linux.namespaces.options.network == NAMESPACE_NODE
+        )  # the node's network: nothing of its own to observe
         level = len(self.pod_cgroup.relative_to(cgroups.cgroup_v2_root()).parts)
         self.kernel.arm_pod(cgroups.cgroup_id(self.pod_cgroup), level)
         self.armed_at = round(time.monotonic() - self.loaded, 3)  # how long the pod took to appear
         self.started_at = utc_now()  # the time spent waiting for the pod is not the pod's
         self.armed_wall_ns = time.time_ns()
         # A container that had started before the kernel matched the pod: its start-up is missed.
-        self.started_before_arming = {c.id for c in self.client.list_containers(sandbox_id=self.sandbox.id)
-                                      if CONTAINER_STATES.get(c.state) in ("running", "exited")}
-        self.say(f"pod {self.sandbox.metadata.namespace}/{self.sandbox.metadata.name} appeared; "
-                 f"matching its cgroup {self.pod_cgroup} {self.armed_at:.3f} s after the recorder loaded"
-                 + (f", recording for {self.options.duration:g} s" if self.options.duration is not None else ""))
+        self.started_before_arming = {
+            c.id
+            for c in self.client.list_containers(sandbox_id=self.sandbox.id)
+            if CONTAINER_STATES.get(c.state) in ("running", "exited")
+        }
+        self.say(
+            f"pod {self.sandbox.metadata.namespace}/{self.sandbox.metadata.name} appeared; "
+            f"matching its cgroup {self.pod_cgroup} {self.armed_at:.3f} s after the recorder loaded"
+            + (f", recording for {self.options.duration:g} s" if self.options.duration is not None else "")
+        )
         return True
 
     def set_phase(self, phase: str) -> None:
@@ -211,8 +222,9 @@ class PodRecorder:
                 continue
             status = self.client.container_status(container.id)
             try:
-                path = find_container_cgroup(self.sandbox.metadata.uid, container.id, pid=status.pid,
-                                             cgroups_path=status.cgroups_path)
+                path = find_container_cgroup(
+                    self.sandbox.metadata.uid, container.id, pid=status.pid, cgroups_path=status.cgroups_path
+                )
             except InputError:
                 continue  # no task yet (created, not started): its cgroup comes with StartContainer
             slot = slots.get(cgroups.cgroup_id(path))
@@ -226,9 +238,16 @@ class PodRecorder:
         pod = self.pod()
         details = {
             "pod": pod,
-            "container": {"name": name, "id": container.id, "image": status.image.image or container.image.image,
-                          "image_digest": status.image_ref or container.image_ref or None, "restart_count": attempt},
-            "container_id": container.id, "pod_uid": pod["uid"], "armed_at_s": self.armed_at,
+            "container": {
+                "name": name,
+                "id": container.id,
+                "image": status.image.image or container.image.image,
+                "image_digest": status.image_ref or container.image_ref or None,
+                "restart_count": attempt,
+            },
+            "container_id": container.id,
+            "pod_uid": pod["uid"],
+            "armed_at_s": self.armed_at,
             # How close the arming was: after the sandbox was made, before this container was (CRI clocks).
             "armed_after_sandbox_s": round((self.armed_wall_ns - self.sandbox.created_at) / 1e9, 3),
             "container_created_after_arming_s": round((container.created_at - self.armed_wall_ns) / 1e9, 3),
@@ -243,8 +262,9 @@ class PodRecorder:
         out = self.options.out
         if self.directory_mode:
             out = out / (f"{name}.trace.json" if attempt == 0 else f"{name}.restart-{attempt}.trace.json")
-        return ContainerRun(container.id, name, attempt, slot, target, out, Trace(metadata, [], {}),
-                            missed_at_arming=missed)
+        return ContainerRun(
+            container.id, name, attempt, slot, target, out, Trace(metadata, [], {}), missed_at_arming=missed
+        )
 
     def refresh_states(self) -> None:
         """Each run's state from CRI. A container the runtime no longer knows has exited (it was
@@ -335,8 +355,14 @@ class PodRecorder:
         self.say(line)
 
 
-def record_pod(selector: PodSelector, container: str | None, options: RecordOptions, signals: Signals,
-               cri_endpoint: str | None = None, say=None) -> PodResult:
+def record_pod(
+    selector: PodSelector,
+    container: str | None,
+    options: RecordOptions,
+    signals: Signals,
+    cri_endpoint: str | None = None,
+    say=None,
+) -> PodResult:
     """Load the program, wait for the pod, arm, record until the containers exit, --duration,
     the load command's end or a stop signal; every run's trace is written on every way out."""
     from tracer.kube.cri.client import CriClient, cri_endpoint_for  # noqa: PLC0415 (grpc only when asked for)
@@ -344,13 +370,27 @@ def record_pod(selector: PodSelector, container: str | None, options: RecordOpti
     signals.refuse_if_stopped()
     with CriClient(cri_endpoint_for(cri_endpoint)) as client:
         client.version()  # no runtime behind the socket: say so before the seconds a BPF load takes
-        kernel = load_kernel_recorder(0, gated=True, pod_slots=POD_SLOTS, capability_source=options.capability_source,
-                                      cap_map_entries=options.cap_map_entries, arg_map_entries=options.arg_map_entries)
-        recorder = PodRecorder(selector, container, options, client, kernel,
-                               say or (lambda line: sys.stderr.write(line + "\n")))
+        kernel = load_kernel_recorder(
+            0,
+            gated=True,
+            pod_slots=POD_SLOTS,
+            capability_source=options.capability_source,
+            cap_map_entries=options.cap_map_entries,
+            arg_map_entries=options.arg_map_entries,
+        )
+        recorder = PodRecorder(
+            selector, container, options, client, kernel, say or (lambda line: sys.stderr.write(line + "\n"))
+        )
         recording = loop.run(recorder, options, signals)  # closes the kernel's program
-    return PodResult(selector.describe(), recorder.pod() if recording.armed else None, list(recorder.runs.values()),
-                     recording.stopped_by, sorted(recorder.not_recorded), recording.load_status, recording.load_output)
+    return PodResult(
+        selector.describe(),
+        recorder.pod() if recording.armed else None,
+        list(recorder.runs.values()),
+        recording.stopped_by,
+        sorted(recorder.not_recorded),
+        recording.load_status,
+        recording.load_output,
+    )
 
 
 def pod_is_running(selector: PodSelector, container: str | None, cri_endpoint: str | None = None) -> bool:

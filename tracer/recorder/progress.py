@@ -53,8 +53,9 @@ class StatusTracker:
         if new:
             self.last_new_t = t
         left = max(0.0, self.duration - t) if self.duration is not None else None
-        return Status(t, phase, int(calls.sum()), len(present), [self._name(nr) for nr in new],
-                      t - self.last_new_t, left)
+        return Status(
+            t, phase, int(calls.sum()), len(present), [self._name(nr) for nr in new], t - self.last_new_t, left
+        )
 
     def _name(self, nr: int) -> str:
         return syscall_name(self.arch, nr) or f"syscall_{nr}"
@@ -67,8 +68,10 @@ def names_shown(names: list[str]) -> str:
 
 def live_text(status: Status) -> str:
     """The terminal's status line: `  12.0s  load     calls   1,234  syscalls  41  new +2 (openat read)`."""
-    text = (f"{status.t:7.1f}s  {status.phase:<7}  calls {status.calls:>12,}  syscalls {status.distinct:>3}  "
-            f"new {len(status.new):+d}")
+    text = (
+        f"{status.t:7.1f}s  {status.phase:<7}  calls {status.calls:>12,}  syscalls {status.distinct:>3}  "
+        f"new {len(status.new):+d}"
+    )
     if status.new:
         text += f" ({names_shown(status.new)})"
     elif status.quiet_for >= 1:
@@ -80,7 +83,12 @@ def live_text(status: Status) -> str:
 
 def log_line(status: Status, new: list[str]) -> str:
     """A log's status line: `record: 12s, phase load, 1,234 calls, 41 syscalls, new: openat read, 48s left`."""
-    parts = [f"record: {status.t:.0f}s", f"phase {status.phase}", f"{status.calls:,} calls", f"{status.distinct} syscalls"]
+    parts = [
+        f"record: {status.t:.0f}s",
+        f"phase {status.phase}",
+        f"{status.calls:,} calls",
+        f"{status.distinct} syscalls",
+    ]
     parts.append(f"new: {names_shown(new)}" if new else f"no new syscall for {status.quiet_for:.0f}s")
     if status.left is not None:
         parts.append(f"{status.left:.0f}s left")
@@ -134,8 +142,9 @@ class LiveLine:
         from rich.live import Live  # noqa: PLC0415
 
         self.console = Console(file=stream, highlight=False, markup=False)
-        self.live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False,
-                         redirect_stderr=False)
+        self.live = Live(
+            console=self.console, auto_refresh=False, transient=False, redirect_stdout=False, redirect_stderr=False
+        )
         self.live.start()
 
     def show(self, status: Status, final: bool = False) -> None:
@@ -158,8 +167,9 @@ class Progress:
         self.lock = threading.Lock()
 
     @classmethod
-    def create(cls, enabled: bool, arch: str, duration: float | None = None, every: float = 5.0,
-               stream: TextIO | None = None) -> "Progress":
+    def create(
+        cls, enabled: bool, arch: str, duration: float | None = None, every: float = 5.0, stream: TextIO | None = None
+    ) -> "Progress":
         """A live line on a terminal, plain lines elsewhere, nothing when not enabled (--quiet)."""
         stream = stream or sys.stderr
         if not enabled:

@@ -103,10 +103,14 @@ def record(target: Target, options: RecordOptions, signals: Signals | None = Non
     try:
         try:
             signals.refuse_if_stopped()
-            kernel = load_kernel_recorder(target.cgroup_id, gated=target.gated, gate_from=target.gate_from,
-                                          capability_source=options.capability_source,
-                                          cap_map_entries=options.cap_map_entries,
-                                          arg_map_entries=options.arg_map_entries)
+            kernel = load_kernel_recorder(
+                target.cgroup_id,
+                gated=target.gated,
+                gate_from=target.gate_from,
+                capability_source=options.capability_source,
+                cap_map_entries=options.cap_map_entries,
+                arg_map_entries=options.arg_map_entries,
+            )
         except BaseException:
             target.close()
             raise
@@ -120,5 +124,11 @@ def record(target: Target, options: RecordOptions, signals: Signals | None = Non
     finally:
         if own_signals:
             signals.restore()
-    return RecordResult(recorder.trace, recording.stopped_by, target.exit_status, recording.phase_changes,
-                        recording.load_status, recording.load_output)
+    return RecordResult(
+        recorder.trace,
+        recording.stopped_by,
+        target.exit_status,
+        recording.phase_changes,
+        recording.load_status,
+        recording.load_output,
+    )

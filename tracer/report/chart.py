@@ -49,11 +49,15 @@ def row_height(phase_count: int) -> int:
 def legend(phases: tuple[str, ...]) -> list[str]:
     parts, x = [], LABEL_WIDTH
     for phase in phases:
-        parts.append(f'<rect x="{x}" y="8" width="12" height="12" fill="{PHASE_COLOURS.get(phase, "#5f6368")}"/>'
-                     f'<text x="{x + 17}" y="18" class="lg">{escape(phase)}</text>')
+        parts.append(
+            f'<rect x="{x}" y="8" width="12" height="12" fill="{PHASE_COLOURS.get(phase, "#5f6368")}"/>'
+            f'<text x="{x + 17}" y="18" class="lg">{escape(phase)}</text>'
+        )
         x += 110
-    parts.append(f'<text x="{x}" y="18" class="lg" style="fill:{RARE_COLOUR};font-weight:bold">\u25c6 rare</text>'
-                 f'<text x="{x + 80}" y="18" class="lg" text-decoration="line-through">refused by the profile</text>')
+    parts.append(
+        f'<text x="{x}" y="18" class="lg" style="fill:{RARE_COLOUR};font-weight:bold">\u25c6 rare</text>'
+        f'<text x="{x + 80}" y="18" class="lg" text-decoration="line-through">refused by the profile</text>'
+    )
     return parts
 
 
@@ -62,8 +66,10 @@ def axis(top: int, height: int) -> list[str]:
     value = 1
     while value <= top:
         x = LABEL_WIDTH + bar_length(value, top)
-        parts.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{height}" class="grid"/>'
-                     f'<text x="{x:.1f}" y="{TOP - 10}" class="tick" text-anchor="middle">{tick_label(value)}</text>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{height}" class="grid"/>'
+            f'<text x="{x:.1f}" y="{TOP - 10}" class="tick" text-anchor="middle">{tick_label(value)}</text>'
+        )
         value *= 10
     return parts
 
@@ -74,17 +80,21 @@ def syscall_row(bar: SyscallBar, phases: tuple[str, ...], y: float, top: int) ->
     style = f' style="fill:{RARE_COLOUR};font-weight:bold"' if bar.rare else ""
     strike = ' text-decoration="line-through"' if not bar.allowed else ""
     marker = "\u25c6 " if bar.rare else ""
-    parts = [f'<text x="{LABEL_WIDTH - 6}" y="{label_y:.1f}" class="name" text-anchor="end"{style}{strike}>'
-             f'{marker}{name}</text>']
+    parts = [
+        f'<text x="{LABEL_WIDTH - 6}" y="{label_y:.1f}" class="name" text-anchor="end"{style}{strike}>'
+        f"{marker}{name}</text>"
+    ]
     for index, phase in enumerate(phases):
         count = bar.calls.get(phase, 0)
         if not count:
             continue
         bar_y = y + index * (BAR_HEIGHT + BAR_GAP)
         width = bar_length(count, top)
-        parts.append(f'<rect x="{LABEL_WIDTH}" y="{bar_y:.1f}" width="{width:.1f}" height="{BAR_HEIGHT}" '
-                     f'fill="{PHASE_COLOURS.get(phase, "#5f6368")}"><title>{name}: {count:,} calls in {escape(phase)}'
-                     f'</title></rect>')
+        parts.append(
+            f'<rect x="{LABEL_WIDTH}" y="{bar_y:.1f}" width="{width:.1f}" height="{BAR_HEIGHT}" '
+            f'fill="{PHASE_COLOURS.get(phase, "#5f6368")}"><title>{name}: {count:,} calls in {escape(phase)}'
+            f"</title></rect>"
+        )
     parts.append(f'<text x="{LABEL_WIDTH + PLOT_WIDTH + 6}" y="{label_y:.1f}" class="count">{bar.total:,}</text>')
     return parts
 
@@ -96,10 +106,12 @@ def syscall_chart_svg(activity: SyscallActivity) -> str:
     step = row_height(len(phases))
     height = TOP + step * len(activity.bars) + 4
     width = LABEL_WIDTH + PLOT_WIDTH + COUNT_WIDTH
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-             f'role="img" aria-label="calls per syscall and phase, log scale" class="chart">',
-             "<style>.name,.count,.tick,.lg{font:11px sans-serif;fill:#202124}.tick{fill:#5f6368;font-size:10px}"
-             ".grid{stroke:#dadce0;stroke-width:1}</style>"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="calls per syscall and phase, log scale" class="chart">',
+        "<style>.name,.count,.tick,.lg{font:11px sans-serif;fill:#202124}.tick{fill:#5f6368;font-size:10px}"
+        ".grid{stroke:#dadce0;stroke-width:1}</style>",
+    ]
     parts += legend(phases)
     parts += axis(top, height - 4)
     for row, bar in enumerate(activity.bars):

@@ -55,8 +55,13 @@ def log_bar(count: int, top: int) -> str:
 
 def header(report: Report) -> list[str]:
     inputs = " \u00b7 ".join(f"{md(key)} {md(value)}" for key, value in report.inputs.items())
-    lines = [f"# Least-privilege security context: {md(report.profile.name)}", "",
-             f"{inputs}  ", f"generated {md(report.generated_at)} by seccomp-tracer {md(report.tool_version)}", ""]
+    lines = [
+        f"# Least-privilege security context: {md(report.profile.name)}",
+        "",
+        f"{inputs}  ",
+        f"generated {md(report.generated_at)} by seccomp-tracer {md(report.tool_version)}",
+        "",
+    ]
     lines += table(["", ""], [[f"**{md(label)}**", md(value)] for label, value in wording.summary_figures(report)])
     return lines
 
@@ -78,9 +83,14 @@ def chart_rows(activity: SyscallActivity) -> list[list[str]]:
     rows = []
     for bar in activity.bars:
         name = md(bar.name) if bar.allowed else f"~~{md(bar.name)}~~ (refused)"
-        rows.append([("\u25c6 " if bar.rare else "") + name,
-                     *(f"{bar.calls.get(phase, 0):,}" for phase in activity.phases),
-                     f"{bar.total:,}", log_bar(bar.total, top)])
+        rows.append(
+            [
+                ("\u25c6 " if bar.rare else "") + name,
+                *(f"{bar.calls.get(phase, 0):,}" for phase in activity.phases),
+                f"{bar.total:,}",
+                log_bar(bar.total, top),
+            ]
+        )
     return rows
 
 
@@ -91,14 +101,24 @@ def syscalls(report: Report) -> list[str]:
     if activity is None:
         lines += ["No trace given (--trace): calls per phase are not shown.", ""]
     else:
-        lines += [f"{len(activity.bars)} syscalls, {activity.total_calls:,} calls under the filter; bar: total "
-                  "calls, log scale. " + md(wording.RARE_NOTE.format(rule=activity.rare_rule)), ""]
+        lines += [
+            f"{len(activity.bars)} syscalls, {activity.total_calls:,} calls under the filter; bar: total "
+            "calls, log scale. " + md(wording.RARE_NOTE.format(rule=activity.rare_rule)),
+            "",
+        ]
         lines += table(["syscall", *activity.phases, "total", "log scale"], chart_rows(activity))
         refused = activity.refused_by_profile
-        lines += [f"**Recorded but refused by this profile:** {names(refused)}" if refused else
-                  "Every syscall this trace recorded under the filter is allowed by the profile.", ""]
-    lines += [f"Default action {md(profile.default_action)} on {names(profile.architectures)}; "
-              f"{len(profile.allowed)} syscalls allowed: {names(profile.allowed)}.", ""]
+        lines += [
+            f"**Recorded but refused by this profile:** {names(refused)}"
+            if refused
+            else "Every syscall this trace recorded under the filter is allowed by the profile.",
+            "",
+        ]
+    lines += [
+        f"Default action {md(profile.default_action)} on {names(profile.architectures)}; "
+        f"{len(profile.allowed)} syscalls allowed: {names(profile.allowed)}.",
+        "",
+    ]
     lines += [f"{md(action)}: {names(rule_names)}" for action, rule_names in profile.other_rules]
     return lines + ([""] if profile.other_rules else [])
 
@@ -129,8 +149,16 @@ def argument_conditions(report: Report) -> list[str]:
     lines = heading("Argument conditions")
     if not report.argument_rules:
         return lines + ["None: every syscall the profile allows is allowed with any arguments.", ""]
-    rows = [[names(rule.names), md(rule.action), md(rule.reads()), md("; ".join(c.raw for c in rule.conditions)),
-             md("; ".join(part for part in (rule.applies, rule.comment) if part))] for rule in report.argument_rules]
+    rows = [
+        [
+            names(rule.names),
+            md(rule.action),
+            md(rule.reads()),
+            md("; ".join(c.raw for c in rule.conditions)),
+            md("; ".join(part for part in (rule.applies, rule.comment) if part)),
+        ]
+        for rule in report.argument_rules
+    ]
     return lines + table(["syscalls", "action", "condition", "as written", "applies / comment"], rows)
 
 
@@ -142,15 +170,22 @@ def network(report: Report) -> list[str]:
         return lines + [f"Not recorded ({why}).", ""]
     listeners = wording.listener_rows(surface)
     lines += ["### Listening", ""]
-    lines += table(["socket", "reachable", "privileged port"], [[md(v) for v in row] for row in listeners]) \
-        if listeners else ["Nothing listens.", ""]
+    lines += (
+        table(["socket", "reachable", "privileged port"], [[md(v) for v in row] for row in listeners])
+        if listeners
+        else ["Nothing listens.", ""]
+    )
     lines += ["### Destinations", ""]
     empty = wording.destinations_text(surface)
-    lines += [md(empty), ""] if empty else table(["destination", "connections"],
-                                                 [[md(v) for v in row] for row in wording.destination_rows(surface)])
+    lines += (
+        [md(empty), ""]
+        if empty
+        else table(["destination", "connections"], [[md(v) for v in row] for row in wording.destination_rows(surface)])
+    )
     lines += ["### Interfaces", ""]
-    return lines + table(["interface", "kind", "state", "addresses"],
-                         [[md(v) for v in row] for row in wording.interface_rows(surface)])
+    return lines + table(
+        ["interface", "kind", "state", "addresses"], [[md(v) for v in row] for row in wording.interface_rows(surface)]
+    )
 
 
 def pod_security(report: Report) -> list[str]:
@@ -158,10 +193,21 @@ def pod_security(report: Report) -> list[str]:
     lines = heading("Pod Security")
     if facts is None:
         return lines + ["Not evaluated: give the workload's manifest with --manifest.", ""]
-    lines += [f"{md(facts.manifest)}, hardened in memory as tracer k8s harden does (Localhost profile "
-              f"{md(facts.localhost_profile)}).", ""]
-    rows = [[md(o.title), names(o.containers), md(o.level_before), md(o.level_after),
-             "; ".join(md(f"{check}: {detail}") for check, detail in o.remaining) or "nothing"] for o in facts.objects]
+    lines += [
+        f"{md(facts.manifest)}, hardened in memory as tracer k8s harden does (Localhost profile "
+        f"{md(facts.localhost_profile)}).",
+        "",
+    ]
+    rows = [
+        [
+            md(o.title),
+            names(o.containers),
+            md(o.level_before),
+            md(o.level_after),
+            "; ".join(md(f"{check}: {detail}") for check, detail in o.remaining) or "nothing",
+        ]
+        for o in facts.objects
+    ]
     lines += table(["object", "containers", "before", "after", "still keeps it from restricted"], rows)
     lines += [f"- {md(warning)}" for warning in facts.warnings]
     return lines + ([""] if facts.warnings else [])
@@ -178,31 +224,61 @@ def profile_cell(row: TechniqueRow) -> str:
 def attack_table(report: Report) -> list[str]:
     facts = report.attack
     lines = heading(f"MITRE ATT&CK for Containers (v{md(facts.version)})")
-    lines += [md(wording.attack_headline(facts)) + ". Columns: no seccomp profile, the runtime default (both with "
-              "the runtime's default capabilities), this profile.", ""]
-    rows = [[f"[{md(row.technique.id)}]({row.technique.url}) {md(row.technique.name)}", md(", ".join(row.technique.tactics)),
-             routes_cell(row.unconfined), routes_cell(row.runtime_default), profile_cell(row)] for row in facts.rows]
+    lines += [
+        md(wording.attack_headline(facts)) + ". Columns: no seccomp profile, the runtime default (both with "
+        "the runtime's default capabilities), this profile.",
+        "",
+    ]
+    rows = [
+        [
+            f"[{md(row.technique.id)}]({row.technique.url}) {md(row.technique.name)}",
+            md(", ".join(row.technique.tactics)),
+            routes_cell(row.unconfined),
+            routes_cell(row.runtime_default),
+            profile_cell(row),
+        ]
+        for row in facts.rows
+    ]
     return lines + table(["technique", "tactics", "no seccomp", "runtime default", "this profile"], rows)
 
 
 def runtime_default(report: Report) -> list[str]:
     facts = report.runtime_default
     lines = heading("Compared with the runtime default")
-    lines += [f"{facts.allowed} syscalls allowed here; the runtime default allows {facts.baseline} unconditionally: "
-              f"this profile refuses {wording.percent(facts.reduction)} of them. Compared {md(facts.method)}.", ""]
+    lines += [
+        f"{facts.allowed} syscalls allowed here; the runtime default allows {facts.baseline} unconditionally: "
+        f"this profile refuses {wording.percent(facts.reduction)} of them. Compared {md(facts.method)}.",
+        "",
+    ]
     if facts.beyond:
         lines += ["Allowed here, where the runtime default is stricter:", ""]
-        lines += table(["syscall", "this profile", "runtime default"],
-                       [[md(name), md(here), md(there)] for name, here, there in facts.beyond])
-    lines += [f"Refused here, allowed by the runtime default ({len(facts.refused_here)}): {names(facts.refused_here)}.", ""]
+        lines += table(
+            ["syscall", "this profile", "runtime default"],
+            [[md(name), md(here), md(there)] for name, here, there in facts.beyond],
+        )
+    lines += [
+        f"Refused here, allowed by the runtime default ({len(facts.refused_here)}): {names(facts.refused_here)}.",
+        "",
+    ]
     return lines
 
 
 def render_markdown(report: Report) -> str:
     lines = []
-    for part in (header, provenance, syscalls, capabilities, argument_conditions, network, pod_security,
-                 attack_table, runtime_default):
+    for part in (
+        header,
+        provenance,
+        syscalls,
+        capabilities,
+        argument_conditions,
+        network,
+        pod_security,
+        attack_table,
+        runtime_default,
+    ):
         lines += part(report)
-    lines.append("MITRE ATT&CK\u00ae is a registered trademark of The MITRE Corporation; technique data \u00a9 The "
-                 "MITRE Corporation, reproduced with its permission.")
+    lines.append(
+        "MITRE ATT&CK\u00ae is a registered trademark of The MITRE Corporation; technique data \u00a9 The "
+        "MITRE Corporation, reproduced with its permission."
+    )
     return "\n".join(lines) + "\n"

@@ -123,13 +123,24 @@ def recording_from_trace(trace: Trace) -> Recording:
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     load = meta.get("load") if isinstance(meta.get("load"), dict) else {}
     return Recording(
-        source=trace.source, started_at=meta.get("started_at"), ended_at=meta.get("ended_at"),
-        hostname=meta.get("hostname"), kernel=meta.get("kernel"), arch=meta.get("arch"),
-        target_kind=target.get("kind", "merged" if meta.get("merged_from") else None), target_name=target.get("name"),
-        runtime=runtime_text(target), user=user_text(target), rootfs_readonly=target.get("rootfs_readonly"),
-        capability_source=meta.get("capability_source"), stopped_by=meta.get("stopped_by"),
-        complete=meta.get("complete"), load_switch=load_switch_text(meta), load_command=load.get("command"),
-        tool_version=meta.get("tool_version"), lost=lost_counters(trace.lost),
+        source=trace.source,
+        started_at=meta.get("started_at"),
+        ended_at=meta.get("ended_at"),
+        hostname=meta.get("hostname"),
+        kernel=meta.get("kernel"),
+        arch=meta.get("arch"),
+        target_kind=target.get("kind", "merged" if meta.get("merged_from") else None),
+        target_name=target.get("name"),
+        runtime=runtime_text(target),
+        user=user_text(target),
+        rootfs_readonly=target.get("rootfs_readonly"),
+        capability_source=meta.get("capability_source"),
+        stopped_by=meta.get("stopped_by"),
+        complete=meta.get("complete"),
+        load_switch=load_switch_text(meta),
+        load_command=load.get("command"),
+        tool_version=meta.get("tool_version"),
+        lost=lost_counters(trace.lost),
     )
 
 
@@ -137,11 +148,24 @@ def recording_from_profile(entry: dict) -> Recording:
     """One of recording.json's `traces` (what `tracer generate` kept of each input)."""
     target = entry.get("target") if isinstance(entry.get("target"), dict) else {}
     return Recording(
-        source=entry.get("source"), started_at=entry.get("started_at"), ended_at=None, hostname=None,
-        kernel=entry.get("kernel"), arch=None, target_kind=target.get("kind"), target_name=target.get("name"),
-        runtime=runtime_text(target), user=user_text(target), rootfs_readonly=target.get("rootfs_readonly"),
-        capability_source=None, stopped_by=None, complete=None, load_switch=None, load_command=None,
-        tool_version=None, lost=lost_counters(entry.get("lost")),
+        source=entry.get("source"),
+        started_at=entry.get("started_at"),
+        ended_at=None,
+        hostname=None,
+        kernel=entry.get("kernel"),
+        arch=None,
+        target_kind=target.get("kind"),
+        target_name=target.get("name"),
+        runtime=runtime_text(target),
+        user=user_text(target),
+        rootfs_readonly=target.get("rootfs_readonly"),
+        capability_source=None,
+        stopped_by=None,
+        complete=None,
+        load_switch=None,
+        load_command=None,
+        tool_version=None,
+        lost=lost_counters(entry.get("lost")),
     )
 
 
@@ -265,8 +289,15 @@ def evidence_rows(rows) -> tuple[Evidence, ...]:
     found = []
     for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict) and "syscall" in row:
-            found.append(Evidence(str(row["syscall"]), str(row.get("phase", "?")), str(row.get("outcome", "?")),
-                                  int(row.get("count", 0)), str(row.get("verdict", ""))))
+            found.append(
+                Evidence(
+                    str(row["syscall"]),
+                    str(row.get("phase", "?")),
+                    str(row.get("outcome", "?")),
+                    int(row.get("count", 0)),
+                    str(row.get("verdict", "")),
+                )
+            )
     return tuple(found)
 
 
@@ -280,8 +311,12 @@ def gather_capabilities(profile: ProfileDir) -> CapabilityFacts:
     document = profile.capabilities
     evidence = evidence_by_capability(document.get("evidence"))
     added = {cap: evidence.get(cap, ()) for cap in sorted(profile.capabilities_add)}
-    return CapabilityFacts(added, evidence_by_capability(document.get("failed_without")),
-                           evidence_by_capability(document.get("not_required")), tuple(document.get("drop", [])))
+    return CapabilityFacts(
+        added,
+        evidence_by_capability(document.get("failed_without")),
+        evidence_by_capability(document.get("not_required")),
+        tuple(document.get("drop", [])),
+    )
 
 
 # ---------------------------------------------------------------- network
@@ -338,13 +373,16 @@ def read_manifest(path: Path) -> str:
         raise InputError(path, f"cannot read: {err}") from None
 
 
-def gather_pod_security(manifest: Path, profile: ProfileDir, container: str | None = None,
-                        pss_version: str = "latest") -> PodSecurityFacts:
+def gather_pod_security(
+    manifest: Path, profile: ProfileDir, container: str | None = None, pss_version: str = "latest"
+) -> PodSecurityFacts:
     """Harden the manifest in memory, as `tracer k8s harden` does, and keep the levels."""
-    result: HardenResult = harden_text(read_manifest(manifest), profile, source=str(manifest),
-                                       container=container, pss_version=pss_version)
-    return PodSecurityFacts(str(manifest), default_localhost_profile(profile), tuple(result.reports),
-                            tuple(result.warnings))
+    result: HardenResult = harden_text(
+        read_manifest(manifest), profile, source=str(manifest), container=container, pss_version=pss_version
+    )
+    return PodSecurityFacts(
+        str(manifest), default_localhost_profile(profile), tuple(result.reports), tuple(result.warnings)
+    )
 
 
 # ---------------------------------------------------------------- ATT&CK
@@ -406,8 +444,11 @@ def gather_attack(profile: ProfileDir, docker: dict) -> AttackFacts:
     ids = sorted(set().union(*by_confinement), key=attack.technique_sort_key)
     techniques = attack.load_techniques()
     rows = tuple(
-        TechniqueRow(techniques[tid], *(tuple(found[tid].routes) if tid in found else () for found in by_confinement),
-                     closed.get(tid, ()))
+        TechniqueRow(
+            techniques[tid],
+            *(tuple(found[tid].routes) if tid in found else () for found in by_confinement),
+            closed.get(tid, ()),
+        )
         for tid in ids
     )
     rows = tuple(sorted(rows, key=lambda row: not row.reachable))  # what stays open first, stable by id
@@ -482,11 +523,13 @@ def gather_runtime_default(profile: ProfileDir, docker: dict) -> RuntimeDefaultC
     beyond = tuple((name, our_conditions(ours, name), docker_treatment(docker, name, arch)) for name in wider)
     baseline = comparison.baseline_allowed
     return RuntimeDefaultComparison(
-        allowed=comparison.allowed, baseline=baseline,
+        allowed=comparison.allowed,
+        baseline=baseline,
         reduction=len(comparison.refused) / baseline if baseline else 0.0,
-        refused_here=tuple(sorted(comparison.refused)), beyond=beyond,
+        refused_here=tuple(sorted(comparison.refused)),
+        beyond=beyond,
         method="rule by rule, argument conditions included, for the profile's capabilities (tracer risk "
-               "--against runtime-default); where the runtime default is stricter, its conditions are quoted",
+        "--against runtime-default); where the runtime default is stricter, its conditions are quoted",
     )
 
 
@@ -522,13 +565,26 @@ class Report:
 def gather_profile_facts(profile: ProfileDir) -> ProfileFacts:
     seccomp = filter_from_oci(profile.seccomp)
     others = tuple((rule.action, names) for rule, names in seccomp.listed if not rule.allows and not rule.conditions)
-    return ProfileFacts(profile.name, str(profile.path), seccomp.default.action, seccomp.architectures,
-                        tuple(sorted(seccomp.names_allowed())), others)
+    return ProfileFacts(
+        profile.name,
+        str(profile.path),
+        seccomp.default.action,
+        seccomp.architectures,
+        tuple(sorted(seccomp.names_allowed())),
+        others,
+    )
 
 
-def build_report(profile_dir: str | Path, trace_path: str | Path | None = None, manifest: str | Path | None = None, *,
-                 container: str | None = None, pss_version: str = "latest", rare_below: int = RARE_BELOW,
-                 now: datetime | None = None) -> Report:
+def build_report(
+    profile_dir: str | Path,
+    trace_path: str | Path | None = None,
+    manifest: str | Path | None = None,
+    *,
+    container: str | None = None,
+    pss_version: str = "latest",
+    rare_below: int = RARE_BELOW,
+    now: datetime | None = None,
+) -> Report:
     """Gather every fact of the review; any bad input is an InputError naming the file."""
     if rare_below < 1:
         raise InputError(None, f"the rare threshold must be at least 1 (got {rare_below})")
@@ -547,7 +603,9 @@ def build_report(profile_dir: str | Path, trace_path: str | Path | None = None, 
         capabilities=gather_capabilities(profile),
         argument_rules=tuple(argument_rules(profile.seccomp)),
         network=gather_network(trace),
-        pod_security=gather_pod_security(Path(manifest), profile, container, pss_version) if manifest is not None else None,
+        pod_security=gather_pod_security(Path(manifest), profile, container, pss_version)
+        if manifest is not None
+        else None,
         attack=gather_attack(profile, docker),
         runtime_default=gather_runtime_default(profile, docker),
         generated_at=(now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -47,16 +47,32 @@ def recording_rows(recording: Recording) -> list[tuple[str, str]]:
         ("recorded", when),
         ("where", f"host {recording.hostname}" if recording.hostname else None),
         ("target", target or None),
-        ("kernel", " ".join(part for part in (recording.kernel, f"({recording.arch})" if recording.arch else None) if part) or None),
+        (
+            "kernel",
+            " ".join(part for part in (recording.kernel, f"({recording.arch})" if recording.arch else None) if part)
+            or None,
+        ),
         ("runtime", recording.runtime),
         ("user", recording.user),
         ("read-only root", {True: "yes", False: "no"}.get(recording.rootfs_readonly)),
         ("capability checks from", recording.capability_source),
         ("switch to load", recording.load_switch),
         ("load test", recording.load_command),
-        ("ended", " ".join(part for part in (recording.stopped_by,
-                                             {True: "(complete)", False: "(incomplete: the recorder was stopped before its last checkpoint)"}
-                                             .get(recording.complete)) if part) or None),
+        (
+            "ended",
+            " ".join(
+                part
+                for part in (
+                    recording.stopped_by,
+                    {
+                        True: "(complete)",
+                        False: "(incomplete: the recorder was stopped before its last checkpoint)",
+                    }.get(recording.complete),
+                )
+                if part
+            )
+            or None,
+        ),
         ("trace file", recording.source),
         ("lost counters", recording_lost_text(recording)),
     ]
@@ -69,8 +85,10 @@ def trace_relation(provenance: Provenance) -> str | None:
     if provenance.trace_is_profiles_recording is True:
         return "The trace given is the recording this profile was generated from."
     if provenance.trace_is_profiles_recording is False:
-        return ("The trace given is not one this profile was generated from: the chart shows this trace, checked "
-                "against the profile.")
+        return (
+            "The trace given is not one this profile was generated from: the chart shows this trace, checked "
+            "against the profile."
+        )
     return None
 
 
@@ -93,8 +111,7 @@ def routes_text(routes) -> str:
 def attack_headline(facts: AttackFacts) -> str:
     closed = facts.closed
     beyond = len(facts.closed_beyond_runtime_default)
-    return (f"{len(facts.reachable)} reachable, {len(closed)} closed "
-            f"({beyond} of them open under the runtime default)")
+    return f"{len(facts.reachable)} reachable, {len(closed)} closed ({beyond} of them open under the runtime default)"
 
 
 def pod_security_headline(report: Report) -> str:
@@ -109,8 +126,10 @@ def pod_security_headline(report: Report) -> str:
 
 def syscalls_headline(report: Report) -> str:
     comparison = report.runtime_default
-    return (f"{comparison.allowed} allowed; the runtime default allows {comparison.baseline}: "
-            f"{percent(comparison.reduction)} of it refused")
+    return (
+        f"{comparison.allowed} allowed; the runtime default allows {comparison.baseline}: "
+        f"{percent(comparison.reduction)} of it refused"
+    )
 
 
 def argument_headline(report: Report) -> str:
@@ -134,8 +153,10 @@ def summary_figures(report: Report) -> list[tuple[str, str]]:
     return figures
 
 
-RARE_NOTE = ("Rare ({rule}) is marked \u25c6: confirm these with a longer load test before relying on the "
-             "profile, and ask whether each is expected.")
+RARE_NOTE = (
+    "Rare ({rule}) is marked \u25c6: confirm these with a longer load test before relying on the "
+    "profile, and ask whether each is expected."
+)
 
 
 def listener_rows(surface: NetworkSurface) -> list[list[str]]:
@@ -143,8 +164,12 @@ def listener_rows(surface: NetworkSurface) -> list[list[str]]:
     rows = []
     for listener in surface.listening:
         reach = "the pod only (loopback)" if surface.loopback_only(listener) else "from outside the pod"
-        privileged = (f"below {surface.unprivileged_port_start}: CAP_NET_BIND_SERVICE or a lower "
-                      "net.ipv4.ip_unprivileged_port_start" if listener.port < surface.unprivileged_port_start else "no")
+        privileged = (
+            f"below {surface.unprivileged_port_start}: CAP_NET_BIND_SERVICE or a lower "
+            "net.ipv4.ip_unprivileged_port_start"
+            if listener.port < surface.unprivileged_port_start
+            else "no"
+        )
         rows.append([listener.describe(), reach, privileged])
     return rows
 
@@ -163,9 +188,15 @@ def destination_rows(surface: NetworkSurface) -> list[list[str]]:
 
 
 def interface_rows(surface: NetworkSurface) -> list[list[str]]:
-    return [[interface.name, interface.kind or ("loopback" if interface.loopback else "-"),
-             "up" if interface.up else "down", ", ".join(interface.addresses) or "none"]
-            for interface in surface.interfaces]
+    return [
+        [
+            interface.name,
+            interface.kind or ("loopback" if interface.loopback else "-"),
+            "up" if interface.up else "down",
+            ", ".join(interface.addresses) or "none",
+        ]
+        for interface in surface.interfaces
+    ]
 
 
 def network_headline(report: Report) -> str:
@@ -173,6 +204,7 @@ def network_headline(report: Report) -> str:
     if surface is None:
         return "not recorded"
     reachable = len(surface.reachable_listeners())
-    destinations = "destinations not recorded" if surface.destinations is None else \
-        f"{len(surface.destinations)} destination(s)"
+    destinations = (
+        "destinations not recorded" if surface.destinations is None else f"{len(surface.destinations)} destination(s)"
+    )
     return f"{reachable} listener(s) reachable from outside the pod; {destinations}"

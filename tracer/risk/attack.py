@@ -29,8 +29,11 @@ from tracer.profile.filter import ALLOW, Filter, filter_from_profile
 
 # Values the mapping's "when" conditions name (x86_64 and aarch64 numbering). A flag set is
 # written with |, e.g. "SOCK_RAW|SOCK_CLOEXEC".
-ARGUMENT_VALUES = {name: value for table in (NAMESPACE_FLAGS, ADDRESS_FAMILIES, SOCKET_TYPES, SOCKET_TYPE_FLAGS)
-                   for value, name in table.items()}
+ARGUMENT_VALUES = {
+    name: value
+    for table in (NAMESPACE_FLAGS, ADDRESS_FAMILIES, SOCKET_TYPES, SOCKET_TYPE_FLAGS)
+    for value, name in table.items()
+}
 
 
 # ---------------------------------------------------------------- data
@@ -78,8 +81,14 @@ def load_attack_data() -> dict:
 @cache
 def load_techniques() -> dict[str, Technique]:
     return {
-        record["id"]: Technique(record["id"], record["name"], tuple(record["tactics"]), record["parent"],
-                                record["platform_containers"], record["url"])
+        record["id"]: Technique(
+            record["id"],
+            record["name"],
+            tuple(record["tactics"]),
+            record["parent"],
+            record["platform_containers"],
+            record["url"],
+        )
         for record in load_attack_data()["techniques"]
     }
 
@@ -89,7 +98,7 @@ def attack_version() -> str:
 
 
 def argument_value(label: str) -> int:
-    """"SOCK_RAW|SOCK_CLOEXEC" -> 0x80003."""
+    """ "SOCK_RAW|SOCK_CLOEXEC" -> 0x80003."""
     value = 0
     for flag in label.split("|"):
         if flag.strip() not in ARGUMENT_VALUES:
@@ -106,8 +115,15 @@ def mapping_entry(raw: dict) -> MappingEntry:
         ArgumentCondition(int(cond["index"]), tuple((label, argument_value(label)) for label in cond["any_of"]))
         for cond in raw.get("when", [])
     )
-    return MappingEntry(raw["technique"], raw["reason"], tuple(raw.get("syscalls", ())), when,
-                        raw.get("capability"), tuple(raw.get("with_syscalls", ())), raw.get("needs"))
+    return MappingEntry(
+        raw["technique"],
+        raw["reason"],
+        tuple(raw.get("syscalls", ())),
+        when,
+        raw.get("capability"),
+        tuple(raw.get("with_syscalls", ())),
+        raw.get("needs"),
+    )
 
 
 @cache
@@ -144,7 +160,9 @@ class Route:
             return self.name + (f" (with {', '.join(self.syscalls)})" if self.syscalls else "")
         if not self.arguments:
             return self.name
-        per_index = [list(dict.fromkeys(combo[i] for combo in self.arguments)) for i in range(len(self.argument_indices))]
+        per_index = [
+            list(dict.fromkeys(combo[i] for combo in self.arguments)) for i in range(len(self.argument_indices))
+        ]
         shown = "; ".join(f"arg {index} {', '.join(labels)}" for index, labels in zip(self.argument_indices, per_index))
         return f"{self.name} with {shown}"
 
@@ -161,7 +179,9 @@ class Route:
         return out
 
 
-def allowed_argument_combinations(f: Filter, syscall: str, when: tuple[ArgumentCondition, ...]) -> list[tuple[str, ...]]:
+def allowed_argument_combinations(
+    f: Filter, syscall: str, when: tuple[ArgumentCondition, ...]
+) -> list[tuple[str, ...]]:
     """The combinations of the mapping's argument values that the profile lets through."""
     allowed = []
     for combo in itertools.product(*(cond.values for cond in when)):
@@ -179,14 +199,26 @@ def open_routes(entry: MappingEntry, f: Filter, capabilities: Iterable[str]) -> 
         through = tuple(s for s in entry.with_syscalls if f.may_pass(s))
         if entry.with_syscalls and not through:
             return []
-        return [Route("capability", normalise_capability(entry.capability), entry.reason, syscalls=through, needs=entry.needs)]
+        return [
+            Route(
+                "capability", normalise_capability(entry.capability), entry.reason, syscalls=through, needs=entry.needs
+            )
+        ]
     routes = []
     for syscall in entry.syscalls:
         if entry.when:
             combos = allowed_argument_combinations(f, syscall, entry.when)
             if combos:
-                routes.append(Route("syscall", syscall, entry.reason, tuple(c.index for c in entry.when), tuple(combos),
-                                    needs=entry.needs))
+                routes.append(
+                    Route(
+                        "syscall",
+                        syscall,
+                        entry.reason,
+                        tuple(c.index for c in entry.when),
+                        tuple(combos),
+                        needs=entry.needs,
+                    )
+                )
         elif f.may_pass(syscall):
             routes.append(Route("syscall", syscall, entry.reason, needs=entry.needs))
     return routes
@@ -249,9 +281,20 @@ UNCONFINED = Confinement({"defaultAction": ALLOW})
 
 # What containerd gives a container unless told otherwise: the state before hardening.
 RUNTIME_DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 )
 
 

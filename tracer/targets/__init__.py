@@ -8,5 +8,16 @@ from tracer.targets.kubernetes import kubernetes_pod_target
 from tracer.targets.options import TargetOptions
 from tracer.targets.runc import RuncBundleTarget, RuncTarget, recording_config
 
-__all__ = ["CommandTarget", "PidTarget", "RuncBundleTarget", "RuncTarget", "Target", "TargetOptions", "cgroup_target",
-           "containerd_target", "kubernetes_pod_target", "process_alive", "recording_config"]
+__all__ = [
+    "CommandTarget",
+    "PidTarget",
+    "RuncBundleTarget",
+    "RuncTarget",
+    "Target",
+    "TargetOptions",
+    "cgroup_target",
+    "containerd_target",
+    "kubernetes_pod_target",
+    "process_alive",
+    "recording_config",
+]

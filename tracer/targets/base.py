@@ -86,8 +86,15 @@ class CommandTarget(Target):
         path = cgroups.new_cgroup_path("cmd")
         owned = [OWNED.own(Owned(CGROUP, str(path)))]
         cgroups.make_cgroup(path=path)
-        return cls("command", " ".join(argv), path, gated=True, argv=list(argv), executable=str(Path(executable).absolute()),
-                   owned=owned)
+        return cls(
+            "command",
+            " ".join(argv),
+            path,
+            gated=True,
+            argv=list(argv),
+            executable=str(Path(executable).absolute()),
+            owned=owned,
+        )
 
     def start(self) -> None:
         procs = str(self.cgroup_path / "cgroup.procs")

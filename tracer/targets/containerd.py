@@ -24,8 +24,11 @@ def containerd_target(task_id: str, namespace: str = "default", state_dir: str |
     # Created, not started (containerd's Tasks.Create without Start): gated at runc's hand-over,
     # as `--runc ID`; whoever created it starts it. Running: its start-up is behind it.
     target.gated, target.gate_from, target.startup_missed = created, "handover", not created
-    target.details.update(status_at_attach="created" if created else "running", runtime=runtime_version("containerd"),
-                          **bundle_facts(str(task_dir)))
+    target.details.update(
+        status_at_attach="created" if created else "running",
+        runtime=runtime_version("containerd"),
+        **bundle_facts(str(task_dir)),
+    )
     return target
 
 

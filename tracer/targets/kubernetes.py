@@ -15,8 +15,15 @@ def kubernetes_pod_target(pod: str, container: str | None = None, cri_endpoint: 
         raise InputError(pod, "expected NAMESPACE/POD")
     found = resolve_pod_container(namespace, name, container, cri_endpoint=cri_endpoint)
     # Attached to a container that already runs: its start-up is behind it.
-    return Target("kubernetes-pod", pod, found.cgroup_path,
-                  details={"container_id": found.container_id, "pod_uid": found.pod_uid,
-                           "pod": {"namespace": namespace, "name": name, "uid": found.pod_uid},
-                           "container": {"id": found.container_id, **({"name": container} if container else {})}},
-                  startup_missed=True)
+    return Target(
+        "kubernetes-pod",
+        pod,
+        found.cgroup_path,
+        details={
+            "container_id": found.container_id,
+            "pod_uid": found.pod_uid,
+            "pod": {"namespace": namespace, "name": name, "uid": found.pod_uid},
+            "container": {"id": found.container_id, **({"name": container} if container else {})},
+        },
+        startup_missed=True,
+    )

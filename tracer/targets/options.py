@@ -32,17 +32,26 @@ class TargetOptions:
 
     def chosen(self) -> list[str]:
         """The targets given, by option name."""
-        given = (("-- COMMAND", self.command), ("--runc", self.runc), ("--runc-bundle", self.runc_bundle),
-                 ("--containerd", self.containerd), ("--cgroup", self.cgroup), ("--pid", self.pid),
-                 ("--kubernetes-pod", self.kubernetes_pod))
+        given = (
+            ("-- COMMAND", self.command),
+            ("--runc", self.runc),
+            ("--runc-bundle", self.runc_bundle),
+            ("--containerd", self.containerd),
+            ("--cgroup", self.cgroup),
+            ("--pid", self.pid),
+            ("--kubernetes-pod", self.kubernetes_pod),
+        )
         return [name for name, value in given if value]
 
     def target(self) -> Target:
         """The one target given, made (a cgroup, a container from a bundle) or found."""
         chosen = self.chosen()
         if len(chosen) != 1:
-            raise InputError(None, "choose exactly one target: --runc, --runc-bundle, --containerd, --cgroup, --pid, "
-                                   "--kubernetes-pod or -- COMMAND" + (f" (got {', '.join(chosen)})" if chosen else ""))
+            raise InputError(
+                None,
+                "choose exactly one target: --runc, --runc-bundle, --containerd, --cgroup, --pid, "
+                "--kubernetes-pod or -- COMMAND" + (f" (got {', '.join(chosen)})" if chosen else ""),
+            )
         if self.command:
             return CommandTarget.create(self.command)
         if self.runc:

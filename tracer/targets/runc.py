@@ -48,14 +48,32 @@ class RuncTarget(PidTarget):
         state = runc_state(container_id, runc_root)
         pid, status = state["pid"], state["status"]
         if status not in ("created", "running"):
-            raise InputError(f"runc container {container_id}", f"is {status}; record needs it created (runc create) or running")
-        details = {"pid": pid, "status_at_attach": status, "runtime": runtime_version("runc"), **bundle_facts(state.get("bundle"))}
+            raise InputError(
+                f"runc container {container_id}", f"is {status}; record needs it created (runc create) or running"
+            )
+        details = {
+            "pid": pid,
+            "status_at_attach": status,
+            "runtime": runtime_version("runc"),
+            **bundle_facts(state.get("bundle")),
+        }
         if not details.get("no_new_privileges", True):
-            details["warning"] = ("noNewPrivileges is false: runc installed the filter before dropping privileges, during "
-                                  "`runc create`; those syscalls were not seen. Record with --runc-bundle instead.")
-        target = cls("runc", container_id, PidTarget.create(pid).cgroup_path, gated=status == "created",
-                     gate_from="handover", details=details, pid=pid, runc_root=runc_root, started=status == "running",
-                     startup_missed=status == "running")
+            details["warning"] = (
+                "noNewPrivileges is false: runc installed the filter before dropping privileges, during "
+                "`runc create`; those syscalls were not seen. Record with --runc-bundle instead."
+            )
+        target = cls(
+            "runc",
+            container_id,
+            PidTarget.create(pid).cgroup_path,
+            gated=status == "created",
+            gate_from="handover",
+            details=details,
+            pid=pid,
+            runc_root=runc_root,
+            started=status == "running",
+            startup_missed=status == "running",
+        )
         return target
 
     owned: list[Owned] = field(default_factory=list)
@@ -101,15 +119,19 @@ class RuncBundleTarget(PidTarget):
     owned: list[Owned] = field(default_factory=list)
 
     @classmethod
-    def create(cls, bundle: str, container_id: str | None = None, runc_root: str | None = None,
-               output: str | None = None) -> "RuncBundleTarget":
+    def create(
+        cls, bundle: str, container_id: str | None = None, runc_root: str | None = None, output: str | None = None
+    ) -> "RuncBundleTarget":
         source = check_bundle(bundle)
         container_id = container_id or unique_container_id("tracer")
         check_unused_container_id(container_id, runc_root)
         cgroup = cgroups.new_cgroup_path(f"runc-{container_id}")
         workdir = Path(tempfile.gettempdir()) / f"tracer-bundle-{container_id}-{secrets.token_hex(4)}"
-        owned = [OWNED.own(Owned(CGROUP, str(cgroup))), OWNED.own(Owned(DIRECTORY, str(workdir))),
-                 OWNED.own(Owned(RUNC, str(workdir), container_id, runc_root))]
+        owned = [
+            OWNED.own(Owned(CGROUP, str(cgroup))),
+            OWNED.own(Owned(DIRECTORY, str(workdir))),
+            OWNED.own(Owned(RUNC, str(workdir), container_id, runc_root)),
+        ]
         try:
             workdir.mkdir(mode=0o700)
             cgroups.make_cgroup(path=cgroup)
@@ -118,10 +140,25 @@ class RuncBundleTarget(PidTarget):
         except BaseException:
             OWNED.release(*owned)
             raise
-        details = {"runtime": runtime_version("runc"), "container_id": container_id, **bundle_facts(str(source)),
-                   "marker_filter": config["linux"]["seccomp"] is MARKER_SECCOMP}
-        return cls("runc-bundle", container_id, cgroup, gated=True, details=details, bundle=workdir,
-                   runc_root=runc_root, workdir=workdir, output=output, netns=named_netns(config), owned=owned)
+        details = {
+            "runtime": runtime_version("runc"),
+            "container_id": container_id,
+            **bundle_facts(str(source)),
+            "marker_filter": config["linux"]["seccomp"] is MARKER_SECCOMP,
+        }
+        return cls(
+            "runc-bundle",
+            container_id,
+            cgroup,
+            gated=True,
+            details=details,
+            bundle=workdir,
+            runc_root=runc_root,
+            workdir=workdir,
+            output=output,
+            netns=named_netns(config),
+            owned=owned,
+        )
 
     def start(self) -> None:
         runc.become_subreaper()
@@ -168,8 +205,11 @@ def check_unused_container_id(container_id: str, runc_root: str | None) -> None:
     """A container under that id is someone else's: refuse before anything is made."""
     runc.check_container_id(container_id)
     if runc.exists(container_id, root=runc_root):
-        raise InputError(f"runc container {container_id}", "already exists; choose another id (--runc-id) "
-                         "(--runc-bundle creates its own container; --runc ID records an existing one)")
+        raise InputError(
+            f"runc container {container_id}",
+            "already exists; choose another id (--runc-id) "
+            "(--runc-bundle creates its own container; --runc ID records an existing one)",
+        )
 
 
 def recording_config(bundle: Path, cgroup: Path) -> dict:
@@ -179,7 +219,11 @@ def recording_config(bundle: Path, cgroup: Path) -> dict:
     root["path"] = str((bundle / root["path"]).resolve())
     for mount in config.get("mounts", []):
         source = mount.get("source", "")
-        if source and not source.startswith("/") and ("bind" in mount.get("options", []) or mount.get("type") == "bind"):
+        if (
+            source
+            and not source.startswith("/")
+            and ("bind" in mount.get("options", []) or mount.get("type") == "bind")
+        ):
             mount["source"] = str((bundle / source).resolve())
     linux = config.setdefault("linux", {})
     linux["cgroupsPath"] = "/" + str(cgroup.relative_to(cgroups.cgroup_v2_root()))

@@ -72,12 +72,20 @@ class ArgumentRow:
 
     def arguments(self) -> dict[int, int]:
         """{argument index: register value} for what the row knows of the call's arguments."""
-        return {index: self[field] for field, index in ARGUMENT_INDEX.get(self.syscall, {}).items()
-                if self[field] is not None}
+        return {
+            index: self[field]
+            for field, index in ARGUMENT_INDEX.get(self.syscall, {}).items()
+            if self[field] is not None
+        }
 
     def to_json(self) -> dict:
-        return {"syscall": self.syscall, "phase": self.phase,
-                **dict(zip(ARGUMENT_FIELDS[self.syscall], self.values)), "errno": self.errno, "count": self.count}
+        return {
+            "syscall": self.syscall,
+            "phase": self.phase,
+            **dict(zip(ARGUMENT_FIELDS[self.syscall], self.values)),
+            "errno": self.errno,
+            "count": self.count,
+        }
 
 
 @dataclass
@@ -100,8 +108,10 @@ def summed(rows) -> list[ArgumentRow]:
     counts: Counter = Counter()
     for row in rows:
         counts[row.key] += row.count
-    return [ArgumentRow(syscall, phase, values, errno, count)
-            for (syscall, phase, values, errno), count in sorted(counts.items(), key=_sort_key)]
+    return [
+        ArgumentRow(syscall, phase, values, errno, count)
+        for (syscall, phase, values, errno), count in sorted(counts.items(), key=_sort_key)
+    ]
 
 
 def _sort_key(item) -> tuple:

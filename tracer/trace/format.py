@@ -107,9 +107,19 @@ class Trace:
 
     `Trace(metadata, [snapshot, ...])` keeps each snapshot in turn, as a recording does."""
 
-    def __init__(self, metadata: dict, snapshots=(), lost: dict | None = None, runs: dict | None = None,
-                 source: str | None = None, *, series: SnapshotSeries | None = None, totals: Snapshot | None = None,
-                 arguments: Arguments | None = None, network: dict | None = None):
+    def __init__(
+        self,
+        metadata: dict,
+        snapshots=(),
+        lost: dict | None = None,
+        runs: dict | None = None,
+        source: str | None = None,
+        *,
+        series: SnapshotSeries | None = None,
+        totals: Snapshot | None = None,
+        arguments: Arguments | None = None,
+        network: dict | None = None,
+    ):
         self.metadata = metadata
         self.lost = dict(lost or {})
         self.runs = runs  # merged traces: {"count": N, "syscalls": {...}, "capabilities": {...}}
@@ -170,8 +180,11 @@ def _head_document(trace: Trace) -> dict:
         "cap_outcomes": list(CAP_OUTCOMES),
         "metadata": trace.metadata,
         "lost": {**{reason: 0 for reason in LOST_REASONS}, **{k: int(v) for k, v in trace.lost.items()}},
-        "totals": {"t": round(float(trace.totals.t), 3), "syscalls": syscall_rows(trace.totals),
-                   "capabilities": capability_rows(trace.totals)},
+        "totals": {
+            "t": round(float(trace.totals.t), 3),
+            "syscalls": syscall_rows(trace.totals),
+            "capabilities": capability_rows(trace.totals),
+        },
         "snapshots_dropped": trace.series.dropped,
     }
     for key in ("network", "runs"):
@@ -228,8 +241,11 @@ def _check_format(source: str, doc) -> int:
     version = doc.get("version")
     if type(version) is not int or version not in READABLE_VERSIONS:  # neither true nor 1.0 is version 1
         written = ", written as integers" if isinstance(version, float) else ""
-        raise InputError(source, f"trace format version {version!r} is not supported "
-                                 f"(this tracer reads versions {', '.join(map(str, READABLE_VERSIONS))}{written})")
+        raise InputError(
+            source,
+            f"trace format version {version!r} is not supported "
+            f"(this tracer reads versions {', '.join(map(str, READABLE_VERSIONS))}{written})",
+        )
     return version
 
 
@@ -241,8 +257,15 @@ def _trace_v2(source: str, doc: dict) -> Trace:
     if "runs" in doc:
         _check_runs(doc["runs"])
     arguments = parse_arguments(source, doc["arguments"], PHASES) if "arguments" in doc else None
-    return Trace(doc["metadata"], lost=doc["lost"], runs=doc.get("runs"), series=series, totals=totals,
-                 arguments=arguments, network=doc.get("network"))
+    return Trace(
+        doc["metadata"],
+        lost=doc["lost"],
+        runs=doc.get("runs"),
+        series=series,
+        totals=totals,
+        arguments=arguments,
+        network=doc.get("network"),
+    )
 
 
 def _trace_v1(doc: dict) -> Trace:
@@ -266,9 +289,14 @@ def upgrade_metadata_v1(metadata: dict) -> dict:
         metadata["target"] = _upgrade_target_v1(metadata["target"])
     if "merged_from" in metadata:
         metadata["merged_from"] = [
-            {"source": run.get("source"), "target": _upgrade_target_v1(run["target"]) if run.get("target") else None,
-             "hostname": run.get("hostname"), "started_at": run.get("started_at")}
-            for run in metadata["merged_from"]]
+            {
+                "source": run.get("source"),
+                "target": _upgrade_target_v1(run["target"]) if run.get("target") else None,
+                "hostname": run.get("hostname"),
+                "started_at": run.get("started_at"),
+            }
+            for run in metadata["merged_from"]
+        ]
     return metadata
 
 
@@ -279,7 +307,11 @@ def _upgrade_target_v1(target: dict) -> dict:
         target["container"] = {k: v for k, v in (("name", container), ("id", target.get("container_id"))) if v}
     namespace, slash, pod = str(target.get("name", "")).partition("/")
     if target.get("kind") == "kubernetes-pod" and slash and namespace and pod:
-        target["pod"] = {"namespace": namespace, "name": pod, **({"uid": target["pod_uid"]} if target.get("pod_uid") else {})}
+        target["pod"] = {
+            "namespace": namespace,
+            "name": pod,
+            **({"uid": target["pod_uid"]} if target.get("pod_uid") else {}),
+        }
     return target
 
 
@@ -293,7 +325,7 @@ def _check_depth(value, path: tuple, limit: int) -> None:
     while pending:
         node, where = pending.pop()
         if len(where) - len(path) > limit:
-            raise SchemaViolation(where[:len(path) + 1], f"nested more than {limit} levels deep")
+            raise SchemaViolation(where[: len(path) + 1], f"nested more than {limit} levels deep")
         if isinstance(node, dict):
             pending.extend((item, where + (key,)) for key, item in node.items())
         elif isinstance(node, list):
@@ -312,12 +344,15 @@ def _snapshot(path: tuple, doc: dict) -> Snapshot:
         seen[phase, nr] = True
         for column, count in enumerate(errors, start=1):
             if count > calls:
-                raise SchemaViolation(where + (column + 2,), f"{RESULTS[column]} {count} is more than the {calls} calls")
+                raise SchemaViolation(
+                    where + (column + 2,), f"{RESULTS[column]} {count} is more than the {calls} calls"
+                )
         snap.syscalls[phase, nr] = (calls, *errors)
     for column, total in enumerate(exact_sums(snap.syscalls.reshape(-1, len(RESULTS)), axis=0)):
         if total > UINT64_MAX:
-            raise SchemaViolation(path + ("syscalls",), f"{RESULTS[column]} add up to {total}, beyond 2^64-1: "
-                                                        "no counter holds that many")
+            raise SchemaViolation(
+                path + ("syscalls",), f"{RESULTS[column]} add up to {total}, beyond 2^64-1: no counter holds that many"
+            )
     for index, (phase, cap, nr, outcome, count) in enumerate(doc.get("capabilities", ())):
         key = (phase, cap, nr, outcome)
         if key in snap.capabilities:
@@ -330,8 +365,14 @@ def _series_point(path: tuple, doc: dict) -> SeriesPoint:
     for key, rows in (("new_syscalls", doc["new_syscalls"]), ("new_capabilities", doc["new_capabilities"])):
         if len({tuple(row) for row in rows}) != len(rows):
             raise SchemaViolation(path + (key,), "a row is listed twice")
-    return SeriesPoint(doc["n"], doc["t"], doc["phase"], tuple(doc["calls"]),
-                       [tuple(row) for row in doc["new_syscalls"]], [tuple(row) for row in doc["new_capabilities"]])
+    return SeriesPoint(
+        doc["n"],
+        doc["t"],
+        doc["phase"],
+        tuple(doc["calls"]),
+        [tuple(row) for row in doc["new_syscalls"]],
+        [tuple(row) for row in doc["new_capabilities"]],
+    )
 
 
 def _check_series(points: list[SeriesPoint], totals: Snapshot, version: int = VERSION) -> None:
@@ -352,7 +393,9 @@ def _check_series(points: list[SeriesPoint], totals: Snapshot, version: int = VE
             raise SchemaViolation(path + ("t",), f"{point.t} is later than the t {totals.t} of {final}")
         for phase, (calls, total) in enumerate(zip(point.calls, per_phase)):
             if calls > total:
-                raise SchemaViolation(rows_path("calls"), f"{calls} calls in phase {PHASES[phase]}, more than the {total} of {final}")
+                raise SchemaViolation(
+                    rows_path("calls"), f"{calls} calls in phase {PHASES[phase]}, more than the {total} of {final}"
+                )
         for row in point.new_syscalls:
             if row in seen_syscalls or not called[row]:
                 problem = "first seen twice" if row in seen_syscalls else f"not in {final}"

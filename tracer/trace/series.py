@@ -39,9 +39,14 @@ class SeriesPoint:
     _encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_document(self) -> dict:
-        return {"n": self.n, "t": round(float(self.t), 3), "phase": self.phase, "calls": list(self.calls),
-                "new_syscalls": [list(row) for row in self.new_syscalls],
-                "new_capabilities": [list(row) for row in self.new_capabilities]}
+        return {
+            "n": self.n,
+            "t": round(float(self.t), 3),
+            "phase": self.phase,
+            "calls": list(self.calls),
+            "new_syscalls": [list(row) for row in self.new_syscalls],
+            "new_capabilities": [list(row) for row in self.new_capabilities],
+        }
 
     def encoded(self) -> bytes:
         if self._encoded is None:
@@ -84,8 +89,14 @@ class SnapshotSeries:
         new_capabilities = sorted(key for key in capabilities if key not in self._capabilities)
         self._capabilities.update(new_capabilities)
         phases_with_calls = [p for p, count in enumerate(calls_per_phase) if count]
-        point = SeriesPoint(self.next_n, t, phases_with_calls[-1] if phases_with_calls else 0, tuple(calls_per_phase),
-                            new_syscalls, new_capabilities)
+        point = SeriesPoint(
+            self.next_n,
+            t,
+            phases_with_calls[-1] if phases_with_calls else 0,
+            tuple(calls_per_phase),
+            new_syscalls,
+            new_capabilities,
+        )
         self.append(point)
         return point
 
@@ -119,7 +130,9 @@ class SnapshotSeries:
         self.points = kept
 
     @classmethod
-    def from_points(cls, points: list[SeriesPoint], dropped: int, phases: int = 4, syscalls: int = 512) -> "SnapshotSeries":
+    def from_points(
+        cls, points: list[SeriesPoint], dropped: int, phases: int = 4, syscalls: int = 512
+    ) -> "SnapshotSeries":
         """A series read back from a file, ready to take more checkpoints."""
         series = cls(phases, syscalls)
         for point in points:

@@ -30,7 +30,8 @@ def trace_summary(trace: Trace) -> dict:
         "syscalls": dict(sorted(syscalls.items(), key=lambda kv: (-kv[1], kv[0]))),
         "phases": phases,
         "capabilities": [
-            {"capability": e.capability, **e.to_json(), "explanation": e.explain()} for e in capability_evidence(trace, PHASES)
+            {"capability": e.capability, **e.to_json(), "explanation": e.explain()}
+            for e in capability_evidence(trace, PHASES)
         ],
         "series": {"points": len(trace.snapshots), "dropped": trace.series.dropped},
         "lost": trace.lost,
@@ -83,13 +84,20 @@ def argument_lines(arguments: dict | None) -> list[str]:
 
     lines = [f"\narguments recorded for {', '.join(arguments['recorded']) or 'no syscall'}"]
     for doc in arguments["rows"]:
-        row = ArgumentRow(doc["syscall"], doc["phase"], tuple(doc[f] for f in ARGUMENT_FIELDS[doc["syscall"]]),
-                          doc["errno"], doc["count"])
+        row = ArgumentRow(
+            doc["syscall"],
+            doc["phase"],
+            tuple(doc[f] for f in ARGUMENT_FIELDS[doc["syscall"]]),
+            doc["errno"],
+            doc["count"],
+        )
         what = describe_call(row.syscall, kernel_values(row.syscall, row)) if row.arguments() else row.syscall
         if row.syscall == "ioctl":
             what += f" on {row['device'] or 'an unknown descriptor'}"
         elif row.syscall == "connect":
-            what += f" {row['address']}:{row['port']}" if row["port"] is not None else f" {row['address'] or ''}".rstrip()
+            what += (
+                f" {row['address']}:{row['port']}" if row["port"] is not None else f" {row['address'] or ''}".rstrip()
+            )
         elif row.syscall == "clone3":
             what += f" flags {row['flags']:#x}" if row["flags"] is not None else " (clone_args unreadable)"
         result = "ok" if row.errno == 0 else f"errno {row.errno}"

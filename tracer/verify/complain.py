@@ -91,9 +91,19 @@ class Denial:
         return self.syscall or f"#{self.syscall_nr}"
 
     def to_dict(self) -> dict:
-        return {"time": format_time(self.time), "pid": self.pid, "comm": self.comm, "exe": self.exe,
-                "arch": self.arch, "syscall_nr": self.syscall_nr, "syscall": self.syscall,
-                "action": self.action, "errno": self.errno, "cgroup": self.cgroup, "record_id": self.record_id}
+        return {
+            "time": format_time(self.time),
+            "pid": self.pid,
+            "comm": self.comm,
+            "exe": self.exe,
+            "arch": self.arch,
+            "syscall_nr": self.syscall_nr,
+            "syscall": self.syscall,
+            "action": self.action,
+            "errno": self.errno,
+            "cgroup": self.cgroup,
+            "record_id": self.record_id,
+        }
 
 
 @dataclass
@@ -108,6 +118,7 @@ class DenialLog:
 
 
 # --- parsing one record -------------------------------------------------------------------
+
 
 def parse_record(line: str, cgroup_of=None) -> Denial | None:
     """The Denial in `line`, None when it holds no seccomp record; MalformedRecord when it
@@ -130,11 +141,19 @@ def parse_record(line: str, cgroup_of=None) -> Denial | None:
     action, errno = decode_action(code)
     known = by_audit(audit_arch)
     arch = known.oci if known else f"audit arch 0x{audit_arch:08x}"
-    return Denial(time=time, pid=pid, comm=untrusted_string(fields.get("comm", "")),
-                  exe=untrusted_string(fields.get("exe", "")), arch=arch, syscall_nr=syscall_nr,
-                  syscall=resolve_syscall(arch, syscall_nr), action=action,
-                  cgroup=cgroup_of(pid, time) if cgroup_of else None, errno=errno,
-                  record_id=f"{match['time']}:{match['serial']}")
+    return Denial(
+        time=time,
+        pid=pid,
+        comm=untrusted_string(fields.get("comm", "")),
+        exe=untrusted_string(fields.get("exe", "")),
+        arch=arch,
+        syscall_nr=syscall_nr,
+        syscall=resolve_syscall(arch, syscall_nr),
+        action=action,
+        cgroup=cgroup_of(pid, time) if cgroup_of else None,
+        errno=errno,
+        record_id=f"{match['time']}:{match['serial']}",
+    )
 
 
 def decode_action(code: int) -> tuple[str, str | None]:
@@ -164,6 +183,7 @@ def untrusted_string(value: str) -> str:
 
 
 # --- which container ----------------------------------------------------------------------
+
 
 def cgroup_lookup():
     """`lookup(pid, time)`: the cgroup v2 path (as /proc/PID/cgroup shows it) of the process
@@ -212,7 +232,7 @@ def normalize_cgroup(path: str) -> str:
     except InputError:  # no cgroup2 mount here: a saved log may still name cgroups
         mount = "/sys/fs/cgroup"
     if path == mount or path.startswith(mount + "/"):
-        path = path[len(mount):]
+        path = path[len(mount) :]
     return "/" + path.strip("/")
 
 
@@ -246,8 +266,9 @@ def auto_lines() -> tuple[list[str], Iterator[Line]]:
         names.append(str(KMSG))
         parts.append(kmsg_lines())
     if not names:
-        raise InputError(KMSG, f"cannot read the kernel log and there is no {AUDIT_LOG} (run as root, "
-                               "or --source journal|FILE)")
+        raise InputError(
+            KMSG, f"cannot read the kernel log and there is no {AUDIT_LOG} (run as root, or --source journal|FILE)"
+        )
     return names, (line for part in parts for line in part)
 
 
@@ -311,13 +332,15 @@ def journal_lines() -> Iterator[Line]:
         raise InputError("journalctl", "not installed (try --source kmsg)")
     done = subprocess.run(["journalctl", "-k", "--no-pager", "-o", "short-iso"], capture_output=True, text=True)
     if done.returncode != 0 or "No journal files were found" in done.stderr:
-        raise InputError("journalctl", done.stderr.strip().splitlines()[0] if done.stderr.strip()
-                         else f"exited {done.returncode}")
+        raise InputError(
+            "journalctl", done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exited {done.returncode}"
+        )
     for number, line in enumerate(done.stdout.splitlines(), 1):
         yield "journalctl -k", number, None, line
 
 
 # --- reading ------------------------------------------------------------------------------
+
 
 def read_log(source: str = "auto", since: datetime | None = None, cgroup: str | None = None) -> DenialLog:
     """Every seccomp record in `source` (auto, audit, kmsg, journal or a file) at or after
@@ -352,18 +375,23 @@ def read_denials(source: str = "auto", since: datetime | None = None) -> list[De
     return read_log(source, since).denials
 
 
-def syscalls_from_log(path_or_source: str | os.PathLike, since: datetime | None = None,
-                      arch: str | None = None) -> list[str]:
+def syscalls_from_log(
+    path_or_source: str | os.PathLike, since: datetime | None = None, arch: str | None = None
+) -> list[str]:
     """The distinct syscall names in a log's seccomp records (any action), sorted: what a
     complain-mode run says the profile still lacks. `path_or_source` is a saved log or one
     of auto, audit, kmsg, journal. Numbers with no name on their arch are left out (they
     cannot go into a profile); `tracer denials` lists them. `arch` keeps one architecture's."""
-    names = {d.syscall for d in read_denials(str(path_or_source), since)
-             if d.syscall and d.action != "allow" and arch in (None, d.arch)}
+    names = {
+        d.syscall
+        for d in read_denials(str(path_or_source), since)
+        if d.syscall and d.action != "allow" and arch in (None, d.arch)
+    }
     return sorted(names)
 
 
 # --- reporting ----------------------------------------------------------------------------
+
 
 def format_time(time: datetime) -> str:
     return time.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -373,24 +401,39 @@ def summarize(denials: Iterable[Denial]) -> list[dict]:
     """Per container, per (syscall, arch, action): count, first and last time."""
     containers: dict[str, dict] = {}
     for d in denials:
-        entry = containers.setdefault(d.container, {"container": d.container, "cgroup": d.cgroup,
-                                                    "pids": [], "syscalls": {}})
+        entry = containers.setdefault(
+            d.container, {"container": d.container, "cgroup": d.cgroup, "pids": [], "syscalls": {}}
+        )
         if d.pid not in entry["pids"]:
             entry["pids"].append(d.pid)
         key = (d.syscall_label, d.arch, d.action, d.errno)
-        row = entry["syscalls"].setdefault(key, {"syscall": d.syscall, "nr": d.syscall_nr, "arch": d.arch,
-                                                 "action": d.action, "errno": d.errno, "count": 0,
-                                                 "first": format_time(d.time)})
+        row = entry["syscalls"].setdefault(
+            key,
+            {
+                "syscall": d.syscall,
+                "nr": d.syscall_nr,
+                "arch": d.arch,
+                "action": d.action,
+                "errno": d.errno,
+                "count": 0,
+                "first": format_time(d.time),
+            },
+        )
         row["count"] += 1
         row["last"] = format_time(d.time)
     return [{**c, "syscalls": list(c["syscalls"].values())} for c in containers.values()]
 
 
 def log_to_dict(log: DenialLog, since: datetime | None) -> dict:
-    return {"sources": log.sources, "since": format_time(since) if since else None,
-            "records": len(log.denials), "containers": summarize(log.denials),
-            "denials": [d.to_dict() for d in log.denials],
-            "malformed": log.malformed, "suppressed": log.suppressed}
+    return {
+        "sources": log.sources,
+        "since": format_time(since) if since else None,
+        "records": len(log.denials),
+        "containers": summarize(log.denials),
+        "denials": [d.to_dict() for d in log.denials],
+        "malformed": log.malformed,
+        "suppressed": log.suppressed,
+    }
 
 
 def format_text(log: DenialLog, since: datetime | None) -> str:
@@ -409,8 +452,10 @@ def format_text(log: DenialLog, since: datetime | None) -> str:
 def format_warnings(log: DenialLog) -> list[str]:
     warnings = []
     if log.suppressed:
-        warnings.append(f"warning: the kernel's printk rate limit dropped {log.suppressed} audit messages; "
-                        "some seccomp records may be missing (raise kernel.printk_ratelimit_burst, or run auditd)")
+        warnings.append(
+            f"warning: the kernel's printk rate limit dropped {log.suppressed} audit messages; "
+            "some seccomp records may be missing (raise kernel.printk_ratelimit_burst, or run auditd)"
+        )
     if log.malformed:
         warnings.append(f"warning: {len(log.malformed)} malformed seccomp records ignored, first {log.malformed[0]}")
     return warnings

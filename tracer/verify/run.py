@@ -65,10 +65,32 @@ def apply_profile(profile_dir: Path, bundle: Path) -> dict:
 PROBE_SOURCE = Path(__file__).with_name("probe.c")
 PROBE_DIR_IN_CONTAINER = ".seccomp-tracer-probe"
 DANGEROUS_SYSCALLS = (
-    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "ptrace", "bpf", "perf_event_open",
-    "keyctl", "add_key", "request_key", "sethostname", "init_module", "finit_module", "delete_module",
-    "kexec_load", "open_by_handle_at", "userfaultfd", "reboot", "swapon", "process_vm_readv",
-    "io_uring_setup", "syslog", "fsopen", "move_mount",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "ptrace",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "sethostname",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "open_by_handle_at",
+    "userfaultfd",
+    "reboot",
+    "swapon",
+    "process_vm_readv",
+    "io_uring_setup",
+    "syslog",
+    "fsopen",
+    "move_mount",
 )
 
 
@@ -76,18 +98,27 @@ def _values(table: dict[int, str]) -> dict[str, int]:
     return {name: value for value, name in table.items()}
 
 
-FAMILY, TYPE, NETLINK, NAMESPACE = (_values(table) for table in (ADDRESS_FAMILIES, SOCKET_TYPES, NETLINK_PROTOCOLS,
-                                                                  NAMESPACE_FLAGS))
+FAMILY, TYPE, NETLINK, NAMESPACE = (
+    _values(table) for table in (ADDRESS_FAMILIES, SOCKET_TYPES, NETLINK_PROTOCOLS, NAMESPACE_FLAGS)
+)
 # Calls a profile must refuse by their arguments (probe.c makes them): the syscall and its
 # argument registers, to ask the profile whether the workload's own values include them.
 ARGUMENT_PROBES = {
-    "clone:CLONE_NEWUSER|CLONE_NEWNET": ("clone", {0: NAMESPACE["CLONE_NEWUSER"] | NAMESPACE["CLONE_NEWNET"] | signal.SIGCHLD}),
+    "clone:CLONE_NEWUSER|CLONE_NEWNET": (
+        "clone",
+        {0: NAMESPACE["CLONE_NEWUSER"] | NAMESPACE["CLONE_NEWNET"] | signal.SIGCHLD},
+    ),
     "clone3:CLONE_NEWUSER|CLONE_NEWNET": ("clone3", {}),  # seccomp cannot see clone3's flags
     "socket:AF_VSOCK": ("socket", {0: FAMILY["AF_VSOCK"], 1: TYPE["SOCK_STREAM"], 2: 0}),
     "socket:AF_ALG": ("socket", {0: FAMILY["AF_ALG"], 1: TYPE["SOCK_SEQPACKET"], 2: 0}),
     "socket:AF_PACKET": ("socket", {0: FAMILY["AF_PACKET"], 1: TYPE["SOCK_RAW"], 2: 0}),
-    **{f"socket:AF_NETLINK/{protocol}": ("socket", {0: FAMILY["AF_NETLINK"], 1: TYPE["SOCK_RAW"], 2: NETLINK[protocol]})
-       for protocol in ("NETLINK_ROUTE", "NETLINK_AUDIT", "NETLINK_NETFILTER")},
+    **{
+        f"socket:AF_NETLINK/{protocol}": (
+            "socket",
+            {0: FAMILY["AF_NETLINK"], 1: TYPE["SOCK_RAW"], 2: NETLINK[protocol]},
+        )
+        for protocol in ("NETLINK_ROUTE", "NETLINK_AUDIT", "NETLINK_NETFILTER")
+    },
     "personality:ADDR_NO_RANDOMIZE": ("personality", {0: _values(PERSONALITY_FLAGS)["ADDR_NO_RANDOMIZE"]}),
 }
 
@@ -144,16 +175,25 @@ class VerifyReport:
         if not self.stopped_cleanly:
             failures.append(f"the container did not stop cleanly on {self.stop_signal} (exit {self.stop_status})")
         failures.extend(r.describe() for r in self.refused)
-        failures.extend(f"dangerous syscall {d['syscall']} was not refused (errno {d['errno']})"
-                        for d in self.dangerous if not d["allowed_by_profile"] and not d["refused"])
-        failures.extend(f"{d['probe']} succeeds unconfined and was not refused inside the container (errno {d['errno']})"
-                        for d in self.argument_probes if d["applicable"] and not d["refused"] and not d["allowed_by_profile"])
+        failures.extend(
+            f"dangerous syscall {d['syscall']} was not refused (errno {d['errno']})"
+            for d in self.dangerous
+            if not d["allowed_by_profile"] and not d["refused"]
+        )
+        failures.extend(
+            f"{d['probe']} succeeds unconfined and was not refused inside the container (errno {d['errno']})"
+            for d in self.argument_probes
+            if d["applicable"] and not d["refused"] and not d["allowed_by_profile"]
+        )
         return failures
 
     def to_text(self) -> str:
         lines = [f"verify {self.profile} on {self.bundle}: {self.calls:,} calls"]
         if self.ready is not None:
-            lines.append(f"  ready       {'yes' if self.ready else 'NO'}" + (f" after {self.ready_after_s}s" if self.ready else ""))
+            lines.append(
+                f"  ready       {'yes' if self.ready else 'NO'}"
+                + (f" after {self.ready_after_s}s" if self.ready else "")
+            )
         if self.load_command:
             lines.append(f"  load        exit {self.load_status}: {self.load_command}")
             lines.extend(f"              {line}" for line in self.load_output.strip().splitlines()[-6:])
@@ -164,8 +204,14 @@ class VerifyReport:
             lines.append(f"  fallback    {name} answered ENOSYS {count}x (expected: the library falls back)")
         if self.dangerous:
             refused = [d["syscall"] for d in self.dangerous if d["refused"]]
-            lines.append(f"  dangerous   {len(refused)} of {len(self.dangerous)} refused inside the container: {' '.join(refused)}")
-            lines.extend(f"    {d['syscall']}: allowed by the profile (the workload made it)" for d in self.dangerous if d["allowed_by_profile"])
+            lines.append(
+                f"  dangerous   {len(refused)} of {len(self.dangerous)} refused inside the container: {' '.join(refused)}"
+            )
+            lines.extend(
+                f"    {d['syscall']}: allowed by the profile (the workload made it)"
+                for d in self.dangerous
+                if d["allowed_by_profile"]
+            )
         if self.argument_probes:
             lines.append("  arguments   " + argument_probe_summary(self.argument_probes))
             lines.extend(f"    {d['probe']}: {argument_probe_outcome(d)}" for d in self.argument_probes)
@@ -178,9 +224,16 @@ class VerifyReport:
 
     def to_json(self) -> dict:
         return {
-            "passed": self.passed, "profile": self.profile, "bundle": self.bundle,
-            "ready": self.ready, "ready_after_s": self.ready_after_s,
-            "load": {"command": self.load_command, "exit_status": self.load_status, "output_tail": self.load_output[-2000:]},
+            "passed": self.passed,
+            "profile": self.profile,
+            "bundle": self.bundle,
+            "ready": self.ready,
+            "ready_after_s": self.ready_after_s,
+            "load": {
+                "command": self.load_command,
+                "exit_status": self.load_status,
+                "output_tail": self.load_output[-2000:],
+            },
             "stop": {"signal": self.stop_signal, "exit_status": self.stop_status, "clean": self.stopped_cleanly},
             "calls": self.calls,
             "refused": [vars(r) for r in self.refused],
@@ -195,8 +248,10 @@ class VerifyReport:
 def argument_probe_summary(probes: list[dict]) -> str:
     applicable = [d for d in probes if d["applicable"] and not d["allowed_by_profile"]]
     refused = [d for d in applicable if d["refused"]]
-    return (f"{len(refused)} of {len(applicable)} calls that succeed in an unconfined twin were refused inside the "
-            "container")
+    return (
+        f"{len(refused)} of {len(applicable)} calls that succeed in an unconfined twin were refused inside the "
+        "container"
+    )
 
 
 def argument_probe_outcome(probe: dict) -> str:
@@ -214,7 +269,9 @@ def probe_binary() -> Path:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".tmp")
-        subprocess.run(["gcc", "-static", "-O2", "-o", str(partial), str(PROBE_SOURCE)], check=True, capture_output=True)
+        subprocess.run(
+            ["gcc", "-static", "-O2", "-o", str(partial), str(PROBE_SOURCE)], check=True, capture_output=True
+        )
         os.replace(partial, target)
     return target
 
@@ -225,14 +282,22 @@ def verification_config(bundle: Path, profile_dir: Path, cgroup: Path, probe: Pa
     profile = load_profile_dir(profile_dir)
     config = enforce(recording_config(bundle, cgroup), profile.seccomp, profile.capabilities["add"])
     if probe is not None:
-        config["mounts"].append({"destination": probe_mountpoint(config), "type": "bind", "source": str(probe.parent),
-                                 "options": ["rbind", "ro", "nosuid", "nodev"]})
+        config["mounts"].append(
+            {
+                "destination": probe_mountpoint(config),
+                "type": "bind",
+                "source": str(probe.parent),
+                "options": ["rbind", "ro", "nosuid", "nodev"],
+            }
+        )
     return config
 
 
 def probe_mountpoint(config: dict) -> str:
     # Inside a tmpfs the mountpoint is made in the container's scratch, not in its rootfs.
-    tmpfs = [m["destination"] for m in config.get("mounts", []) if m.get("type") == "tmpfs" and m["destination"] == "/tmp"]
+    tmpfs = [
+        m["destination"] for m in config.get("mounts", []) if m.get("type") == "tmpfs" and m["destination"] == "/tmp"
+    ]
     return f"{tmpfs[0]}/{PROBE_DIR_IN_CONTAINER}" if tmpfs else f"/{PROBE_DIR_IN_CONTAINER}"
 
 
@@ -248,11 +313,15 @@ def argument_refusals(arguments: Arguments, seccomp: dict) -> list[Refusal]:
     return refused
 
 
-def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict) -> tuple[list[Refusal], dict]:
+def find_refusals(
+    before: Snapshot, after: Snapshot, arch: str, seccomp: dict, capabilities: dict
+) -> tuple[list[Refusal], dict]:
     """Refusals in the workload's phases between two snapshots, and ENOSYS fallbacks."""
     profile = filter_from_oci(seccomp)
     allowed, enosys_rules = profile.names_allowed(), profile.names_enosys()
-    expected_cap_failures = {(cap, row["syscall"]) for cap, rows in capabilities.get("failed_without", {}).items() for row in rows}
+    expected_cap_failures = {
+        (cap, row["syscall"]) for cap, rows in capabilities.get("failed_without", {}).items() for row in rows
+    }
     calls = after.syscalls.astype(np.int64) - before.syscalls.astype(np.int64)
     refused, fallbacks = [], {}
     for phase in PROFILE_PHASES:
@@ -279,7 +348,9 @@ def find_refusals(before: Snapshot, after: Snapshot, arch: str, seccomp: dict, c
 PROBE_CGROUP = "seccomp-tracer-probe"
 
 
-def run_probe(container_id: str, pid: int, mountpoint: str, names: list[str], runc_root: str | None = None) -> dict[str, int]:
+def run_probe(
+    container_id: str, pid: int, mountpoint: str, names: list[str], runc_root: str | None = None
+) -> dict[str, int]:
     """Run the probe inside the container (same filter and capabilities); {syscall: errno}.
 
     It runs in a child cgroup of the container's, so the recorder, which counts the
@@ -288,14 +359,20 @@ def run_probe(container_id: str, pid: int, mountpoint: str, names: list[str], ru
         return {}
     sub_cgroups = cgroups.make_sub_cgroups(pid, PROBE_CGROUP)
     try:
-        done = subprocess.run(runc.global_args(runc_root) + ["exec", "--cgroup", PROBE_CGROUP, container_id,
-                                                             f"{mountpoint}/probe", *names],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            runc.global_args(runc_root)
+            + ["exec", "--cgroup", PROBE_CGROUP, container_id, f"{mountpoint}/probe", *names],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         for path in sub_cgroups:
             cgroups.remove_cgroup(path)
     if done.returncode != 0:
-        raise runc.RuncError(["runc", "exec", container_id], done.stderr or f"probe exited {done.returncode}", done.returncode)
+        raise runc.RuncError(
+            ["runc", "exec", container_id], done.stderr or f"probe exited {done.returncode}", done.returncode
+        )
     return {name: int(errno) for name, errno in (line.split() for line in done.stdout.splitlines())}
 
 
@@ -328,8 +405,9 @@ def exits_soon(pid: int, grace: float = 3.0) -> bool:
     return True
 
 
-def run_probe_in_twin(workdir: Path, config: dict, names: list[str], label: str = "twin",
-                      unconfined: bool = False) -> dict[str, int]:
+def run_probe_in_twin(
+    workdir: Path, config: dict, names: list[str], label: str = "twin", unconfined: bool = False
+) -> dict[str, int]:
     """Run the probe as the process of a new container with the same filter and capabilities
     (or, unconfined, the same capabilities and no filter)."""
     twin_dir = workdir / label
@@ -353,21 +431,36 @@ def run_probe_in_twin(workdir: Path, config: dict, names: list[str], label: str 
     return {name: int(errno) for name, errno in (line.split() for line in output.read_text().splitlines())}
 
 
-def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_url: str | None = None,
-           ready_timeout: float = 120, load_timeout: float = 600, stop_timeout: float = 30,
-           probe: bool = True, out: Path | None = None, log=lambda message: None) -> VerifyReport:
+def verify(
+    profile_dir: Path,
+    bundle: Path,
+    load_command: str | None,
+    *,
+    ready_url: str | None = None,
+    ready_timeout: float = 120,
+    load_timeout: float = 600,
+    stop_timeout: float = 30,
+    probe: bool = True,
+    out: Path | None = None,
+    log=lambda message: None,
+) -> VerifyReport:
     """Run BUNDLE's container under the profile through readiness, load and stop; report refusals."""
     from tracer.recorder.kernel import load_kernel_recorder  # noqa: PLC0415 (bcc only when verifying)
 
     profile = load_profile_dir(profile_dir)
     seccomp, capabilities = profile.seccomp, profile.capabilities
     bundle = check_bundle(bundle)
-    report = VerifyReport(str(profile_dir), str(bundle), load_command=load_command, stop_signal=stop_signal(bundle).name)
+    report = VerifyReport(
+        str(profile_dir), str(bundle), load_command=load_command, stop_signal=stop_signal(bundle).name
+    )
     container_id = unique_container_id("verify")
     cgroup = cgroups.new_cgroup_path(container_id)
     workdir = Path(tempfile.gettempdir()) / f"tracer-{container_id}"
-    owned = [OWNED.own(Owned(CGROUP, str(cgroup))), OWNED.own(Owned(DIRECTORY, str(workdir))),
-             OWNED.own(Owned(RUNC, str(workdir), container_id))]
+    owned = [
+        OWNED.own(Owned(CGROUP, str(cgroup))),
+        OWNED.own(Owned(DIRECTORY, str(workdir))),
+        OWNED.own(Owned(RUNC, str(workdir), container_id)),
+    ]
     try:
         workdir.mkdir(mode=0o700)
         cgroups.make_cgroup(path=cgroup)
@@ -376,9 +469,21 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
         write_config(workdir, config)
         recorder = load_kernel_recorder(cgroups.cgroup_id(cgroup), gated=True)
         try:
-            final, lost, arguments = _run_verification(report, container_id, workdir, config, recorder, probe_path,
-                                                       seccomp, load_command, ready_url, ready_timeout, load_timeout,
-                                                       stop_timeout, log)
+            final, lost, arguments = _run_verification(
+                report,
+                container_id,
+                workdir,
+                config,
+                recorder,
+                probe_path,
+                seccomp,
+                load_command,
+                ready_url,
+                ready_timeout,
+                load_timeout,
+                stop_timeout,
+                log,
+            )
         finally:
             recorder.close()
     finally:
@@ -387,15 +492,43 @@ def verify(profile_dir: Path, bundle: Path, load_command: str | None, *, ready_u
     report.refused += argument_refusals(arguments, seccomp)
     report.calls = int(final.calls_in(PROFILE_PHASES).sum())
     if any(lost.values()):
-        report.problems.append("counters lost during verification: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v))
+        report.problems.append(
+            "counters lost during verification: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v)
+        )
     if out is not None:
-        write_trace(Trace({"arch": native_oci_arch(), "verification_of": str(profile_dir), "bundle": str(bundle),
-                           "complete": True}, [final], lost, source=str(out), arguments=arguments), out)
+        write_trace(
+            Trace(
+                {
+                    "arch": native_oci_arch(),
+                    "verification_of": str(profile_dir),
+                    "bundle": str(bundle),
+                    "complete": True,
+                },
+                [final],
+                lost,
+                source=str(out),
+                arguments=arguments,
+            ),
+            out,
+        )
     return report
 
 
-def _run_verification(report: VerifyReport, container_id: str, workdir: Path, config: dict, recorder, probe_path,
-                      seccomp: dict, load_command, ready_url, ready_timeout, load_timeout, stop_timeout, log):
+def _run_verification(
+    report: VerifyReport,
+    container_id: str,
+    workdir: Path,
+    config: dict,
+    recorder,
+    probe_path,
+    seccomp: dict,
+    load_command,
+    ready_url,
+    ready_timeout,
+    load_timeout,
+    stop_timeout,
+    log,
+):
     """Start the container, wait for readiness, load, probe and stop it; the final counters
     and the recorded arguments."""
     from tracer.recorder.load import run_load_command  # noqa: PLC0415
@@ -428,8 +561,9 @@ def _run_verification(report: VerifyReport, container_id: str, workdir: Path, co
             report.container_output = container_log.read()
 
 
-def probe_dangerous_calls(report: VerifyReport, container_id: str, pid: int, workdir: Path, config: dict,
-                          seccomp: dict) -> None:
+def probe_dangerous_calls(
+    report: VerifyReport, container_id: str, pid: int, workdir: Path, config: dict, seccomp: dict
+) -> None:
     """Inside the container: each dangerous syscall the profile does not allow, and each call
     it must refuse by its arguments; the latter also in an unconfined twin with the same
     capabilities, since only what succeeds there shows the filter at work."""
@@ -439,24 +573,50 @@ def probe_dangerous_calls(report: VerifyReport, container_id: str, pid: int, wor
     argument_probes = [probe for probe in ARGUMENT_PROBES if not profile_allows_probe(profile, probe)]
     try:
         results = probe_container(container_id, pid, workdir, config, names + argument_probes)
-        unconfined = run_probe_in_twin(workdir, config, argument_probes, "unconfined", unconfined=True) if argument_probes else {}
+        unconfined = (
+            run_probe_in_twin(workdir, config, argument_probes, "unconfined", unconfined=True)
+            if argument_probes
+            else {}
+        )
     except (runc.RuncError, subprocess.TimeoutExpired) as err:
         report.problems.append(f"the dangerous-syscall probe could not run in the container: {err}")
         return
     refusals = refusal_errnos(profile)
-    report.dangerous = [{"syscall": name, "errno": results[name], "refused": results[name] in refusals,
-                         "allowed_by_profile": False} for name in names if name in results]
-    report.dangerous += [{"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
-                         for name in DANGEROUS_SYSCALLS if name in allowed]
+    report.dangerous = [
+        {"syscall": name, "errno": results[name], "refused": results[name] in refusals, "allowed_by_profile": False}
+        for name in names
+        if name in results
+    ]
+    report.dangerous += [
+        {"syscall": name, "errno": None, "refused": False, "allowed_by_profile": True}
+        for name in DANGEROUS_SYSCALLS
+        if name in allowed
+    ]
     report.argument_probes = [
-        {"probe": probe, "syscall": ARGUMENT_PROBES[probe][0], "errno": results.get(probe),
-         "unconfined_errno": unconfined.get(probe), "applicable": unconfined.get(probe) == 0,
-         "refused": results.get(probe) in refusals, "allowed_by_profile": False}
-        for probe in argument_probes]
-    report.argument_probes += [{"probe": probe, "syscall": ARGUMENT_PROBES[probe][0], "errno": None,
-                                "unconfined_errno": None, "applicable": False, "refused": False,
-                                "allowed_by_profile": True}
-                               for probe in ARGUMENT_PROBES if probe not in argument_probes]
+        {
+            "probe": probe,
+            "syscall": ARGUMENT_PROBES[probe][0],
+            "errno": results.get(probe),
+            "unconfined_errno": unconfined.get(probe),
+            "applicable": unconfined.get(probe) == 0,
+            "refused": results.get(probe) in refusals,
+            "allowed_by_profile": False,
+        }
+        for probe in argument_probes
+    ]
+    report.argument_probes += [
+        {
+            "probe": probe,
+            "syscall": ARGUMENT_PROBES[probe][0],
+            "errno": None,
+            "unconfined_errno": None,
+            "applicable": False,
+            "refused": False,
+            "allowed_by_profile": True,
+        }
+        for probe in ARGUMENT_PROBES
+        if probe not in argument_probes
+    ]
 
 
 def profile_allows_probe(profile: Filter, probe: str) -> bool:

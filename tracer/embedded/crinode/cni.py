@@ -43,11 +43,19 @@ class BridgeNetwork:
         conflist = {
             "cniVersion": CNI_VERSION,
             "name": "tracer-pods",
-            "plugins": [{
-                "type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": str(self.subnet)}]],
-                         "dataDir": str(cni_directory / "ipam")},
-            }],
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": self.bridge,
+                    "isGateway": True,
+                    "ipMasq": False,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": str(self.subnet)}]],
+                        "dataDir": str(cni_directory / "ipam"),
+                    },
+                }
+            ],
         }
         (cni_directory / "net.d" / "10-tracer-pods.conflist").write_text(json.dumps(conflist, indent=2))
 
@@ -64,10 +72,15 @@ class BridgeNetwork:
 def unused_subnet(tries: int = 64) -> ipaddress.IPv4Network:
     """A /24 in 10.200.0.0/13 that overlaps no route or address of this machine."""
     with IPRoute() as ipr:
-        taken = [ipaddress.ip_network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False)
-                 for route in ipr.get_routes(family=2) if route.get_attr("RTA_DST")]
-        taken += [ipaddress.ip_network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False)
-                  for addr in ipr.get_addr(family=2)]
+        taken = [
+            ipaddress.ip_network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False)
+            for route in ipr.get_routes(family=2)
+            if route.get_attr("RTA_DST")
+        ]
+        taken += [
+            ipaddress.ip_network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False)
+            for addr in ipr.get_addr(family=2)
+        ]
     pool = list(ipaddress.ip_network("10.200.0.0/13").subnets(new_prefix=24))
     for candidate in random.sample(pool, tries):
         if not any(candidate.overlaps(network) for network in taken if network.prefixlen > 0):

@@ -29,7 +29,7 @@ START_TIMEOUT_S = 30.0
 def containerd_config(base: Path, sandbox_image: str, snapshotter: str) -> str:
     """config.toml (version 2) for a daemon that keeps everything under `base`."""
     cri = 'plugins."io.containerd.grpc.v1.cri"'
-    runc = f'{cri}.containerd.runtimes.runc'
+    runc = f"{cri}.containerd.runtimes.runc"
     return f"""version = 2
 root = "{base}/root"
 state = "{base}/state"
@@ -61,8 +61,9 @@ state = "{base}/state"
 class PrivateContainerd:
     """`containerd --config` under a fresh directory; stop() ends it and removes the directory."""
 
-    def __init__(self, sandbox_image: Image, *, snapshotter: str = "overlayfs", parent: str = "/tmp",
-                 pod_network: bool = True):
+    def __init__(
+        self, sandbox_image: Image, *, snapshotter: str = "overlayfs", parent: str = "/tmp", pod_network: bool = True
+    ):
         for tool in ("containerd", "ctr", "runc"):
             if shutil.which(tool) is None:
                 raise InputError(None, f"{tool} is not installed")
@@ -79,8 +80,9 @@ class PrivateContainerd:
 
     def start(self) -> PrivateContainerd:
         with open(self.log_path, "w") as log:
-            self._daemon = subprocess.Popen(["containerd", "--config", str(self.base / "config.toml")],
-                                            stdout=subprocess.DEVNULL, stderr=log)
+            self._daemon = subprocess.Popen(
+                ["containerd", "--config", str(self.base / "config.toml")], stdout=subprocess.DEVNULL, stderr=log
+            )
         try:
             self._wait_for_cri()
             self.import_image(self.sandbox_image)
@@ -94,15 +96,16 @@ class PrivateContainerd:
         with CriClient(self.endpoint, timeout_s=2) as client:
             while True:
                 if self._daemon.poll() is not None:
-                    raise InputError(self.log_path, f"containerd exited ({self._daemon.returncode}): "
-                                                    f"{self.log_tail()}")
+                    raise InputError(self.log_path, f"containerd exited ({self._daemon.returncode}): {self.log_tail()}")
                 try:
                     client.version()
                     return
                 except CriError:
                     if time.monotonic() > deadline:
-                        raise InputError(self.log_path, f"containerd's CRI did not answer within "
-                                                        f"{START_TIMEOUT_S:.0f} s: {self.log_tail()}") from None
+                        raise InputError(
+                            self.log_path,
+                            f"containerd's CRI did not answer within {START_TIMEOUT_S:.0f} s: {self.log_tail()}",
+                        ) from None
                     time.sleep(0.1)
 
     def import_image(self, image: Image) -> None:
@@ -113,8 +116,9 @@ class PrivateContainerd:
             raise InputError(image.archive, f"ctr images import failed: {done.stderr.strip()}")
 
     def ctr(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "--address", str(self.socket), "-n", KUBERNETES_NAMESPACE, *args],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            ["ctr", "--address", str(self.socket), "-n", KUBERNETES_NAMESPACE, *args], capture_output=True, text=True
+        )
 
     def client(self) -> CriClient:
         return CriClient(self.endpoint)

@@ -74,18 +74,24 @@ def mininim_image(directory: Path, name: str = MININIM_IMAGE, port: int = 8000) 
         write_model(rootfs / MININIM_MODEL_DIR.lstrip("/"))
         shutil.copyfile(SERVER_PATH, nim / "server.py")
         layer = tar_layer(rootfs)
-    env = {"NIM_SERVER_HOST": "127.0.0.1", "NIM_SERVER_PORT": str(port), "NIM_MODEL_DIR": MININIM_MODEL_DIR,
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    config = image_config(entrypoint=["/usr/bin/python3", "-u", MININIM_SERVER], user=MININIM_USER, env=env,
-                          stop_signal="SIGTERM")
+    env = {
+        "NIM_SERVER_HOST": "127.0.0.1",
+        "NIM_SERVER_PORT": str(port),
+        "NIM_MODEL_DIR": MININIM_MODEL_DIR,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    config = image_config(
+        entrypoint=["/usr/bin/python3", "-u", MININIM_SERVER], user=MININIM_USER, env=env, stop_signal="SIGTERM"
+    )
     return write_oci_archive(directory / "mininim.tar", name, layer, config)
 
 
 def compile_pause(output: Path) -> Path:
     if shutil.which("gcc") is None:
         raise InputError(PAUSE_SOURCE, "gcc is needed to build the pause image")
-    done = subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(output), str(PAUSE_SOURCE)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["gcc", "-static", "-Os", "-s", "-o", str(output), str(PAUSE_SOURCE)], capture_output=True, text=True
+    )
     if done.returncode:
         raise InputError(PAUSE_SOURCE, f"gcc -static failed: {done.stderr.strip()[-500:]}")
     return output
@@ -111,11 +117,16 @@ def owned_by_root(entry: tarfile.TarInfo) -> tarfile.TarInfo:
     return entry
 
 
-def image_config(*, entrypoint: list[str], user: str, env: dict[str, str] | None = None,
-                 stop_signal: str | None = None) -> dict:
+def image_config(
+    *, entrypoint: list[str], user: str, env: dict[str, str] | None = None, stop_signal: str | None = None
+) -> dict:
     """The OCI image config, less rootfs (write_oci_archive adds it)."""
-    config = {"Entrypoint": entrypoint, "User": user, "WorkingDir": "/",
-              "Env": [DEFAULT_PATH, *(f"{key}={value}" for key, value in (env or {}).items())]}
+    config = {
+        "Entrypoint": entrypoint,
+        "User": user,
+        "WorkingDir": "/",
+        "Env": [DEFAULT_PATH, *(f"{key}={value}" for key, value in (env or {}).items())],
+    }
     if stop_signal:
         config["StopSignal"] = stop_signal
     return {"architecture": host_architecture(), "os": "linux", "config": config}
@@ -139,13 +150,22 @@ def write_oci_archive(path: Path, name: str, layer: bytes, config: dict) -> Imag
     layer_descriptor = blob(OCI_LAYER, layer)
     config = {**config, "rootfs": {"type": "layers", "diff_ids": [layer_descriptor["digest"]]}}
     config_descriptor = blob(OCI_CONFIG, canonical_json(config))
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_descriptor,
-                "layers": [layer_descriptor]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config_descriptor,
+        "layers": [layer_descriptor],
+    }
     manifest_descriptor = blob(OCI_MANIFEST, canonical_json(manifest))
-    index = {"schemaVersion": 2, "manifests": [{
-        **manifest_descriptor,
-        "annotations": {CONTAINERD_NAME_ANNOTATION: name, OCI_REF_ANNOTATION: name.rpartition(":")[2]},
-    }]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                **manifest_descriptor,
+                "annotations": {CONTAINERD_NAME_ANNOTATION: name, OCI_REF_ANNOTATION: name.rpartition(":")[2]},
+            }
+        ],
+    }
     files = {"oci-layout": canonical_json({"imageLayoutVersion": "1.0.0"}), "index.json": canonical_json(index)}
     files |= {f"blobs/sha256/{digest.removeprefix('sha256:')}": data for digest, data in blobs.items()}
     write_tar(path, files)

@@ -48,9 +48,19 @@ BURSTABLE_OOM_SCORE_ADJ = 999  # the kubelet's score for a burstable pod with a 
 RUNTIME_DEFAULT = "RuntimeDefault"
 # kubelet's defaults for a container that does not ask for procMount: Unmasked
 # (k8s.io/kubernetes pkg/securitycontext/util.go)
-DEFAULT_MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                        "/sys/firmware", "/sys/devices/virtual/powercap")
+DEFAULT_MASKED_PATHS = (
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
 DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 
@@ -79,8 +89,9 @@ class ContainerSpec:
     empty_dirs: Sequence[str] = ("/tmp",)  # container paths of writable emptyDir volumes
 
 
-def mininim_container(port: int, name: str = "nim", image: str = images.MININIM_IMAGE,
-                      host: str = "127.0.0.1") -> ContainerSpec:
+def mininim_container(
+    port: int, name: str = "nim", image: str = images.MININIM_IMAGE, host: str = "127.0.0.1"
+) -> ContainerSpec:
     """The mini-NIM image's server on `host`:`port` (0.0.0.0 in a pod network: the pod's IP),
     with the host's /usr mounted read-only."""
     return ContainerSpec(name, image, env={"NIM_SERVER_HOST": host, "NIM_SERVER_PORT": str(port)}, mounts=(HOST_USR,))
@@ -106,8 +117,9 @@ class Pod:
     def container_id(self, name: str | None = None) -> str:
         if name is None:
             if len(self.containers) != 1:
-                raise InputError(None, f"pod {self.namespace}/{self.name} runs {len(self.containers)} containers: "
-                                       "name one")
+                raise InputError(
+                    None, f"pod {self.namespace}/{self.name} runs {len(self.containers)} containers: name one"
+                )
             return next(iter(self.containers.values()))
         return self.containers[name]
 
@@ -171,10 +183,20 @@ class Pod:
             self.remove()
 
 
-def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[ContainerSpec], *,
-            node_directory: Path, uid: int = 1000, read_only_root: bool = True, host_network: bool = True,
-            seccomp: str | Path | None = None, pod_uid: str | None = None,
-            labels: Mapping[str, str] | None = None) -> Pod:
+def run_pod(
+    client: CriClient,
+    name: str,
+    namespace: str,
+    containers: Sequence[ContainerSpec],
+    *,
+    node_directory: Path,
+    uid: int = 1000,
+    read_only_root: bool = True,
+    host_network: bool = True,
+    seccomp: str | Path | None = None,
+    pod_uid: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Pod:
     """Start a pod as the kubelet would and return it running; on failure nothing is left.
 
     node_directory: holds the pods' volumes (pods/<uid>/, the kubelet's /var/lib/kubelet/pods)
@@ -203,12 +225,30 @@ def run_pod(client: CriClient, name: str, namespace: str, containers: Sequence[C
         remove_pod_directories(pod_directory, log_directory)
         remove_pod_cgroups(sandbox_config.linux.cgroup_parent)
         raise
-    pod = Pod(name, namespace, pod_uid, sandbox_id, sandbox_config.linux.cgroup_parent, pod_directory,
-              log_directory, sandbox_config, client)
+    pod = Pod(
+        name,
+        namespace,
+        pod_uid,
+        sandbox_id,
+        sandbox_config.linux.cgroup_parent,
+        pod_directory,
+        log_directory,
+        sandbox_config,
+        client,
+    )
     try:
         for spec in containers:
-            pod.start_container(container_config(spec, image_ids[spec.image], sandbox_config, volumes[spec.name],
-                                                 uid, read_only_root, seccomp_profile))
+            pod.start_container(
+                container_config(
+                    spec,
+                    image_ids[spec.image],
+                    sandbox_config,
+                    volumes[spec.name],
+                    uid,
+                    read_only_root,
+                    seccomp_profile,
+                )
+            )
     except BaseException:
         pod.delete()
         raise
@@ -221,8 +261,10 @@ def require_network_ready(client: CriClient) -> None:
     then be unable to stop it without CNI either."""
     for condition in client.status().conditions:
         if condition.type == "NetworkReady" and not condition.status:
-            raise InputError(client.endpoint, f"network is not ready: NetworkReady=false reason:{condition.reason} "
-                                              f"message:{condition.message}")
+            raise InputError(
+                client.endpoint,
+                f"network is not ready: NetworkReady=false reason:{condition.reason} message:{condition.message}",
+            )
 
 
 def remove_failed_sandboxes(client: CriClient, pod_uid: str) -> None:
@@ -259,8 +301,14 @@ def namespace_options(host_network: bool) -> api.NamespaceOption:
     return api.NamespaceOption(network=api.NODE if host_network else api.POD, pid=api.CONTAINER, ipc=api.POD)
 
 
-def pod_sandbox_config(name: str, namespace: str, pod_uid: str, log_directory: Path,
-                       host_network: bool, labels: Mapping[str, str] | None = None) -> api.PodSandboxConfig:
+def pod_sandbox_config(
+    name: str,
+    namespace: str,
+    pod_uid: str,
+    log_directory: Path,
+    host_network: bool,
+    labels: Mapping[str, str] | None = None,
+) -> api.PodSandboxConfig:
     config = api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=name, namespace=namespace, uid=pod_uid, attempt=0),
         log_directory=str(log_directory),
@@ -296,8 +344,15 @@ def remove_pod_directories(*directories: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def container_config(spec: ContainerSpec, image: str, sandbox: api.PodSandboxConfig, volumes: Sequence[Mount],
-                     uid: int, read_only_root: bool, seccomp: api.SecurityProfile) -> api.ContainerConfig:
+def container_config(
+    spec: ContainerSpec,
+    image: str,
+    sandbox: api.PodSandboxConfig,
+    volumes: Sequence[Mount],
+    uid: int,
+    read_only_root: bool,
+    seccomp: api.SecurityProfile,
+) -> api.ContainerConfig:
     labels = dict(sandbox.labels) | {LABEL_CONTAINER: spec.name}
     return api.ContainerConfig(
         metadata=api.ContainerMetadata(name=spec.name, attempt=0),
@@ -305,23 +360,29 @@ def container_config(spec: ContainerSpec, image: str, sandbox: api.PodSandboxCon
         command=list(spec.command),
         args=list(spec.args),
         envs=[api.KeyValue(key=key, value=value.encode()) for key, value in spec.env.items()],
-        mounts=[api.Mount(host_path=m.host_path, container_path=m.container_path, readonly=m.readonly)
-                for m in [*spec.mounts, *volumes]],
+        mounts=[
+            api.Mount(host_path=m.host_path, container_path=m.container_path, readonly=m.readonly)
+            for m in [*spec.mounts, *volumes]
+        ],
         labels=labels,
-        annotations={"io.kubernetes.container.restartCount": "0",
-                     "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
-                     "io.kubernetes.pod.terminationGracePeriod": "30"},
+        annotations={
+            "io.kubernetes.container.restartCount": "0",
+            "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
+            "io.kubernetes.pod.terminationGracePeriod": "30",
+        },
         log_path=f"{spec.name}/0.log",  # relative to the sandbox's log directory
         linux=api.LinuxContainerConfig(
-            resources=api.LinuxContainerResources(cpu_shares=BURSTABLE_CPU_SHARES,
-                                                  oom_score_adj=BURSTABLE_OOM_SCORE_ADJ),
+            resources=api.LinuxContainerResources(
+                cpu_shares=BURSTABLE_CPU_SHARES, oom_score_adj=BURSTABLE_OOM_SCORE_ADJ
+            ),
             security_context=restricted_security_context(sandbox, uid, read_only_root, seccomp),
         ),
     )
 
 
-def restricted_security_context(sandbox: api.PodSandboxConfig, uid: int, read_only_root: bool,
-                                seccomp: api.SecurityProfile) -> api.LinuxContainerSecurityContext:
+def restricted_security_context(
+    sandbox: api.PodSandboxConfig, uid: int, read_only_root: bool, seccomp: api.SecurityProfile
+) -> api.LinuxContainerSecurityContext:
     return api.LinuxContainerSecurityContext(
         capabilities=api.Capability(drop_capabilities=["ALL"]),
         namespace_options=sandbox.linux.security_context.namespace_options,
@@ -361,6 +422,7 @@ def ignore_not_found(call, *args) -> None:
 
 # --- the pod's cgroups ---
 
+
 def cgroup_mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:
     """Where each cgroup hierarchy is mounted: the v2 one and, on hybrid hosts, every v1 one."""
     points = []
@@ -373,8 +435,11 @@ def cgroup_mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:
 
 def pod_cgroups(cgroup_parent: str) -> list[Path]:
     """The pod's cgroup directory in each hierarchy where it exists."""
-    return [point / cgroup_parent.lstrip("/") for point in cgroup_mount_points()
-            if (point / cgroup_parent.lstrip("/")).is_dir()]
+    return [
+        point / cgroup_parent.lstrip("/")
+        for point in cgroup_mount_points()
+        if (point / cgroup_parent.lstrip("/")).is_dir()
+    ]
 
 
 def remove_pod_cgroups(cgroup_parent: str) -> None:
@@ -402,6 +467,7 @@ def remove_empty_qos_cgroups() -> None:
 
 
 # --- a node of our own ---
+
 
 class CriNode:
     """A private containerd with the CRI plugin, the pause and mini-NIM images imported, a pod

@@ -48,7 +48,7 @@ class Model:
 
     def next_token_logits(self, tokens: list[int]) -> np.ndarray:
         w = self.weights
-        window = ([0] * self.context + tokens)[-self.context:]
+        window = ([0] * self.context + tokens)[-self.context :]
         hidden = np.tanh(w["embed"][window].reshape(-1) @ w["w1"] + w["b1"])
         return hidden @ w["w2"] + w["b2"] + w["bigram"][window[-1]]
 
@@ -159,18 +159,21 @@ class Handler(BaseHTTPRequestHandler):
         seed = body.get("seed") if isinstance(body.get("seed"), int) else None
         text, prompt_tokens = model.complete(prompt, max_tokens, temperature, seed)
         self.server.request_log.write(f"{time.time():.3f} prompt={prompt_tokens} completion={max_tokens}")
-        self.send_json(200, {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model.name,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": max_tokens,
-                "total_tokens": prompt_tokens + max_tokens,
+        self.send_json(
+            200,
+            {
+                "id": f"cmpl-{uuid.uuid4().hex}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": model.name,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": max_tokens,
+                    "total_tokens": prompt_tokens + max_tokens,
+                },
             },
-        })
+        )
 
     def require_model(self) -> Model | None:
         if self.server.model is None:
@@ -224,8 +227,11 @@ class MiniNimServer(ThreadingHTTPServer):
             self.load_failed = True
             self.shutdown()
             return
-        print(f"mininim: loaded {self.model.name} from {MODEL_DIR} in {time.monotonic() - started:.3f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"mininim: loaded {self.model.name} from {MODEL_DIR} in {time.monotonic() - started:.3f}s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def stop_on_signals(server: MiniNimServer) -> None:

@@ -9,9 +9,15 @@ import re
 from dataclasses import dataclass
 
 KIND_OF_RESOURCE = {
-    "pods": "Pod", "replicasets": "ReplicaSet", "deployments": "Deployment", "statefulsets": "StatefulSet",
-    "daemonsets": "DaemonSet", "jobs": "Job", "cronjobs": "CronJob",
-    "replicationcontrollers": "ReplicationController", "podtemplates": "PodTemplate",
+    "pods": "Pod",
+    "replicasets": "ReplicaSet",
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "daemonsets": "DaemonSet",
+    "jobs": "Job",
+    "cronjobs": "CronJob",
+    "replicationcontrollers": "ReplicationController",
+    "podtemplates": "PodTemplate",
 }
 # The kube-controller-manager controller that created an object, and the kind it owns.
 # The controller's name is the end of the username (system:serviceaccount:kube-system:<name>,

@@ -77,7 +77,7 @@ def cached_violations(text: str, level: str) -> tuple[Violation, ...]:
         reason, detail = item, ""
         paren = item.find(" (")
         if paren != -1 and item.endswith(")"):
-            reason, detail = item[:paren], item[paren + 2:-1]
+            reason, detail = item[:paren], item[paren + 2 : -1]
         violations.append(Violation(reason, detail, check_id(reason, level)))
     return tuple(violations)
 

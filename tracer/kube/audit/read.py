@@ -111,8 +111,9 @@ class AuditLog:
                 elif (yield from self._sniff(data[start:end].split(b"\n")[:-1])):
                     return  # the file was one JSON document
         except _LineTooLong:
-            problem = f"line {self.lines_read + 1} is longer than {_size(self.limits.line)}, " \
-                      "the limit for one audit Event"
+            problem = (
+                f"line {self.lines_read + 1} is longer than {_size(self.limits.line)}, the limit for one audit Event"
+            )
             raise (InputError(self.source, problem) if self.confirmed else self._not_an_audit_log(problem)) from None
         except _CorruptGzip as err:
             if not self.confirmed:
@@ -142,8 +143,9 @@ class AuditLog:
                     return True
             yield from self._checked(value, line, self.lines_read)
             if not self.confirmed and self._non_empty_lines >= self.limits.sniff_lines:
-                raise self._not_an_audit_log(f"no audit.k8s.io Event in the first {self._non_empty_lines} "
-                                             f"non-empty lines{self._first_problem}")
+                raise self._not_an_audit_log(
+                    f"no audit.k8s.io Event in the first {self._non_empty_lines} non-empty lines{self._first_problem}"
+                )
         return False
 
     def _skim(self, data: bytes, start: int, end: int) -> Iterator[dict]:
@@ -204,16 +206,19 @@ class AuditLog:
         for block in _decoded_blocks(self.path, min(BLOCK, self.limits.line)):
             if not self.confirmed:
                 if self._bytes_read >= self.limits.sniff_bytes:
-                    raise self._not_an_audit_log(f"no audit.k8s.io Event in the first "
-                                                 f"{_size(self._bytes_read)}{self._first_problem}")
+                    raise self._not_an_audit_log(
+                        f"no audit.k8s.io Event in the first {_size(self._bytes_read)}{self._first_problem}"
+                    )
                 # JSON text never holds a raw NUL. Lines are checked as they complete (_sniff);
                 # a run without any newline (a gzip bomb of zeros) is refused here, unbuffered.
                 if b"\n" not in block and b"\0" in block:
                     raise self._not_an_audit_log("binary data")
             self._bytes_read += len(block)
             if self._bytes_read > self.limits.total:
-                raise InputError(self.source, f"more than {_size(self.limits.total)} of (decompressed) data, "
-                                              "the limit for one audit log")
+                raise InputError(
+                    self.source,
+                    f"more than {_size(self.limits.total)} of (decompressed) data, the limit for one audit log",
+                )
             yield block
 
     def _whole_document(self):
@@ -245,14 +250,21 @@ class AuditLog:
                 raise self._not_an_audit_log("empty file")
             if self._non_empty_lines == 0:
                 raise self._not_an_audit_log("only blank lines")
-            raise self._not_an_audit_log(f"no audit.k8s.io Event in its {self._non_empty_lines} "
-                                         f"non-empty line(s){self._first_problem}")
+            raise self._not_an_audit_log(
+                f"no audit.k8s.io Event in its {self._non_empty_lines} non-empty line(s){self._first_problem}"
+            )
         unlisted = self.malformed_lines - self.limits.listed_malformed
         if unlisted > 0:
             last = self.malformed[-1].line
-            self.malformed.append(Malformed(self.source, last, f"{unlisted} more malformed line(s) after this one "
-                                                               f"not listed (only the first "
-                                                               f"{self.limits.listed_malformed} of a file are)"))
+            self.malformed.append(
+                Malformed(
+                    self.source,
+                    last,
+                    f"{unlisted} more malformed line(s) after this one "
+                    f"not listed (only the first "
+                    f"{self.limits.listed_malformed} of a file are)",
+                )
+            )
 
     def _not_an_audit_log(self, reason: str) -> InputError:
         if self._document_too_large:
@@ -342,7 +354,7 @@ def _runs_of_lines(blocks: Iterator[bytes], line_limit: int) -> Iterator[tuple[b
             continue
         start = 0
         if pending:
-            line = b"".join([*pending, block[:first_end + 1]])
+            line = b"".join([*pending, block[: first_end + 1]])
             pending, pending_size = [], 0
             if len(line) - 1 > line_limit:
                 raise _LineTooLong()
@@ -365,8 +377,11 @@ EVENT_JOINT = b"}\n" + APISERVER_EVENT_START
 def _only_apiserver_events(data: bytes, start: int, end: int, lines: int) -> bool:
     """Whether every line of the run is `{"kind":"Event","apiVersion":"audit.k8s.io/...}`
     (no blank line, no other key order, no CR): three scans in C instead of a Python loop."""
-    return (data.startswith(APISERVER_EVENT_START, start) and data.endswith(b"}\n", start, end)
-            and data.count(EVENT_JOINT, start, end) == lines - 1)
+    return (
+        data.startswith(APISERVER_EVENT_START, start)
+        and data.endswith(b"}\n", start, end)
+        and data.count(EVENT_JOINT, start, end) == lines - 1
+    )
 
 
 def _lines_containing(data: bytes, start: int, end: int, words: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
@@ -378,8 +393,9 @@ def _lines_containing(data: bytes, start: int, end: int, words: tuple[bytes, ...
         line_start = max(data.rfind(b"\n", start, hit) + 1, start)
         line_end = data.find(b"\n", hit, end)
         yield line_start, line_end
-        hits = [hit if hit == -1 or hit > line_end else data.find(word, line_end + 1, end)
-                for hit, word in zip(hits, words)]
+        hits = [
+            hit if hit == -1 or hit > line_end else data.find(word, line_end + 1, end) for hit, word in zip(hits, words)
+        ]
 
 
 class _LineNumbers:
@@ -413,7 +429,7 @@ def _json_or_none(raw: bytes):
 
 
 def _preview(raw: bytes, limit: int = 60) -> str:
-    text = raw[:limit * 4].decode("utf-8", "replace").strip()
+    text = raw[: limit * 4].decode("utf-8", "replace").strip()
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 

@@ -26,6 +26,7 @@ FINAL_STAGES = {"ResponseComplete", "Panic"}
 @dataclass
 class Tally:
     """How often something was seen, when, by whom and with which client."""
+
     count: int = 0
     first_seen: datetime | None = None
     last_seen: datetime | None = None
@@ -80,10 +81,13 @@ class Report:
             "events_read": self.events_read,
             "malformed": [{"file": m.file, "line": m.line, "problem": m.problem} for m in self.malformed],
             "findings": [_finding_dict(key, tally, suggest) for key, tally in sorted(self.findings.items())],
-            "exemptions": [_workload_dict(w) | {"reason": reason} | t.as_dict()
-                           for (w, reason), t in sorted(self.exemptions.items())],
-            "errors": [_workload_dict(w) | {"error": message} | t.as_dict()
-                       for (w, message), t in sorted(self.errors.items())],
+            "exemptions": [
+                _workload_dict(w) | {"reason": reason} | t.as_dict()
+                for (w, reason), t in sorted(self.exemptions.items())
+            ],
+            "errors": [
+                _workload_dict(w) | {"error": message} | t.as_dict() for (w, message), t in sorted(self.errors.items())
+            ],
         }
 
 
@@ -92,15 +96,26 @@ def _workload_dict(workload: Workload) -> dict:
 
 
 def _finding_dict(key: FindingKey, tally: Tally, suggest: bool) -> dict:
-    return _workload_dict(key.workload) | {
-        "check": key.check, "level": key.level, "version": key.version, "mode": key.mode,
-        "details": tally.details,
-        "suggestion": suggestion(key.check, tally.details) if suggest else None,
-    } | tally.as_dict()
+    return (
+        _workload_dict(key.workload)
+        | {
+            "check": key.check,
+            "level": key.level,
+            "version": key.version,
+            "mode": key.mode,
+            "details": tally.details,
+            "suggestion": suggestion(key.check, tally.details) if suggest else None,
+        }
+        | tally.as_dict()
+    )
 
 
-def analyze(paths: Iterable[str | Path], namespaces: Iterable[str] = (), since: datetime | None = None,
-            limits: Limits = DEFAULT_LIMITS) -> Report:
+def analyze(
+    paths: Iterable[str | Path],
+    namespaces: Iterable[str] = (),
+    since: datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Report:
     """Read every log and tally its Pod Security outcomes."""
     report = Report()
     tally = _Tallier(report, set(namespaces), since)
@@ -160,8 +175,10 @@ def pod_security_outcomes(event: dict) -> tuple | None:
     """((mode, level, version, violations) for the denial and the audit annotation,
     exemption reason, policy error), or None when the event has none of them."""
     annotations = pod_security_annotations(event)
-    verdicts = tuple((mode, match["level"], match["version"], match["violations"])
-                     for mode, match in violation_messages(event, annotations))
+    verdicts = tuple(
+        (mode, match["level"], match["version"], match["violations"])
+        for mode, match in violation_messages(event, annotations)
+    )
     exempt, error = annotations.get(EXEMPT), annotations.get(ERROR)
     if not verdicts and exempt is None and error is None:
         return None

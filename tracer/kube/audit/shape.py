@@ -28,7 +28,9 @@ class MapOf:
 NUMBER = (int, float)
 
 OBJECT_META = {
-    "name": str, "generateName": str, "namespace": str,
+    "name": str,
+    "generateName": str,
+    "namespace": str,
     "ownerReferences": ListOf({"kind": str, "name": str, "controller": bool}),
 }
 
@@ -74,8 +76,11 @@ def not_an_event(value) -> str | None:
 
 
 def is_audit_event_list(value) -> bool:
-    return (isinstance(value, dict) and value.get("kind") == "EventList"
-            and str(value.get("apiVersion", "audit.k8s.io/v1")).startswith("audit.k8s.io/"))
+    return (
+        isinstance(value, dict)
+        and value.get("kind") == "EventList"
+        and str(value.get("apiVersion", "audit.k8s.io/v1")).startswith("audit.k8s.io/")
+    )
 
 
 def field_problem(event: dict) -> str | None:
@@ -86,6 +91,7 @@ def field_problem(event: dict) -> str | None:
 # Each expected type becomes a checker: value -> None, or " is a T, expected a U" with the
 # path below that value in front ("user.username is ...", "[0].kind is ..."). Built once:
 # walking the spec for every event would cost more than parsing it.
+
 
 def _checker(expected):
     if isinstance(expected, dict):
@@ -106,6 +112,7 @@ def _object_checker(fields: dict):
             if field is not None and (problem := check_field(field)) is not None:
                 return key + _joined(problem)
         return None
+
     return check
 
 
@@ -117,6 +124,7 @@ def _list_checker(check_item):
             if item is not None and (problem := check_item(item)) is not None:
                 return f"[{index}]{_joined(problem)}"
         return None
+
     return check
 
 
@@ -128,6 +136,7 @@ def _map_checker(check_value):
             if item is not None and (problem := check_value(item)) is not None:
                 return f"[{key!r}]{_joined(problem)}"
         return None
+
     return check
 
 
@@ -138,6 +147,7 @@ def _scalar_checker(expected):
     def check(value):
         # type(), not isinstance(): JSON true must not pass for a number
         return None if type(value) in types else _wrong_type(value, name)
+
     return check
 
 

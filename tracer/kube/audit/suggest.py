@@ -52,8 +52,10 @@ def _suggest_capabilities_restricted(details: list[str]) -> str:
 
 def _suggest_capabilities_baseline(details: list[str]) -> str:
     extra = _listed(_quoted_in(details, ADDED_CAPABILITIES), "the non-default capabilities")
-    return (f"{_target(details)}: remove {extra} from securityContext.capabilities.add "
-            "(keep only what tracer recorded in use), or exempt the workload")
+    return (
+        f"{_target(details)}: remove {extra} from securityContext.capabilities.add "
+        "(keep only what tracer recorded in use), or exempt the workload"
+    )
 
 
 def _suggest_seccomp(details: list[str]) -> str:
@@ -71,26 +73,34 @@ def _suggest_run_as_non_root(details: list[str]) -> str:
 
 
 def _suggest_privileged(details: list[str]) -> str:
-    return (f"{_target(details)}: remove securityContext.privileged: true (GPUs come from the device plugin; "
-            "add back only the capabilities tracer recorded), or exempt the namespace")
+    return (
+        f"{_target(details)}: remove securityContext.privileged: true (GPUs come from the device plugin; "
+        "add back only the capabilities tracer recorded), or exempt the namespace"
+    )
 
 
 def _suggest_host_namespaces(details: list[str]) -> str:
     used = sorted({part.split("=")[0].strip() for d in details for part in d.split(",") if part.strip()})
-    return f"remove {_listed([u + ': true' for u in used], 'hostNetwork/hostPID/hostIPC')} from the pod spec, " \
-           "or exempt the namespace"
+    return (
+        f"remove {_listed([u + ': true' for u in used], 'hostNetwork/hostPID/hostIPC')} from the pod spec, "
+        "or exempt the namespace"
+    )
 
 
 def _suggest_host_path(details: list[str]) -> str:
     volumes = _listed([f'"{v}"' for v in _quoted_in(details, VOLUME_LIST)], "the hostPath volumes")
-    return (f"replace {volumes} with a PersistentVolumeClaim or CSI volume, or exempt the namespace "
-            "(PodSecurityConfiguration exemptions.namespaces, or enforce=privileged) for node agents")
+    return (
+        f"replace {volumes} with a PersistentVolumeClaim or CSI volume, or exempt the namespace "
+        "(PodSecurityConfiguration exemptions.namespaces, or enforce=privileged) for node agents"
+    )
 
 
 def _suggest_restricted_volumes(details: list[str]) -> str:
     volumes = _listed([f'"{v}"' for v in _quoted_in(details, VOLUME_LIST)], "the listed volumes")
-    return (f"replace {volumes} with configMap, secret, emptyDir, projected, downwardAPI, "
-            "persistentVolumeClaim, ephemeral or csi volumes")
+    return (
+        f"replace {volumes} with configMap, secret, emptyDir, projected, downwardAPI, "
+        "persistentVolumeClaim, ephemeral or csi volumes"
+    )
 
 
 SUGGESTERS: dict[str, Callable[[list[str]], str]] = {

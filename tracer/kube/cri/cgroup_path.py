@@ -12,8 +12,14 @@ QOS_CLASSES = ("guaranteed", "burstable", "besteffort")
 SYSTEMD_SCOPE_PREFIXES = ("cri-containerd", "crio", "docker")
 
 
-def find_container_cgroup(pod_uid: str, container_id: str, *, pid: int | None = None,
-                          cgroups_path: str | None = None, root: Path | None = None) -> Path:
+def find_container_cgroup(
+    pod_uid: str,
+    container_id: str,
+    *,
+    pid: int | None = None,
+    cgroups_path: str | None = None,
+    root: Path | None = None,
+) -> Path:
     """The container's cgroup v2 directory; InputError naming what was tried if none exists.
 
     `root` is where the kubelet layouts are looked up: the cgroup2 mount by default.
@@ -27,14 +33,16 @@ def find_container_cgroup(pod_uid: str, container_id: str, *, pid: int | None = 
         if from_proc is not None and from_proc.is_dir() and container_id in from_proc.name:
             return from_proc
         tried.append(f"/proc/{pid}/cgroup")
-    candidates = ([relative_from_cgroups_path(cgroups_path)] if cgroups_path else [])
+    candidates = [relative_from_cgroups_path(cgroups_path)] if cgroups_path else []
     candidates += kubepods_layouts(pod_uid, container_id)
     for relative in candidates:
         if (root / relative).is_dir():
             return root / relative
     tried.append(f"{len(candidates)} kubelet cgroup layouts under {root}")
-    raise InputError(None, f"no cgroup v2 directory found for container {container_id[:13]} of pod "
-                           f"{pod_uid} (tried {', '.join(tried)})")
+    raise InputError(
+        None,
+        f"no cgroup v2 directory found for container {container_id[:13]} of pod {pod_uid} (tried {', '.join(tried)})",
+    )
 
 
 def relative_from_cgroups_path(cgroups_path: str) -> str:
@@ -66,8 +74,9 @@ def kubepods_layouts(pod_uid: str, container_id: str) -> list[str]:
     systemd_uid = pod_uid.replace("-", "_")
     for qos in QOS_CLASSES:
         # guaranteed pods sit directly under kubepods, the other classes under their own level
-        slice_name = f"kubepods-pod{systemd_uid}.slice" if qos == "guaranteed" \
-            else f"kubepods-{qos}-pod{systemd_uid}.slice"
+        slice_name = (
+            f"kubepods-pod{systemd_uid}.slice" if qos == "guaranteed" else f"kubepods-{qos}-pod{systemd_uid}.slice"
+        )
         for prefix in SYSTEMD_SCOPE_PREFIXES:
             layouts.append(f"{expand_slice(slice_name)}/{prefix}-{container_id}.scope")
         level = "kubepods" if qos == "guaranteed" else f"kubepods/{qos}"

@@ -49,8 +49,9 @@ class ResolvedContainer:
     cgroup_id: int
 
 
-def resolve_pod_container(namespace: str, pod: str, container: str | None = None, *,
-                          cri_endpoint: str | None = None) -> ResolvedContainer:
+def resolve_pod_container(
+    namespace: str, pod: str, container: str | None = None, *, cri_endpoint: str | None = None
+) -> ResolvedContainer:
     """The running container of pod NAMESPACE/POD (named CONTAINER when the pod has several).
 
     POD "*" stands for the one pod of NAMESPACE on this node that runs such a container.
@@ -75,12 +76,13 @@ def _pick_container(client: CriClient, namespace: str, pod: str, container: str 
         raise InputError(client.endpoint, f"no running container for pod {where} on this node")
     pods = sorted({c.labels.get(LABEL_POD, "?") for c in running})
     if len(pods) > 1:
-        raise InputError(client.endpoint, f"{where} matches several pods on this node "
-                                          f"({', '.join(pods)}): name one")
+        raise InputError(client.endpoint, f"{where} matches several pods on this node ({', '.join(pods)}): name one")
     names = sorted({c.metadata.name for c in running})
     if len(names) > 1:
-        raise InputError(client.endpoint, f"pod {namespace}/{pods[0]} runs several containers "
-                                          f"({', '.join(names)}): choose one with --container")
+        raise InputError(
+            client.endpoint,
+            f"pod {namespace}/{pods[0]} runs several containers ({', '.join(names)}): choose one with --container",
+        )
     return max(running, key=lambda c: c.created_at)  # the latest restart
 
 
@@ -92,12 +94,14 @@ def cri_endpoint_for(explicit: str | None = None) -> str:
     for endpoint in DEFAULT_CRI_ENDPOINTS:
         if Path(endpoint.removeprefix("unix://")).exists():
             return endpoint
-    raise InputError(None, "no CRI socket found (tried "
-                           f"{', '.join(DEFAULT_CRI_ENDPOINTS)}); set --cri-endpoint or "
-                           f"${CRI_ENDPOINT_ENV}")
+    raise InputError(
+        None,
+        f"no CRI socket found (tried {', '.join(DEFAULT_CRI_ENDPOINTS)}); set --cri-endpoint or ${CRI_ENDPOINT_ENV}",
+    )
 
 
 # --- the CRI client ---
+
 
 class CriError(TracerError):
     """A CRI call that failed; `code` is the gRPC status name. Raised as one of the two below."""
@@ -170,12 +174,14 @@ class CriClient:
         return self._runtime("RunPodSandbox", request, api.RunPodSandboxResponse).pod_sandbox_id
 
     def stop_pod_sandbox(self, sandbox_id: str) -> None:
-        self._runtime("StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
-                      api.StopPodSandboxResponse)
+        self._runtime(
+            "StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), api.StopPodSandboxResponse
+        )
 
     def remove_pod_sandbox(self, sandbox_id: str) -> None:
-        self._runtime("RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
-                      api.RemovePodSandboxResponse)
+        self._runtime(
+            "RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), api.RemovePodSandboxResponse
+        )
 
     def pod_sandbox_status(self, sandbox_id: str, verbose: bool = False) -> api.PodSandboxStatusResponse:
         request = api.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=verbose)
@@ -183,8 +189,9 @@ class CriClient:
 
     def list_pod_sandbox(self, labels: dict[str, str] | None = None, sandbox_id: str = "") -> list[api.PodSandbox]:
         sandbox_filter = api.PodSandboxFilter(id=sandbox_id, label_selector=labels or {})
-        reply = self._runtime("ListPodSandbox", api.ListPodSandboxRequest(filter=sandbox_filter),
-                              api.ListPodSandboxResponse)
+        reply = self._runtime(
+            "ListPodSandbox", api.ListPodSandboxRequest(filter=sandbox_filter), api.ListPodSandboxResponse
+        )
         return list(reply.items)
 
     def pod_sandbox_uid(self, sandbox_id: str) -> str:
@@ -195,15 +202,16 @@ class CriClient:
 
     # containers
 
-    def create_container(self, sandbox_id: str, config: api.ContainerConfig,
-                         sandbox_config: api.PodSandboxConfig) -> str:
-        request = api.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config,
-                                             sandbox_config=sandbox_config)
+    def create_container(
+        self, sandbox_id: str, config: api.ContainerConfig, sandbox_config: api.PodSandboxConfig
+    ) -> str:
+        request = api.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config)
         return self._runtime("CreateContainer", request, api.CreateContainerResponse).container_id
 
     def start_container(self, container_id: str) -> None:
-        self._runtime("StartContainer", api.StartContainerRequest(container_id=container_id),
-                      api.StartContainerResponse)
+        self._runtime(
+            "StartContainer", api.StartContainerRequest(container_id=container_id), api.StartContainerResponse
+        )
 
     def stop_container(self, container_id: str, timeout_s: int = 0) -> None:
         """Stop signal, then SIGKILL after `timeout_s` (0: at once), as the kubelet's grace period."""
@@ -211,16 +219,19 @@ class CriClient:
         self._runtime("StopContainer", request, api.StopContainerResponse, timeout_s=self.timeout_s + timeout_s)
 
     def remove_container(self, container_id: str) -> None:
-        self._runtime("RemoveContainer", api.RemoveContainerRequest(container_id=container_id),
-                      api.RemoveContainerResponse)
+        self._runtime(
+            "RemoveContainer", api.RemoveContainerRequest(container_id=container_id), api.RemoveContainerResponse
+        )
 
-    def list_containers(self, labels: dict[str, str] | None = None, *, running_only: bool = False,
-                        sandbox_id: str = "") -> list[api.Container]:
+    def list_containers(
+        self, labels: dict[str, str] | None = None, *, running_only: bool = False, sandbox_id: str = ""
+    ) -> list[api.Container]:
         container_filter = api.ContainerFilter(label_selector=labels or {}, pod_sandbox_id=sandbox_id)
         if running_only:
             container_filter.state.state = CONTAINER_RUNNING
-        reply = self._runtime("ListContainers", api.ListContainersRequest(filter=container_filter),
-                              api.ListContainersResponse)
+        reply = self._runtime(
+            "ListContainers", api.ListContainersRequest(filter=container_filter), api.ListContainersResponse
+        )
         return list(reply.containers)
 
     def container_status(self, container_id: str) -> CriContainerStatus:
@@ -249,8 +260,11 @@ class CriClient:
         return self._call(self.IMAGE_SERVICE, method, request, response_type, None)
 
     def _call(self, service: str, method: str, request, response_type, timeout_s: float | None):
-        call = self._channel.unary_unary(service + method, request_serializer=type(request).SerializeToString,
-                                         response_deserializer=response_type.FromString)
+        call = self._channel.unary_unary(
+            service + method,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
         try:
             return call(request, timeout=timeout_s or self.timeout_s)
         except self._grpc.RpcError as err:

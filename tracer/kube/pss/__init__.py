@@ -26,8 +26,18 @@ from tracer.kube.pss.restricted import VOLUME_SOURCES
 from tracer.kube.pss.versions import BASELINE, LEVELS, PRIVILEGED, RESTRICTED, Version, parse_level, parse_version
 
 # The API the callers use: what this module defines, and the names of its parts they need.
-__all__ = ["LEVELS", "NEWEST_MINOR", "VOLUME_SOURCES", "Evaluation", "Version", "Violation", "evaluate",
-           "parse_level", "parse_version", "strictest_level"]
+__all__ = [
+    "LEVELS",
+    "NEWEST_MINOR",
+    "VOLUME_SOURCES",
+    "Evaluation",
+    "Version",
+    "Violation",
+    "evaluate",
+    "parse_level",
+    "parse_version",
+    "strictest_level",
+]
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,9 @@ def forbidden_message(level: str, version: str, violations: list[Violation]) -> 
     return f'violates PodSecurity "{level}:{version}": ' + ", ".join(v.describe() for v in violations)
 
 
-def evaluate(pod_metadata: dict | None, pod_spec: dict | None, level: str,
-             version: str | Version = "latest") -> Evaluation:
+def evaluate(
+    pod_metadata: dict | None, pod_spec: dict | None, level: str, version: str | Version = "latest"
+) -> Evaluation:
     """Evaluate one pod (metadata + spec) against a Pod Security level and policy version.
 
     InputError when a field the checks read does not have its API type."""
@@ -66,14 +77,18 @@ def evaluate(pod_metadata: dict | None, pod_spec: dict | None, level: str,
     except shapes.ShapeError as err:
         raise InputError(None, f"cannot judge the pod: {err}") from None
     shown_version = str(parse_version(version))
-    violations = [Violation(id_, *result) for id_, revision in checks_for(level, version)
-                  if (result := revision.check(meta, spec)) is not None]
+    violations = [
+        Violation(id_, *result)
+        for id_, revision in checks_for(level, version)
+        if (result := revision.check(meta, spec)) is not None
+    ]
     message = forbidden_message(level, shown_version, violations) if violations else ""
     return Evaluation(not violations, level, shown_version, message, violations)
 
 
-def strictest_level(pod_metadata: dict | None, pod_spec: dict | None,
-                    version: str | Version = "latest") -> tuple[str, Evaluation | None]:
+def strictest_level(
+    pod_metadata: dict | None, pod_spec: dict | None, version: str | Version = "latest"
+) -> tuple[str, Evaluation | None]:
     """The strictest level the pod meets, and the evaluation that keeps it from the next one."""
     restricted = evaluate(pod_metadata, pod_spec, RESTRICTED, version)
     if restricted.allowed:

@@ -37,10 +37,23 @@ def host_namespaces_1_0(meta: dict, spec: dict) -> Forbidden | None:
     return None
 
 
-BASELINE_CAPABILITIES = frozenset({
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
-})
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
 
 
 def _containers_using(spec: dict, values_of) -> tuple[list[str], set]:
@@ -64,7 +77,8 @@ def capabilities_baseline_1_0(meta: dict, spec: dict) -> Forbidden | None:
     if bad:
         return "non-default capabilities", (
             f"{named('container', bad)} must not include {join_quoted(sorted(capabilities))} "
-            "in securityContext.capabilities.add")
+            "in securityContext.capabilities.add"
+        )
     return None
 
 
@@ -76,15 +90,20 @@ def host_path_volumes_1_0(meta: dict, spec: dict) -> Forbidden | None:
 
 
 def _host_ports(container: dict) -> set:
-    return {str(p["hostPort"]) for p in container.get("ports") or []
-            if isinstance(p, dict) and p.get("hostPort") not in (None, 0)}
+    return {
+        str(p["hostPort"])
+        for p in container.get("ports") or []
+        if isinstance(p, dict) and p.get("hostPort") not in (None, 0)
+    }
 
 
 def host_ports_1_0(meta: dict, spec: dict) -> Forbidden | None:
     bad, ports = _containers_using(spec, _host_ports)
     if bad:
-        return "hostPort", (f"{named('container', bad)} {pluralize('uses', 'use', len(bad))} "
-                            f"{pluralize('hostPort', 'hostPorts', len(ports))} {', '.join(sorted(ports))}")
+        return "hostPort", (
+            f"{named('container', bad)} {pluralize('uses', 'use', len(bad))} "
+            f"{pluralize('hostPort', 'hostPorts', len(ports))} {', '.join(sorted(ports))}"
+        )
     return None
 
 
@@ -105,7 +124,8 @@ def host_probes_and_host_lifecycle_1_34(meta: dict, spec: dict) -> Forbidden | N
         return "probe or lifecycle host", (
             f"{named('container', sorted(bad))} {pluralize('uses', 'use', len(bad))} "
             f"{pluralize('probe or lifecycle host', 'probe or lifecycle hosts', len(hosts))} "
-            f"{join_quoted(sorted(hosts))}")
+            f"{join_quoted(sorted(hosts))}"
+        )
     return None
 
 
@@ -132,16 +152,20 @@ def app_armor_profile_1_0(meta: dict, spec: dict) -> Forbidden | None:
             bad_types.add(go_string(lookup(profile, "type")))
     if bad:
         setters.append(named("container", bad))
-    annotations = sorted(f"{key}={go_quote(value)}" for key, value in (meta.get("annotations") or {}).items()
-                         if key.startswith(APPARMOR_ANNOTATION_PREFIX)
-                         and not _allowed_apparmor_annotation(value))
+    annotations = sorted(
+        f"{key}={go_quote(value)}"
+        for key, value in (meta.get("annotations") or {}).items()
+        if key.startswith(APPARMOR_ANNOTATION_PREFIX) and not _allowed_apparmor_annotation(value)
+    )
     if annotations:
         setters.append(pluralize("annotation", "annotations", len(annotations)))
     if not setters:
         return None
     values = sorted(bad_types) + annotations
-    return (pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", len(values)),
-            f"{' and '.join(setters)} must not set AppArmor profile type to {join_quoted(values)}")
+    return (
+        pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", len(values)),
+        f"{' and '.join(setters)} must not set AppArmor profile type to {join_quoted(values)}",
+    )
 
 
 SELINUX_TYPES_1_0 = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
@@ -165,7 +189,8 @@ def _se_linux_options(spec: dict, allowed_types: frozenset) -> Forbidden | None:
         return ok
 
     setters = pod_and_containers_where(
-        spec, lambda context: isinstance(opts := lookup(context, "seLinuxOptions"), dict) and not valid(opts))
+        spec, lambda context: isinstance(opts := lookup(context, "seLinuxOptions"), dict) and not valid(opts)
+    )
     if not setters:
         return None
     problems = []
@@ -175,8 +200,9 @@ def _se_linux_options(spec: dict, allowed_types: frozenset) -> Forbidden | None:
         problems.append("user may not be set")
     if role_set:
         problems.append("role may not be set")
-    return "seLinuxOptions", (f"{' and '.join(setters)} set forbidden securityContext.seLinuxOptions: "
-                              f"{'; '.join(problems)}")
+    return "seLinuxOptions", (
+        f"{' and '.join(setters)} set forbidden securityContext.seLinuxOptions: {'; '.join(problems)}"
+    )
 
 
 def se_linux_options_1_0(meta: dict, spec: dict) -> Forbidden | None:
@@ -195,8 +221,9 @@ def unmasked_proc_mount(spec: dict) -> Forbidden | None:
             bad.append(name_of(container))
             types.add(proc_mount)
     if bad:
-        return "procMount", (f"{named('container', bad)} must not set securityContext.procMount to "
-                             f"{join_quoted(sorted(types))}")
+        return "procMount", (
+            f"{named('container', bad)} must not set securityContext.procMount to {join_quoted(sorted(types))}"
+        )
     return None
 
 
@@ -227,8 +254,13 @@ def _valid_seccomp_annotation(value: str) -> bool:
 def seccomp_profile_baseline_1_0(meta: dict, spec: dict) -> Forbidden | None:
     annotations = meta.get("annotations") or {}
     keys = [SECCOMP_POD_ANNOTATION] + [SECCOMP_CONTAINER_ANNOTATION_PREFIX + name_of(c) for c in containers(spec)]
-    bad = sorted({f"{key}={go_quote(annotations[key])}" for key in keys
-                  if key in annotations and not _valid_seccomp_annotation(annotations[key])})
+    bad = sorted(
+        {
+            f"{key}={go_quote(annotations[key])}"
+            for key in keys
+            if key in annotations and not _valid_seccomp_annotation(annotations[key])
+        }
+    )
     if bad:
         return "seccompProfile", f"forbidden {pluralize('annotation', 'annotations', len(bad))} {', '.join(bad)}"
     return None
@@ -259,19 +291,28 @@ def seccomp_profile_baseline_1_19(meta: dict, spec: dict) -> Forbidden | None:
     if bad:
         setters.append(named("container", bad))
     if setters:
-        return "seccompProfile", (f"{' and '.join(setters)} must not set securityContext.seccompProfile.type to "
-                                  f"{join_quoted(sorted(bad_values))}")
+        return "seccompProfile", (
+            f"{' and '.join(setters)} must not set securityContext.seccompProfile.type to "
+            f"{join_quoted(sorted(bad_values))}"
+        )
     return None
 
 
-SYSCTLS_1_0 = frozenset({
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
-})
+SYSCTLS_1_0 = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_unprivileged_port_start",
+    }
+)
 SYSCTLS_1_27 = SYSCTLS_1_0 | {"net.ipv4.ip_local_reserved_ports"}
 SYSCTLS_1_29 = SYSCTLS_1_27 | {
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
 }
 SYSCTLS_1_32 = SYSCTLS_1_29 | {"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}
 SYSCTLS_1_37 = SYSCTLS_1_32 | {"net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat"}

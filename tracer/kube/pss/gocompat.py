@@ -52,8 +52,17 @@ def join_quoted(items) -> str:
     return ", ".join(f'"{item}"' for item in items)
 
 
-GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
 
 
 def go_quote(text: str) -> str:
@@ -90,8 +99,9 @@ def pod_and_containers_where(spec: dict, bad_context) -> list[str]:
     return setters
 
 
-def pod_or_container_setting(spec: dict, reason: str, read, *, is_bad, covers, must_not_set,
-                              must_set: str) -> Forbidden | None:
+def pod_or_container_setting(
+    spec: dict, reason: str, read, *, is_bad, covers, must_not_set, must_set: str
+) -> Forbidden | None:
     """A setting a pod may make for all its containers (runAsNonRoot, seccompProfile), judged
     and worded as upstream does: first who sets a bad value ("pod and containers "a", "b"
     must not set ..."), then the containers that leave it unset while the pod sets no value

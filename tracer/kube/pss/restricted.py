@@ -26,10 +26,14 @@ from tracer.kube.pss.gocompat import (
 
 
 def allow_privilege_escalation_1_8(meta: dict, spec: dict) -> Forbidden | None:
-    bad = [name_of(c) for c in containers(spec) if lookup(c, "securityContext", "allowPrivilegeEscalation") is not False]
+    bad = [
+        name_of(c) for c in containers(spec) if lookup(c, "securityContext", "allowPrivilegeEscalation") is not False
+    ]
     if bad:
-        return ("allowPrivilegeEscalation != false",
-                f"{named('container', bad)} must set securityContext.allowPrivilegeEscalation=false")
+        return (
+            "allowPrivilegeEscalation != false",
+            f"{named('container', bad)} must set securityContext.allowPrivilegeEscalation=false",
+        )
     return None
 
 
@@ -55,8 +59,10 @@ def capabilities_restricted_1_22(meta: dict, spec: dict) -> Forbidden | None:
     if missing_drop_all:
         details.append(f'{named("container", missing_drop_all)} must set securityContext.capabilities.drop=["ALL"]')
     if adding:
-        details.append(f"{named('container', adding)} must not include {join_quoted(sorted(capabilities))} "
-                       "in securityContext.capabilities.add")
+        details.append(
+            f"{named('container', adding)} must not include {join_quoted(sorted(capabilities))} "
+            "in securityContext.capabilities.add"
+        )
     return ("unrestricted capabilities", "; ".join(details)) if details else None
 
 
@@ -69,15 +75,41 @@ def proc_mount_restricted_1_35(meta: dict, spec: dict) -> Forbidden | None:
     return unmasked_proc_mount(spec)
 
 
-ALLOWED_VOLUME_SOURCES = frozenset({
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
-    "persistentVolumeClaim", "projected", "secret",
-})
+ALLOWED_VOLUME_SOURCES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
 RESTRICTED_VOLUME_SOURCES = (
-    "hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi",
-    "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile",
-    "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk", "portworxVolume",
-    "scaleIO", "storageos",
+    "hostPath",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "fc",
+    "azureFile",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
 )
 
 
@@ -107,16 +139,21 @@ def restricted_volumes_1_0(meta: dict, spec: dict) -> Forbidden | None:
         return "restricted volume types", (
             f"{named('volume', bad)} {pluralize('uses', 'use', len(bad))} "
             f"{pluralize('restricted volume type', 'restricted volume types', len(types))} "
-            f"{join_quoted(sorted(types))}")
+            f"{join_quoted(sorted(types))}"
+        )
     return None
 
 
 def run_as_non_root_1_0(meta: dict, spec: dict) -> Forbidden | None:
     return pod_or_container_setting(
-        spec, "runAsNonRoot != true", lambda holder: lookup(holder, "securityContext", "runAsNonRoot"),
-        is_bad=lambda value: value is False, covers=lambda value: value is True,
+        spec,
+        "runAsNonRoot != true",
+        lambda holder: lookup(holder, "securityContext", "runAsNonRoot"),
+        is_bad=lambda value: value is False,
+        covers=lambda value: value is True,
         must_not_set=lambda bad_values: "securityContext.runAsNonRoot=false",
-        must_set="securityContext.runAsNonRoot=true")
+        must_set="securityContext.runAsNonRoot=true",
+    )
 
 
 def run_as_non_root_1_35(meta: dict, spec: dict) -> Forbidden | None:
@@ -136,10 +173,16 @@ def run_as_user_1_35(meta: dict, spec: dict) -> Forbidden | None:
 
 def seccomp_profile_restricted_1_19(meta: dict, spec: dict) -> Forbidden | None:
     return pod_or_container_setting(
-        spec, "seccompProfile", lambda holder: seccomp_type(holder.get("securityContext")),
-        is_bad=lambda type_: not valid_seccomp_type(type_), covers=valid_seccomp_type,
-        must_not_set=lambda bad_values: f"securityContext.seccompProfile.type to {join_quoted(sorted(set(bad_values)))}",
-        must_set='securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
+        spec,
+        "seccompProfile",
+        lambda holder: seccomp_type(holder.get("securityContext")),
+        is_bad=lambda type_: not valid_seccomp_type(type_),
+        covers=valid_seccomp_type,
+        must_not_set=lambda bad_values: (
+            f"securityContext.seccompProfile.type to {join_quoted(sorted(set(bad_values)))}"
+        ),
+        must_set='securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"',
+    )
 
 
 def seccomp_profile_restricted_1_25(meta: dict, spec: dict) -> Forbidden | None:
