@@ -12,99 +12,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CLONE_FLAGS = {
-    "CLONE_VM": 0x100,
-    "CLONE_FS": 0x200,
-    "CLONE_FILES": 0x400,
-    "CLONE_SIGHAND": 0x800,
-    "CLONE_PIDFD": 0x1000,
-    "CLONE_PTRACE": 0x2000,
-    "CLONE_VFORK": 0x4000,
-    "CLONE_PARENT": 0x8000,
-    "CLONE_THREAD": 0x10000,
-    "CLONE_NEWNS": 0x20000,
-    "CLONE_SYSVSEM": 0x40000,
-    "CLONE_SETTLS": 0x80000,
-    "CLONE_PARENT_SETTID": 0x100000,
-    "CLONE_CHILD_CLEARTID": 0x200000,
-    "CLONE_DETACHED": 0x400000,
-    "CLONE_UNTRACED": 0x800000,
-    "CLONE_CHILD_SETTID": 0x1000000,
-    "CLONE_NEWCGROUP": 0x2000000,
-    "CLONE_NEWUTS": 0x4000000,
-    "CLONE_NEWIPC": 0x8000000,
-    "CLONE_NEWUSER": 0x10000000,
-    "CLONE_NEWPID": 0x20000000,
-    "CLONE_NEWNET": 0x40000000,
-    "CLONE_IO": 0x80000000,
-}
-# unshare(2) and setns(2) take the namespace flags, plus CLONE_NEWTIME (in clone(2) that bit is
-# part of the exit signal).
-NAMESPACE_FLAGS = {name: value for name, value in CLONE_FLAGS.items() if name.startswith("CLONE_NEW")} | {
-    "CLONE_NEWTIME": 0x80,
-    "CLONE_FILES": 0x400,
-    "CLONE_FS": 0x200,
-    "CLONE_SYSVSEM": 0x40000,
+from tracer import argnames
+
+
+def by_name(values: dict[int, str]) -> dict[str, int]:
+    """One of argnames' tables (value -> name) the other way round."""
+    return {name: value for value, name in values.items()}
+
+
+CLONE_FLAGS = by_name(argnames.CLONE_FLAGS)
+ADDRESS_FAMILIES = by_name(argnames.ADDRESS_FAMILIES)
+SOCKET_TYPES = by_name(argnames.SOCKET_TYPES)
+SOCKET_TYPE_FLAGS = by_name(argnames.SOCKET_TYPE_FLAGS)
+PRCTL_OPTIONS = by_name(argnames.PRCTL_OPTIONS)
+IOCTL_REQUESTS = by_name(argnames.IOCTL_REQUESTS)
+
+# unshare(2) also takes the namespace flags (with CLONE_NEWTIME, which in clone(2) is part of the
+# exit signal) and un-shares the file table, the file-system attributes and System V semaphores.
+NAMESPACE_FLAGS = by_name(argnames.NAMESPACE_FLAGS) | {
+    name: CLONE_FLAGS[name] for name in ("CLONE_FILES", "CLONE_FS", "CLONE_SYSVSEM")
 }
 
-ADDRESS_FAMILIES = {
-    "AF_UNSPEC": 0,
-    "AF_UNIX": 1,
-    "AF_INET": 2,
-    "AF_AX25": 3,
-    "AF_IPX": 4,
-    "AF_APPLETALK": 5,
-    "AF_NETROM": 6,
-    "AF_BRIDGE": 7,
-    "AF_ATMPVC": 8,
-    "AF_X25": 9,
-    "AF_INET6": 10,
-    "AF_ROSE": 11,
-    "AF_DECnet": 12,
-    "AF_NETBEUI": 13,
-    "AF_SECURITY": 14,
-    "AF_KEY": 15,
-    "AF_NETLINK": 16,
-    "AF_PACKET": 17,
-    "AF_ASH": 18,
-    "AF_ECONET": 19,
-    "AF_ATMSVC": 20,
-    "AF_RDS": 21,
-    "AF_SNA": 22,
-    "AF_IRDA": 23,
-    "AF_PPPOX": 24,
-    "AF_WANPIPE": 25,
-    "AF_LLC": 26,
-    "AF_IB": 27,
-    "AF_MPLS": 28,
-    "AF_CAN": 29,
-    "AF_TIPC": 30,
-    "AF_BLUETOOTH": 31,
-    "AF_IUCV": 32,
-    "AF_RXRPC": 33,
-    "AF_ISDN": 34,
-    "AF_PHONET": 35,
-    "AF_IEEE802154": 36,
-    "AF_CAIF": 37,
-    "AF_ALG": 38,
-    "AF_NFC": 39,
-    "AF_VSOCK": 40,
-    "AF_KCM": 41,
-    "AF_QIPCRTR": 42,
-    "AF_SMC": 43,
-    "AF_XDP": 44,
-    "AF_MCTP": 45,
-}
-SOCKET_TYPES = {
-    "SOCK_STREAM": 1,
-    "SOCK_DGRAM": 2,
-    "SOCK_RAW": 3,
-    "SOCK_RDM": 4,
-    "SOCK_SEQPACKET": 5,
-    "SOCK_DCCP": 6,
-    "SOCK_PACKET": 10,
-}
-SOCKET_TYPE_FLAGS = {"SOCK_NONBLOCK": 0o4000, "SOCK_CLOEXEC": 0o2000000}
 SOCKET_TYPE_MASK = 0xF
 
 PERSONALITIES = {
@@ -115,42 +43,6 @@ PERSONALITIES = {
     "PERSONALITY_QUERY": 0xFFFFFFFF,
 }
 PROTECTIONS = {"PROT_READ": 0x1, "PROT_WRITE": 0x2, "PROT_EXEC": 0x4}
-PRCTL_OPTIONS = {
-    "PR_SET_PDEATHSIG": 1,
-    "PR_GET_PDEATHSIG": 2,
-    "PR_GET_DUMPABLE": 3,
-    "PR_SET_DUMPABLE": 4,
-    "PR_GET_KEEPCAPS": 7,
-    "PR_SET_KEEPCAPS": 8,
-    "PR_SET_NAME": 15,
-    "PR_GET_NAME": 16,
-    "PR_GET_SECCOMP": 21,
-    "PR_SET_SECCOMP": 22,
-    "PR_CAPBSET_READ": 23,
-    "PR_CAPBSET_DROP": 24,
-    "PR_SET_SECUREBITS": 28,
-    "PR_SET_TIMERSLACK": 29,
-    "PR_SET_CHILD_SUBREAPER": 36,
-    "PR_SET_NO_NEW_PRIVS": 38,
-    "PR_GET_NO_NEW_PRIVS": 39,
-    "PR_CAP_AMBIENT": 47,
-    "PR_SET_VMA": 0x53564D41,
-}
-IOCTL_REQUESTS = {
-    "TCGETS": 0x5401,
-    "TCSETS": 0x5402,
-    "TIOCSCTTY": 0x540E,
-    "TIOCGPGRP": 0x540F,
-    "TIOCSTI": 0x5412,
-    "TIOCGWINSZ": 0x5413,
-    "TIOCSWINSZ": 0x5414,
-    "FIONREAD": 0x541B,
-    "TIOCLINUX": 0x541C,
-    "FIONBIO": 0x5421,
-    "FIONCLEX": 0x5450,
-    "FIOCLEX": 0x5451,
-    "FIOASYNC": 0x5452,
-}
 FCNTL_COMMANDS = {
     "F_DUPFD": 0,
     "F_GETFD": 1,
