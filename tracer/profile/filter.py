@@ -54,9 +54,8 @@ ACTIONS = {
         Action("SCMP_ACT_KILL_THREAD", 1, runs=False, passes=False),  # the thread is killed
         Action("SCMP_ACT_KILL", 1, runs=False, passes=False),  # libseccomp's old name for KILL_THREAD
         Action("SCMP_ACT_TRAP", 2, runs=False, passes=False),  # SIGSYS
-        Action(
-            ERRNO, 3, runs=False, passes=False, takes_errno=True
-        ),  # fails with errnoRet (EPERM unless the profile says)
+        # Fails with errnoRet (EPERM unless the profile says).
+        Action(ERRNO, 3, runs=False, passes=False, takes_errno=True),
         # No listener: the call fails with ENOSYS; with a supervisor, the supervisor decides.
         Action("SCMP_ACT_NOTIFY", 4, runs=False, passes=True, enosys=True),
         # No tracer (ptrace's PTRACE_O_TRACESECCOMP): the call fails with ENOSYS; with one, the tracer
