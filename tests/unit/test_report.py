@@ -117,6 +117,20 @@ def test_mini_nim_provenance_says_which_recording(mini_nim_report):
     assert provenance.lost_known and provenance.lost == {}
 
 
+def test_a_trace_the_profile_was_not_generated_from_names_the_profiles_own_recording(tmp_path):
+    """A reviewer given another recording learns which one the profile came from."""
+    recording = json.loads((MINI_NIM / "recording.json").read_text())
+    recording["traces"][0]["started_at"] = "2026-01-02T03:04:05Z"
+    recording["traces"][0]["kernel"] = "6.1.0-test"
+    profile = tmp_path / "profile"
+    shutil.copytree(MINI_NIM, profile)
+    (profile / "recording.json").write_text(json.dumps(recording))
+    report = build_report(profile, MINI_NIM_TRACE)
+    assert report.provenance.trace_is_profiles_recording is False
+    said = "The profile was generated from the recording of 2026-01-02T03:04:05Z on kernel 6.1.0-test (recording.json)."
+    assert said in page(render_html(report)).joined and said in render_markdown(report)
+
+
 def test_mini_nim_attack_rows(mini_nim_report):
     rows = {row.technique.id: row for row in mini_nim_report.attack.rows}
     assert not rows["T1611"].reachable and rows["T1611"].unconfined  # closed by clone's and clone3's rules

@@ -75,6 +75,7 @@ class Provenance:
     recordings: tuple[Recording, ...]  # the trace given, else the profile's own recordings
     from_trace: bool
     trace_is_profiles_recording: bool | None  # None: no trace given, or the profile does not say
+    profiles_recordings: tuple[Recording, ...] = ()  # what recording.json names, trace given or not
 
     @property
     def lost(self) -> dict[str, int]:
@@ -178,11 +179,11 @@ def gather_provenance(profile: ProfileDir, trace: Trace | None, shown_path: str 
     own = profile_recordings(profile)
     tool_version = (profile.recording or {}).get("tool_version")
     if trace is None:
-        return Provenance(shown_path or str(profile.path), tool_version, tuple(own), False, None)
+        return Provenance(shown_path or str(profile.path), tool_version, tuple(own), False, None, tuple(own))
     given = recording_from_trace(trace)
     starts = {recording.started_at for recording in own if recording.started_at}
     same = (given.started_at in starts) if starts else None
-    return Provenance(shown_path or str(profile.path), tool_version, (given,), True, same)
+    return Provenance(shown_path or str(profile.path), tool_version, (given,), True, same, tuple(own))
 
 
 # ---------------------------------------------------------------- syscall activity

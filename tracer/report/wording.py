@@ -85,9 +85,13 @@ def trace_relation(provenance: Provenance) -> str | None:
     if provenance.trace_is_profiles_recording is True:
         return "The trace given is the recording this profile was generated from."
     if provenance.trace_is_profiles_recording is False:
+        own = "; ".join(
+            f"{recording.started_at or 'at an unknown time'} on kernel {recording.kernel or 'unknown'}"
+            for recording in provenance.profiles_recordings
+        )
         return (
             "The trace given is not one this profile was generated from: the chart shows this trace, checked "
-            "against the profile."
+            f"against the profile. The profile was generated from the recording of {own} (recording.json)."
         )
     return None
 
