@@ -35,13 +35,13 @@ AF_INET, AF_ALG, AF_VSOCK = 2, 38, 40
 
 
 def oracle_versions() -> dict[str, str]:
-    """Oracle directory -> the containerd version its go.mod pins."""
+    """containerd line (tools/containerd-seccomp/go-<line>.mod) -> the version that file pins."""
     versions = {}
-    for go_mod in sorted(ORACLES.glob("*/go.mod")):
+    for go_mod in sorted(ORACLES.glob("go-*.mod")):
         pin = r"^(?:require)?\s+github\.com/containerd/containerd(?:/v2)? v(\S+)$"
         match = re.search(pin, go_mod.read_text(), re.M)
         assert match, f"{go_mod} requires no containerd module directly"
-        versions[go_mod.parent.name] = match[1]
+        versions[go_mod.name.removeprefix("go-").removesuffix(".mod")] = match[1]
     return versions
 
 
@@ -83,10 +83,10 @@ def test_provenance_names_the_module_its_go_sum_line_and_the_check(line):
     version, meta = VERSIONS[line], source(VERSIONS[line])
     module = "github.com/containerd/containerd/v2" if version.startswith("2.") else "github.com/containerd/containerd"
     assert (meta["module"], meta["version"]) == (module, f"v{version}")
-    assert meta["oracle"] == f"tools/containerd-seccomp/{line}"
+    assert meta["oracle"] == f"tools/containerd-seccomp/go-{line}.mod"
     assert meta["function"] == f"{module}/contrib/seccomp.DefaultProfile"
     assert meta["go_sum"].startswith(f"{module} v{version} h1:")
-    assert meta["go_sum"] in (ORACLES / line / "go.sum").read_text().splitlines()
+    assert meta["go_sum"] in (ORACLES / f"go-{line}.sum").read_text().splitlines()
     assert meta["generated_by"] == "scripts/gen-runtime-defaults" and (REPO / meta["generated_by"]).is_file()
     assert meta["checked"]["random_sets"] >= 300 and meta["checked"]["capability_sets"] >= 305
     assert set(meta["checked"]["comparisons"]) >= {"amd64 kernel host", "arm64 kernel host"}

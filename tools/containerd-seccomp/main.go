@@ -1,7 +1,11 @@
 // Command containerd-seccomp prints containerd's built-in seccomp profile (its
 // RuntimeDefault), as containerd's own contrib/seccomp.DefaultProfile computes it
 // for a container with the given bounding capabilities. It is an oracle for
-// scripts/gen-runtime-defaults; see ../../containerd-seccomp.md.
+// scripts/gen-runtime-defaults; see ../containerd-seccomp.md.
+//
+// One source for every pinned containerd version: go-<line>.mod/.sum pin the
+// version (go build -modfile=go-<line>.mod), and a build tag picks the file that
+// imports containerd, seccomp_v1.go (1.x) or seccomp_v2.go (-tags containerd2).
 //
 // The architecture is the one this binary was compiled for (DefaultProfile
 // switches on runtime.GOARCH), the kernel version the one uname reports.
@@ -14,7 +18,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,19 +25,12 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/containerd/containerd/v2/contrib/seccomp"
-	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cap"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
-const module = "github.com/containerd/containerd/v2"
-
 func profile(caps []string) *specs.LinuxSeccomp {
 	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
-	return seccomp.DefaultProfile(spec)
+	return defaultProfile(spec)
 }
 
 func parseCaps(arg string) []string {
@@ -45,16 +41,6 @@ func parseCaps(arg string) []string {
 		}
 	}
 	return caps
-}
-
-// defaultCaps: the bounding set of containerd's default spec (oci.GenerateSpec).
-func defaultCaps() []string {
-	ctx := namespaces.WithNamespace(context.Background(), "default")
-	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "oracle"})
-	if err != nil {
-		fail(err)
-	}
-	return s.Process.Capabilities.Bounding
 }
 
 func moduleInfo() map[string]string {
@@ -100,17 +86,17 @@ func main() {
 		}
 	case "decompose":
 		each := map[string]*specs.LinuxSeccomp{}
-		for _, c := range cap.Known() {
+		for _, c := range knownCaps() {
 			each[c] = profile([]string{c})
 		}
-		err = out.Encode(map[string]any{"known": cap.Known(), "base": profile(nil), "caps": each})
+		err = out.Encode(map[string]any{"known": knownCaps(), "base": profile(nil), "caps": each})
 	case "info":
 		err = out.Encode(map[string]any{
 			"goarch":       runtime.GOARCH,
 			"go":           runtime.Version(),
 			"module":       moduleInfo(),
 			"function":     module + "/contrib/seccomp.DefaultProfile",
-			"known":        cap.Known(),
+			"known":        knownCaps(),
 			"default_caps": defaultCaps(),
 		})
 	default:

@@ -1,4 +1,4 @@
-module seccomp-tracer/tools/containerd-seccomp/1.6
+module seccomp-tracer/tools/containerd-seccomp
 
 go 1.22
 

@@ -1,4 +1,4 @@
-module seccomp-tracer/tools/containerd-seccomp/2
+module seccomp-tracer/tools/containerd-seccomp
 
 go 1.26.6
 

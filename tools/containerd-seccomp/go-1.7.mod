@@ -1,4 +1,4 @@
-module seccomp-tracer/tools/containerd-seccomp/1.7
+module seccomp-tracer/tools/containerd-seccomp
 
 go 1.25.0
 
