@@ -37,15 +37,13 @@ from tracer.argnames import (
     socket_name,
 )
 from tracer.errors import InputError
-from tracer.profile.baselines import UNCONFINED_PROFILE, load_baseline
+from tracer.profile.baselines import load_baseline
 from tracer.profile.filter import (
-    UNCONFINED,
     Condition,
     Filter,
     Rule,
-    filter_from_docker,
     filter_from_oci,
-    is_docker_format,
+    filter_from_profile,
     parse_kernel_version,
 )
 from tracer.syscalls import syscall_table
@@ -418,12 +416,8 @@ def forced_by(profile: Filter, baseline: Filter, name: str, rule: Rule, evidence
 def baseline_filter(against: str, capabilities: list[str], arch: str, kernel) -> tuple[Filter, str]:
     """A named baseline (tracer.profile.baselines) or a profile file, for these capabilities on `arch`."""
     baseline = load_baseline(against)
-    if baseline.document is UNCONFINED_PROFILE:
-        return UNCONFINED, baseline.name
-    if not is_docker_format(baseline.document):
-        return filter_from_oci(baseline.document, baseline.source), baseline.named_for(capabilities, arch)
     return (
-        filter_from_docker(baseline.document, capabilities, arch, kernel, baseline.source),
+        filter_from_profile(baseline.document, capabilities, arch, kernel, baseline.source),
         baseline.named_for(capabilities, arch),
     )
 

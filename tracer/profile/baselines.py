@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tracer.errors import InputError
 from tracer.files import read_json
-from tracer.profile.filter import DOCKER_DEFAULT, is_docker_format
+from tracer.profile.filter import DOCKER_DEFAULT, is_docker_format, load_docker_default
 
 DATA = DOCKER_DEFAULT.parent
 CONTAINERD_DEFAULT = re.compile(r"containerd-(\d+(?:\.\d+)*)-default-seccomp\.json")
@@ -67,7 +67,7 @@ def load_baseline(against: str) -> Baseline:
     """The named baseline, or the profile file AGAINST."""
     if against == "runtime-default":
         return Baseline(
-            read_json(DOCKER_DEFAULT, "a Docker seccomp profile"),
+            load_docker_default(),
             "the runtime default (Docker's default profile for {scope})",
             str(DOCKER_DEFAULT),
         )
